@@ -1,0 +1,101 @@
+"""Where the settings come from: arguments, then the environment, then the Koyeb CLI's config.
+
+The order per key is the CLI's own (flag > environment > `~/.koyeb.yaml`), so a machine set up
+for the `koyeb` command works here unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from .errors import ConfigurationError
+
+DEFAULT_API_URL = "https://app.koyeb.com"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved credentials. `origin` says where the credentials were found, for `status`."""
+
+    api_url: str
+    email: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    organization_id: str | None = None
+    origin: str = "arguments"
+
+
+class Config:
+    """Settings from arguments, the environment and the CLI config, which is read at most once."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        self.cli_path = Path(environ.get("KOYEB_CONFIG") or Path.home() / ".koyeb.yaml")
+        self._cli: dict[str, str] | None = None
+
+    def cli(self) -> dict[str, str]:
+        if self._cli is None:
+            self._cli = read_cli_config(self.cli_path)
+        return self._cli
+
+    def settings(
+        self,
+        email: str | None,
+        password: str | None,
+        token: str | None,
+        organization_id: str | None,
+        api_url: str | None,
+    ) -> Settings:
+        """Pick each setting from the first place that has it; ConfigurationError if nothing does."""
+        env = self.environ
+        url = normalize_api_url(api_url or env.get("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
+        org = organization_id or env.get("KOYEB_ORGANIZATION") or self.cli().get("organization") or None
+        for origin, values in (
+            ("arguments", (email, password, token)),
+            ("environment", (env.get("KOYEB_EMAIL"), env.get("KOYEB_PASSWORD"), env.get("KOYEB_TOKEN"))),
+        ):
+            mail, secret, pat = (value or None for value in values)
+            if mail or secret:
+                if not (mail and secret):
+                    missing = "password" if mail else "email"
+                    raise ConfigurationError(
+                        f"An email and a password are both needed; the {missing} is missing from the {origin} "
+                        "(KOYEB_EMAIL / KOYEB_PASSWORD)."
+                    )
+                return Settings(url, email=mail, password=secret, organization_id=org, origin=origin)
+            if pat:
+                return Settings(url, token=pat, organization_id=org, origin=origin)
+        if pat := self.cli().get("token"):
+            return Settings(url, token=pat, organization_id=org, origin=str(self.cli_path))
+        raise ConfigurationError(
+            "No Koyeb credentials found. Pass email= and password= or token=, set KOYEB_EMAIL and "
+            "KOYEB_PASSWORD or KOYEB_TOKEN, or run `koyeb login` to write ~/.koyeb.yaml."
+        )
+
+
+def normalize_api_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"The API URL {url!r} is not an http(s) URL such as {DEFAULT_API_URL}.")
+    return url.strip().rstrip("/")
+
+
+def read_cli_config(path: Path) -> dict[str, str]:
+    """The string settings of a Koyeb CLI config file; {} if there is none."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"The Koyeb CLI config {path} cannot be read ({type(exc).__name__}). "
+                                 "Fix or remove it, or set KOYEB_CONFIG.") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigurationError(f"The Koyeb CLI config {path} is not a YAML mapping.")
+    return {key: value for key, value in document.items() if isinstance(key, str) and isinstance(value, str)}

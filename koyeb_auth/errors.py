@@ -1,0 +1,59 @@
+"""Every error koyeb-auth raises: one class per failure a user must tell apart.
+
+Messages say what happened and what to do, carry the server's own message where there is one,
+and never contain a token or a password.
+"""
+
+from __future__ import annotations
+
+
+class KoyebAuthError(Exception):
+    """Base class of every error raised by koyeb-auth."""
+
+
+class ConfigurationError(KoyebAuthError):
+    """No usable credentials, or a configuration value that cannot be used."""
+
+
+class InvalidCredentialsError(KoyebAuthError):
+    """The API refused the email and password, or the personal access token."""
+
+
+class AccessDeniedError(KoyebAuthError):
+    """The credentials are right but the API will not open a session (HTTP 403)."""
+
+
+class AccountLockedError(AccessDeniedError):
+    """The Koyeb account is locked."""
+
+
+class OrganizationDeactivatedError(AccessDeniedError):
+    """The API answered 401 `Token rejected`: the organization is deactivated."""
+
+
+class RateLimitedError(KoyebAuthError):
+    """The API answered 429. `retry_after` is how many seconds to wait before trying again."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class APIUnreachableError(KoyebAuthError):
+    """The API could not be reached: DNS, connection or timeout."""
+
+
+class APIError(KoyebAuthError):
+    """The API failed (5xx) or answered something that is not a Koyeb reply."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LockTimeoutError(KoyebAuthError):
+    """Another thread or process held the token lock for longer than the lock timeout."""
+
+
+class CacheFileError(KoyebAuthError):
+    """The cache file is unsafe to use (a symlink, or owned by another user)."""

@@ -1,0 +1,131 @@
+"""Admission to the renewal critical section: one caller per process, then one process per store.
+
+Order matters: the in-process lock first, then the store's lock. Threads of one process then
+queue in memory instead of all polling the lock file, and the store lock is only ever held by one
+thread of the process, so it needs no per-thread bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from .errors import LockTimeoutError
+from .store import TokenStore
+
+Release = Callable[[], None]
+
+# Async waiters poll the store lock: a blocking flock() would stall the event loop, and a helper
+# thread could still win the lock after its task was cancelled. Polls back off to this interval.
+_MAX_POLL = 0.05
+
+_gates: weakref.WeakSet[Gate] = weakref.WeakSet()
+
+
+class Gate:
+    def __init__(self, store: TokenStore, timeout: float) -> None:
+        self._store = store
+        self._timeout = timeout
+        self._reset()
+        _gates.add(self)
+
+    def _reset(self) -> None:
+        self._thread_lock = threading.Lock()
+        # One asyncio.Lock per event loop: an asyncio.Lock is bound to the loop that first waits on it.
+        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def try_enter(self) -> Release | None:
+        """Enter if nobody in this process or in any other is inside; never wait."""
+        if not self._thread_lock.acquire(blocking=False):
+            return None
+        try:
+            entered = self._store.try_lock()
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        if not entered:
+            self._thread_lock.release()
+            return None
+        return self._release
+
+    def enter(self, wait: bool) -> Release | None:
+        """Enter, waiting up to the lock timeout when `wait`; LockTimeoutError if that runs out."""
+        if not wait:
+            return self.try_enter()
+        deadline = time.monotonic() + self._timeout
+        if not self._thread_lock.acquire(timeout=self._timeout):
+            raise self._timed_out()
+        try:
+            entered = self._store.lock(max(deadline - time.monotonic(), 0.0))
+        except BaseException:
+            self._thread_lock.release()
+            raise
+        if not entered:
+            self._thread_lock.release()
+            raise self._timed_out()
+        return self._release
+
+    async def aenter(self, wait: bool) -> Release | None:
+        """`enter` for coroutines: never blocks the event loop; cancellation leaves nothing held."""
+        loop_lock = self._loop_lock()
+        if not wait and loop_lock.locked():
+            return None
+        await loop_lock.acquire()
+        try:
+            deadline, delay = time.monotonic() + self._timeout, 0.001
+            while (release := self.try_enter()) is None:
+                if not wait or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_POLL)
+        except BaseException:
+            loop_lock.release()
+            raise
+        if release is None:
+            loop_lock.release()
+            if wait:
+                raise self._timed_out()
+            return None
+
+        def release_all() -> None:
+            try:
+                release()
+            finally:
+                loop_lock.release()
+
+        return release_all
+
+    def _release(self) -> None:
+        try:
+            self._store.unlock()
+        finally:
+            self._thread_lock.release()
+
+    def _loop_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._loop_locks.get(loop)
+        if lock is None:
+            lock = self._loop_locks.setdefault(loop, asyncio.Lock())
+        return lock
+
+    def _timed_out(self) -> LockTimeoutError:
+        return LockTimeoutError(
+            f"Waited {self._timeout:g} s for the token lock of {self._store!r}: another thread or process "
+            "is still logging in. Check that the Koyeb API answers, or raise lock_timeout."
+        )
+
+
+def _reset_after_fork() -> None:
+    # A lock held by a thread of the parent would never be released in the child: start afresh.
+    for gate in list(_gates):
+        gate._reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

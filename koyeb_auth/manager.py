@@ -1,0 +1,296 @@
+"""The single-flight state machine: memory, then the shared store, then the network.
+
+The decisions are written once, as generators that yield what they need done: `Enter` (take the
+in-process and cross-process locks) or an `api.Call` (send a session request). Two small drivers
+run them, one blocking and one async, in the style of httpx's sans-I/O auth flows. A generator's
+`finally` releases the locks whatever happens to the driver, cancellation included.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from . import api, transport
+from .backoff import Backoff
+from .errors import InvalidCredentialsError, KoyebAuthError
+from .gate import Gate
+from .sources import Source
+from .store import TokenStore
+from .token import Token
+
+log = logging.getLogger("koyeb_auth")
+
+T = TypeVar("T")
+
+# When a token we obtained because of a 401 is itself answered with a 401 this soon, the 401 is
+# not about the token (a permission, a proxy): hand it back instead of logging in on every request.
+FORCED_RENEWAL_INTERVAL = 10.0
+
+
+@dataclass(frozen=True)
+class Enter:
+    wait: bool
+
+
+Flow = Generator["Enter | api.Call", Any, T]
+
+
+def _now() -> float:
+    # Looked up at call time so that freezegun can move it.
+    return time.time()
+
+
+class TokenProvider(Protocol):
+    """What KoyebAuth needs from whatever supplies its tokens."""
+
+    def get_token(self) -> str: ...
+
+    async def aget_token(self) -> str: ...
+
+    def renew_rejected(self, rejected: str) -> str | None: ...
+
+    async def arenew_rejected(self, rejected: str) -> str | None: ...
+
+    def logout(self) -> None: ...
+
+    async def alogout(self) -> None: ...
+
+    def cached(self) -> Token | None: ...
+
+
+class StaticToken:
+    """A personal access token used as is: nothing to renew, nothing to cache."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_token(self) -> str:
+        return self._value
+
+    async def aget_token(self) -> str:
+        return self._value
+
+    def renew_rejected(self, rejected: str) -> str | None:
+        return None
+
+    async def arenew_rejected(self, rejected: str) -> str | None:
+        return None
+
+    def logout(self) -> None:
+        # Logging out would end nothing: a personal access token is revoked in the console.
+        log.info("Nothing to log out: a personal access token stays valid until revoked in the Koyeb console")
+
+    async def alogout(self) -> None:
+        self.logout()
+
+    def cached(self) -> Token | None:
+        return Token(self._value, obtained_at=0.0)
+
+
+class TokenManager:
+    """Session tokens from `source`, shared through `store`, renewed by one caller at a time."""
+
+    def __init__(
+        self, source: Source, store: TokenStore, *, refresh_margin: float, timeout: float, lock_timeout: float
+    ) -> None:
+        self._source = source
+        self._store = store
+        self._key = source.key
+        self._margin = refresh_margin
+        self._timeout = timeout
+        self._gate = Gate(store, lock_timeout)
+        self._backoff = Backoff()
+        self._token: Token | None = None
+        self._forced_at = float("-inf")
+
+    # --- public: the hot path stays in memory ---------------------------------------------------
+
+    def get_token(self) -> str:
+        token = self._token
+        if token is not None and not token.due(_now(), self._margin):
+            return token.value
+        return self._run(self._token_flow())
+
+    async def aget_token(self) -> str:
+        token = self._token
+        if token is not None and not token.due(_now(), self._margin):
+            return token.value
+        return await self._arun(self._token_flow())
+
+    def renew_rejected(self, rejected: str) -> str | None:
+        return self._run(self._rejection_flow(rejected))
+
+    async def arenew_rejected(self, rejected: str) -> str | None:
+        return await self._arun(self._rejection_flow(rejected))
+
+    def logout(self) -> None:
+        self._run(self._logout_flow())
+
+    async def alogout(self) -> None:
+        await self._arun(self._logout_flow())
+
+    def cached(self) -> Token | None:
+        """The token this process would use now, from memory or the store, with no network call."""
+        token = self._token or self._store.load(self._key)
+        return None if token is None or token.expired(_now()) else token
+
+    # --- the flows ------------------------------------------------------------------------------
+
+    def _token_flow(self) -> Flow[str]:
+        now = _now()
+        held = self._token
+        if held is None or held.expired(now):
+            # A process that has no token yet adopts a peer's without any lock: the store is
+            # replaced atomically, so this read never sees half a token.
+            held = self._usable(self._store.load(self._key), now)
+            self._token = held
+            if held is not None and not held.due(now, self._margin):
+                return held.value
+        elif self._backoff.active(now):
+            return held.value  # the last refresh failed moments ago; the token is still good
+        # A valid token that is due: one caller refreshes, the rest go on with it (no waiting).
+        # No valid token: everyone waits for the one caller that fetches it.
+        release = yield Enter(wait=held is None)
+        if release is None:
+            assert held is not None
+            return held.value
+        try:
+            fresh = self._fresh_under_lock()
+            if fresh is not None:
+                return fresh.value
+            try:
+                return (yield from self._network(held)).value
+            except KoyebAuthError as exc:
+                if held is None or held.expired(_now()):
+                    raise
+                log.warning("Refreshing the Koyeb token %s failed, keeping it until it expires: %s",
+                            held.fingerprint, exc)
+                return held.value
+        finally:
+            release()
+
+    def _rejection_flow(self, rejected: str) -> Flow[str | None]:
+        release = yield Enter(wait=True)
+        try:
+            now = _now()
+            # Compare-and-renew: if a peer already replaced the token the server refused, use theirs.
+            for candidate in (self._token, self._store.load(self._key)):
+                if candidate is not None and candidate.value != rejected and not candidate.expired(now):
+                    self._token = candidate
+                    return candidate.value
+            if now - self._forced_at < FORCED_RENEWAL_INTERVAL:
+                log.info("A token obtained moments ago was refused too; returning the 401 to the caller")
+                return None
+            self._forced_at = now
+            held = self._token if self._token is not None and self._token.value == rejected else None
+            log.info("The API refused token %s; renewing it", held.fingerprint if held else "(unknown)")
+            return (yield from self._network(self._usable(held, now))).value
+        finally:
+            release()
+
+    def _logout_flow(self) -> Flow[None]:
+        release = yield Enter(wait=True)
+        try:
+            token = self._usable(self._token or self._store.load(self._key), _now())
+            if token is not None:
+                call = api.logout(self._source.api_url, token.value)
+                api.check_logout(call, (yield call))
+            self._token = None
+            self._store.delete(self._key)
+        finally:
+            release()
+
+    # --- steps, run with the gate held ------------------------------------------------------------
+
+    def _fresh_under_lock(self) -> Token | None:
+        """A token that needs no renewal, from memory or the store, re-read now that we hold the lock."""
+        now = _now()
+        for candidate in (self._token, self._store.load(self._key)):
+            if candidate is not None and not candidate.due(now, self._margin):
+                self._token = candidate
+                return candidate
+        return None
+
+    def _network(self, current: Token | None) -> Flow[Token]:
+        """Renew `current` (or open a new session), then share the result."""
+        now = _now()
+        self._backoff.check(now)
+        try:
+            token = yield from self._fetch(current)
+        except KoyebAuthError as exc:
+            self._backoff.failed(now, exc)
+            raise
+        self._backoff.succeeded()
+        self._token = token
+        try:
+            self._store.save(self._key, token)
+        except OSError as exc:
+            # The token is good; only sharing it failed. Keep working from memory.
+            log.warning("Could not write the token cache %r (%s); other processes will log in themselves",
+                        self._store, exc)
+        log.info("Obtained Koyeb token %s", token.fingerprint)
+        return token
+
+    def _fetch(self, current: Token | None) -> Flow[Token]:
+        renewal = self._source.renew(current) if current is not None else None
+        if renewal is not None:
+            try:
+                return api.token_from(renewal, (yield renewal), _now())
+            except InvalidCredentialsError:
+                log.info("The API refused to refresh token %s; logging in again",
+                         current.fingerprint if current else "")
+        call = self._source.obtain()
+        return api.token_from(call, (yield call), _now())
+
+    @staticmethod
+    def _usable(token: Token | None, now: float) -> Token | None:
+        return None if token is None or token.expired(now) else token
+
+    # --- drivers --------------------------------------------------------------------------------
+
+    def _run(self, flow: Flow[T]) -> T:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    step = flow.throw(error) if error is not None else flow.send(value)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                value, error = None, None
+                try:
+                    if isinstance(step, Enter):
+                        value = self._gate.enter(step.wait)
+                    else:
+                        value = transport.send(step, self._timeout)
+                except BaseException as exc:
+                    error = exc
+        finally:
+            flow.close()
+
+    async def _arun(self, flow: Flow[T]) -> T:
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            while True:
+                try:
+                    step = flow.throw(error) if error is not None else flow.send(value)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                value, error = None, None
+                try:
+                    if isinstance(step, Enter):
+                        value = await self._gate.aenter(step.wait)
+                    else:
+                        value = await transport.asend(step, self._timeout)
+                except BaseException as exc:  # CancelledError too: the flow's finally must run
+                    error = exc
+        finally:
+            flow.close()
+

@@ -1,0 +1,322 @@
+"""A fake Koyeb sessions API on loopback, for your tests, our tests and the demo.
+
+```python
+from koyeb_auth.testing import FakeKoyebAPI
+
+with FakeKoyebAPI(ttl=60) as api:
+    auth = KoyebAuth(FakeKoyebAPI.EMAIL, FakeKoyebAPI.PASSWORD, api_url=api.url, cache_path=tmp / "t.json")
+    httpx.get(api.url + "/v1/apps", auth=auth)
+    assert api.stats["login"] == 1
+```
+
+It implements login, refresh, logout and the organization switch as the real API documents them,
+answers every other path as an authenticated endpoint, and counts what it saw. Faults can be
+queued per action. `GET /_fake/stats` returns the counters, for a fake run in another process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hmac
+import json
+import re
+import secrets
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+
+Action = Literal["login", "refresh", "switch", "logout", "api"]
+ExpiryStyle = Literal["expires_at", "expires", "jwt"]
+
+_UNAUTHENTICATED = "Request unauthenticated with bearer"
+_BAD_CREDENTIALS = "There is no Koyeb account associated with this email address or your password is incorrect"
+_SWITCH_PATH = re.compile(r"/v1/organizations/[^/]+/switch")
+_ROUTES: dict[tuple[str, str], Action] = {
+    ("POST", "/v1/account/login"): "login",
+    ("PUT", "/v1/account/refresh"): "refresh",
+    ("DELETE", "/v1/account/logout"): "logout",
+}
+_Answer = tuple[int, Any, dict[str, str]]
+
+
+def _action(method: str, path: str) -> Action:
+    if method == "POST" and _SWITCH_PATH.fullmatch(path):
+        return "switch"
+    return _ROUTES.get((method, path), "api")
+
+
+@dataclass
+class Fault:
+    """One injected failure: a status and body, a delay first, or a dropped connection."""
+
+    status: int = 503
+    body: Any = field(default_factory=lambda: {"status": 503, "code": "api_error", "message": "Service unavailable"})
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    drop: bool = False
+
+
+@dataclass
+class _Session:
+    user_id: str
+    organization_id: str
+    expires_at: float
+    revoked: bool = False
+
+
+class FakeKoyebAPI:
+    EMAIL = "demo@koyeb.com"
+    PASSWORD = "demo-password"
+    PERSONAL_TOKEN = "k" * 64  # the CLI expects 64 characters
+    ORGANIZATION_ID = "org-demo"
+
+    def __init__(
+        self,
+        *,
+        ttl: float = 3600.0,
+        login_delay: float = 0.0,
+        revoke_on_refresh: bool = True,
+        expiry_style: ExpiryStyle = "expires_at",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.ttl = ttl
+        self.login_delay = login_delay
+        self.revoke_on_refresh = revoke_on_refresh
+        self.expiry_style = expiry_style
+        self.users = {self.EMAIL: self.PASSWORD}
+        self.locked_users: set[str] = set()
+        self.deactivated_organizations: set[str] = set()
+        self._counts: Counter[str] = Counter()
+        self._faults: dict[str, deque[Fault]] = {}
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+        self._secret = secrets.token_bytes(16)
+        self._server = ThreadingHTTPServer((host, port), _Handler, bind_and_activate=False)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 1024  # a cold fleet connects at once
+        self._server.fake = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeKoyebAPI:
+        self._server.server_bind()
+        self._server.server_activate()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-koyeb-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def serve_forever(self) -> None:
+        self._server.server_bind()
+        self._server.server_activate()
+        self._server.serve_forever()
+
+    def __enter__(self) -> FakeKoyebAPI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- what the tests control and read --------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Calls seen: login, refresh, switch, logout, api (authorized requests), unauthorized
+        (401s on API requests), expired_sent (requests carrying an expired token), failed_login."""
+        with self._lock:
+            return dict(self._counts)
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def fail(self, action: Action, fault: Fault | None = None, times: int = 1) -> None:
+        """Answer the next `times` calls of `action` with `fault` (default: a 503)."""
+        with self._lock:
+            self._faults.setdefault(action, deque()).extend([fault or Fault()] * times)
+
+    def revoke(self, token: str | None = None) -> None:
+        """Revoke one session token, or all of them."""
+        with self._lock:
+            for value, session in self._sessions.items():
+                if token is None or value == token:
+                    session.revoked = True
+
+    def live_tokens(self) -> list[str]:
+        now = time.time()
+        with self._lock:
+            return [v for v, s in self._sessions.items() if not s.revoked and s.expires_at > now]
+
+    # --- the endpoints --------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Answer:
+        action = _action(method, path)
+        injected = self._injected(action)
+        if injected is not None:
+            return injected
+        bearer = headers.get("authorization", "").removeprefix("Bearer ")
+        if action == "login":
+            return self._login(body)
+        if action == "switch":
+            return self._switch(bearer, path.split("/")[3])
+        session, error = self._authenticate(bearer)
+        if session is None:
+            self._count("unauthorized" if action == "api" else f"{action}_refused")
+            return 401, {"status": 401, "code": "authentication_error", "message": error}, {}
+        self._count(action)
+        if action == "api":
+            return 200, {"method": method, "path": path, "body": body.decode("utf-8", "replace")}, {}
+        # Refresh and logout both end the session they were called with (refresh: unless told not to).
+        session.revoked = action == "logout" or self.revoke_on_refresh
+        return 200, ({} if action == "logout" else self._issue(session.user_id, session.organization_id)), {}
+
+    def _injected(self, action: Action) -> _Answer | None:
+        with self._lock:
+            queue = self._faults.get(action)
+            fault = queue.popleft() if queue else None
+        if fault is None:
+            return None
+        time.sleep(fault.delay)
+        if fault.drop:
+            raise ConnectionAbortedError
+        self._count(f"fault_{action}")
+        return fault.status, fault.body, dict(fault.headers)
+
+    def _login(self, body: bytes) -> _Answer:
+        time.sleep(self.login_delay)
+        try:
+            request = json.loads(body)
+            email, password = request["email"], request["password"]
+        except (ValueError, KeyError, TypeError):
+            self._count("failed_login")
+            return 400, {"status": 400, "code": "invalid_argument", "message": "Invalid argument"}, {}
+        if email in self.locked_users:
+            self._count("failed_login")
+            return 403, {"status": 403, "code": "authorization_error", "message": "Account is locked"}, {}
+        if self.users.get(email) != password:
+            self._count("failed_login")
+            return 401, {"status": 401, "code": "authentication_error", "message": _BAD_CREDENTIALS}, {}
+        self._count("login")
+        return 200, self._issue(f"user-{email}", request.get("organization_id") or self.ORGANIZATION_ID), {}
+
+    def _switch(self, bearer: str, organization_id: str) -> _Answer:
+        time.sleep(self.login_delay)
+        session, _ = self._authenticate(bearer)
+        if bearer != self.PERSONAL_TOKEN and session is None:
+            self._count("switch_refused")
+            return 401, {"status": 401, "code": "authentication_error", "message": _UNAUTHENTICATED}, {}
+        self._count("switch")
+        return 200, self._issue(session.user_id if session else "user-pat", organization_id), {}
+
+    def _authenticate(self, bearer: str) -> tuple[_Session | None, str]:
+        with self._lock:
+            session = self._sessions.get(bearer)
+        if session is None or session.revoked:
+            return None, _UNAUTHENTICATED
+        if session.organization_id in self.deactivated_organizations:
+            return None, "Token rejected"
+        if time.time() >= session.expires_at:
+            self._count("expired_sent")
+            return None, _UNAUTHENTICATED
+        return session, ""
+
+    def _issue(self, user_id: str, organization_id: str) -> dict[str, Any]:
+        now = time.time()
+        expires = now + self.ttl
+        value = self._jwt({"sub": user_id, "org": organization_id, "iat": int(now), "exp": int(expires),
+                           "jti": secrets.token_hex(8)})
+        with self._lock:
+            self._sessions[value] = _Session(user_id, organization_id, float(int(expires)))
+        token = {"id": value, "user_id": user_id, "organization_id": organization_id}
+        if self.expiry_style != "jwt":
+            stamp = datetime.fromtimestamp(int(expires), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            token[self.expiry_style] = stamp
+        return {"token": token}
+
+    def _jwt(self, claims: dict[str, Any]) -> str:
+        def encode(part: bytes) -> str:
+            return base64.urlsafe_b64encode(part).rstrip(b"=").decode()
+
+        signing_input = encode(b'{"alg":"HS256","typ":"JWT"}') + "." + encode(json.dumps(claims).encode())
+        signature = hmac.digest(self._secret, signing_input.encode(), "sha256")
+        return signing_input + "." + encode(signature)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real API
+
+    def _serve(self) -> None:
+        fake: FakeKoyebAPI = self.server.fake  # type: ignore[attr-defined]
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        path, body = self.path.split("?")[0], self._body()
+        try:
+            answer: _Answer = (200, fake.stats, {})
+            if (self.command, path) != ("GET", "/_fake/stats"):
+                answer = fake.handle(self.command, path, headers, body)
+        except ConnectionAbortedError:
+            self.close_connection = True
+            return
+        status, payload, extra = answer
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", extra.pop("content-type", "application/json"))
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests and the demo print what matters
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the fake Koyeb sessions API in the foreground.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--ttl", type=float, default=3600.0, help="token lifetime in seconds")
+    args = parser.parse_args(argv)
+    fake = FakeKoyebAPI(ttl=args.ttl, host=args.host, port=args.port)
+    fake._server.server_bind()
+    print(f"Fake Koyeb API at {fake.url}  (user {fake.EMAIL} / {fake.PASSWORD})", flush=True)
+    try:
+        fake._server.server_activate()
+        fake._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The only module that talks to the network: it sends one session call and returns the reply.
+
+A new client per call: calls are rare (one per token lifetime), and a client kept between them
+would have to be rebuilt after fork() and bound to each event loop.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from .api import Call, Reply
+from .errors import APIError, APIUnreachableError, KoyebAuthError
+
+# A session reply is a few hundred bytes; stop reading anything much larger.
+MAX_REPLY_BYTES = 1 << 20
+
+
+def send(call: Call, timeout: float) -> Reply:
+    try:
+        with (
+            httpx.Client(timeout=timeout) as client,
+            client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
+        ):
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_REPLY_BYTES:
+                    break
+            return _reply(response, body)
+    except httpx.HTTPError as exc:
+        raise _failure(call, exc) from None
+
+
+async def asend(call: Call, timeout: float) -> Reply:
+    try:
+        async with (
+            httpx.AsyncClient(timeout=timeout) as client,
+            client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
+        ):
+            body = b""
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_REPLY_BYTES:
+                    break
+            return _reply(response, body)
+    except httpx.HTTPError as exc:
+        raise _failure(call, exc) from None
+
+
+def _reply(response: httpx.Response, body: bytes) -> Reply:
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    return Reply(response.status_code, headers, body[:MAX_REPLY_BYTES])
+
+
+def _failure(call: Call, exc: httpx.HTTPError) -> KoyebAuthError:
+    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, httpx.TransportError):
+        return APIUnreachableError(
+            f"Could not reach the Koyeb API for {call.action} ({call.method} {call.url}): {reason}. "
+            "Check the network and the API URL (KOYEB_URL)."
+        )
+    return APIError(f"Koyeb {call.action} ({call.method} {call.url}) sent a reply that could not be read: {reason}.")
