@@ -122,7 +122,9 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         if response.status_code == 401 and _renewable(response.read()):
             renewed = tokens.renew_rejected(sent)
             if renewed is not None and rewind():
-                yield _authorize(request, renewed)
+                retried = yield _authorize(request, renewed)
+                if retried.status_code == 401:
+                    tokens.suspect(renewed)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         if not self._applies(request.url.scheme, request.url.host, request.url.port, request.url.path):
@@ -135,7 +137,9 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         if response.status_code == 401 and _renewable(await response.aread()):
             renewed = await tokens.arenew_rejected(sent)
             if renewed is not None and rewind():
-                yield _authorize(request, renewed)
+                retried = yield _authorize(request, renewed)
+                if retried.status_code == 401:
+                    tokens.suspect(renewed)
 
     # --- requests ---------------------------------------------------------------------------------
 
@@ -166,6 +170,8 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             again: requests.Response = response.connection.send(retry, **kwargs)
             again.history.append(response)
             again.request = retry
+            if again.status_code == 401:
+                tokens.suspect(renewed)
             return again
 
         r.register_hook("response", handle_401)  # type: ignore[no-untyped-call]

@@ -26,9 +26,10 @@ log = logging.getLogger("koyeb_auth")
 
 T = TypeVar("T")
 
-# When a token we obtained because of a 401 is itself answered with a 401 this soon, the 401 is
-# not about the token (a permission, a proxy): hand it back instead of logging in on every request.
-FORCED_RENEWAL_INTERVAL = 10.0
+# A token renewed because of a 401 whose retry got a 401 too: the 401 is not about the token (a
+# permission, a proxy). For this long, further 401s with it go back to the caller unrenewed, so a
+# persistent 401 cannot turn into a login per request.
+SUSPECT_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class TokenProvider(Protocol):
 
     async def arenew_rejected(self, rejected: str) -> str | None: ...
 
+    def suspect(self, renewed: str) -> None:
+        """Note that a request retried with the renewed token got a 401 again."""
+        ...
+
     def logout(self) -> None: ...
 
     async def alogout(self) -> None: ...
@@ -79,6 +84,9 @@ class StaticToken:
 
     async def arenew_rejected(self, rejected: str) -> str | None:
         return None
+
+    def suspect(self, renewed: str) -> None:
+        pass  # never renewed, so never retried
 
     def logout(self) -> None:
         # Logging out would end nothing: a personal access token is revoked in the console.
@@ -105,7 +113,7 @@ class TokenManager:
         self._gate = Gate(store, lock_timeout)
         self._backoff = Backoff()
         self._token: Token | None = None
-        self._forced_at = float("-inf")
+        self._suspect = ("", float("-inf"))
 
     # --- public: the hot path stays in memory ---------------------------------------------------
 
@@ -126,6 +134,9 @@ class TokenManager:
 
     async def arenew_rejected(self, rejected: str) -> str | None:
         return await self._arun(self._rejection_flow(rejected))
+
+    def suspect(self, renewed: str) -> None:
+        self._suspect = (renewed, _now())
 
     def logout(self) -> None:
         self._run(self._logout_flow())
@@ -182,10 +193,9 @@ class TokenManager:
                 if candidate is not None and candidate.value != rejected and not candidate.expired(now):
                     self._token = candidate
                     return candidate.value
-            if now - self._forced_at < FORCED_RENEWAL_INTERVAL:
-                log.info("A token obtained moments ago was refused too; returning the 401 to the caller")
+            suspect, since = self._suspect
+            if rejected == suspect and now - since < SUSPECT_INTERVAL:
                 return None
-            self._forced_at = now
             held = self._token if self._token is not None and self._token.value == rejected else None
             log.info("The API refused token %s; renewing it", held.fingerprint if held else "(unknown)")
             return (yield from self._network(self._usable(held, now))).value

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from koyeb_auth import KoyebAuth
+from koyeb_auth.testing import FakeKoyebAPI
+
+WORKER = Path(__file__).with_name("worker.py")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's Koyeb settings or writes to their cache."""
+    for name in list(os.environ):
+        if name.startswith("KOYEB_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeKoyebAPI]:
+    with FakeKoyebAPI(ttl=3600) as api:
+        yield api
+
+
+@pytest.fixture
+def cache_path(tmp_path: Path) -> Path:
+    return tmp_path / "cache" / "tokens.json"
+
+
+@pytest.fixture
+def make_auth(fake: FakeKoyebAPI, cache_path: Path) -> Callable[..., KoyebAuth]:
+    def make(**options: Any) -> KoyebAuth:
+        options.setdefault("email", FakeKoyebAPI.EMAIL)
+        options.setdefault("password", FakeKoyebAPI.PASSWORD)
+        options.setdefault("api_url", fake.url)
+        if "store" not in options:
+            options.setdefault("cache_path", cache_path)
+        return KoyebAuth(**options)
+
+    return make
+
+
+def start_workers(count: int, env: dict[str, str], *args: str) -> list[subprocess.Popen[str]]:
+    """Start worker processes and return once every one of them is ready to go."""
+    full_env = {**os.environ, **env}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
+        )
+        for _ in range(count)
+    ]
+    for worker in workers:
+        assert worker.stdout is not None
+        line = worker.stdout.readline()
+        assert line.strip() == "ready", (line, worker.stderr.read() if worker.stderr else "")
+    return workers
+
+
+def release_workers(workers: list[subprocess.Popen[str]], timeout: float = 60) -> list[dict[str, Any]]:
+    """Let every ready worker go at once, then collect what each one reported."""
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    results = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=timeout)
+        assert worker.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results

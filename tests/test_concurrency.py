@@ -1,0 +1,161 @@
+"""Single flight, proven with real threads, real asyncio tasks and real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+from freezegun import freeze_time
+
+from koyeb_auth import KoyebAuth, LockTimeoutError
+from koyeb_auth.store import FileTokenStore
+from koyeb_auth.testing import FakeKoyebAPI
+
+from .conftest import release_workers, start_workers
+
+
+def test_fifty_concurrent_asyncio_requests_at_cold_start_cause_one_login(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    fake.login_delay = 0.2  # every task arrives while the login is in flight
+    auth = make_auth()
+
+    async def run() -> list[int]:
+        async with httpx.AsyncClient(auth=auth, base_url=fake.url) as client:
+            responses = await asyncio.gather(*(client.get("/v1/apps") for _ in range(50)))
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(run()) == [200] * 50
+    assert fake.stats == {"login": 1, "api": 50}
+
+
+@pytest.mark.parametrize("client", ["httpx", "requests"])
+def test_sixteen_threads_at_cold_start_cause_one_login(
+    client: str, fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    fake.login_delay = 0.2
+    auth = make_auth()
+    barrier = threading.Barrier(16)
+
+    def work(_: int) -> int:
+        barrier.wait()
+        if client == "httpx":
+            return httpx.get(fake.url + "/v1/apps", auth=auth).status_code
+        return requests.get(fake.url + "/v1/apps", auth=auth, timeout=10).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(work, range(16))) == [200] * 16
+    assert fake.stats == {"login": 1, "api": 16}
+
+
+def test_threads_in_the_refresh_window_cause_one_refresh_and_no_401(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    fake.ttl = 600
+    auth = make_auth(refresh_margin=300)
+    barrier = threading.Barrier(16)
+
+    def work(_: int) -> int:
+        barrier.wait()
+        return httpx.get(fake.url + "/v1/apps", auth=auth).status_code
+
+    with freeze_time(tick=True) as clock:
+        auth.get_token()
+        clock.tick(400)
+        fake.login_delay = 0.0
+        with ThreadPoolExecutor(16) as pool:
+            assert list(pool.map(work, range(16))) == [200] * 16
+    assert fake.stats == {"login": 1, "refresh": 1, "api": 16}
+
+
+def test_tasks_and_threads_of_two_auth_objects_sharing_a_file_cause_one_login(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    fake.login_delay = 0.2
+    first, second = make_auth(), make_auth()
+
+    async def tasks() -> list[int]:
+        async with httpx.AsyncClient(auth=first) as client:
+            responses = await asyncio.gather(*(client.get(fake.url + "/v1/apps") for _ in range(20)))
+        return [r.status_code for r in responses]
+
+    with ThreadPoolExecutor(9) as pool:
+        async_run = pool.submit(asyncio.run, tasks())
+        sync_runs = [pool.submit(second.get_token) for _ in range(8)]
+        assert async_run.result() == [200] * 20
+        assert len({run.result() for run in sync_runs}) == 1
+    assert fake.stats == {"login": 1, "api": 20}
+
+
+@pytest.mark.parametrize("client", ["httpx", "async", "requests"])
+def test_twelve_processes_at_cold_start_cause_one_login_and_a_later_one_none(
+    client: str, fake: FakeKoyebAPI, cache_path: Path
+) -> None:
+    fake.login_delay = 0.3
+    env = {"KOYEB_URL": fake.url, "KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": fake.PASSWORD,
+           "WORKER_CACHE": str(cache_path)}
+    results = release_workers(start_workers(12, env, client, "3"))
+    assert len({r["pid"] for r in results}) == 12
+    assert all(r["statuses"] == [200] * 3 for r in results)
+    assert fake.stats == {"login": 1, "api": 36}
+    later = release_workers(start_workers(1, env, client, "2"))
+    assert later[0]["statuses"] == [200, 200]
+    assert fake.stats == {"login": 1, "api": 38}
+
+
+def test_a_lock_held_too_long_is_a_clear_lock_timeout(fake: FakeKoyebAPI, cache_path: Path) -> None:
+    holder = FileTokenStore(cache_path)  # stands in for another process stuck inside the lock
+    assert holder.try_lock()
+    try:
+        auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=cache_path, lock_timeout=0.3)
+        with pytest.raises(LockTimeoutError, match=str(cache_path)):
+            auth.get_token()
+        with pytest.raises(LockTimeoutError):
+            asyncio.run(auth.aget_token())
+    finally:
+        holder.unlock()
+    assert fake.stats == {}
+
+
+def test_a_cancelled_waiter_leaves_no_lock_held(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth],
+                                                cache_path: Path) -> None:
+    holder = FileTokenStore(cache_path)
+    auth = make_auth()
+
+    async def run() -> str:
+        assert holder.try_lock()
+        waiter = asyncio.create_task(auth.aget_token())
+        await asyncio.sleep(0.2)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        holder.unlock()
+        return await asyncio.wait_for(auth.aget_token(), timeout=5)
+
+    assert asyncio.run(run())
+    assert fake.stats == {"login": 1}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_uses_the_cached_token_without_deadlock(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    auth = make_auth()
+    token = auth.get_token()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own locks, the parent's token
+        ok = auth.get_token() == token and httpx.get(fake.url + "/v1/apps", auth=auth).status_code == 200
+        os.write(write, b"ok" if ok else b"no")
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 2) == b"ok"
+    os.waitpid(pid, 0)
+    assert fake.stats == {"login": 1, "api": 1}

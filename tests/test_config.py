@@ -1,0 +1,70 @@
+"""Where settings come from: arguments, then the environment, then ~/.koyeb.yaml, per key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from koyeb_auth import ConfigurationError
+from koyeb_auth.config import DEFAULT_API_URL, Config
+
+
+def config(tmp_path: Path, yaml_text: str | None = None, **env: str) -> Config:
+    path = tmp_path / "koyeb.yaml"
+    if yaml_text is not None:
+        path.write_text(yaml_text)
+    return Config({"KOYEB_CONFIG": str(path), **env})
+
+
+def test_arguments_win_over_the_environment_which_wins_over_the_cli_file(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "token: file-token\nurl: https://file.example\norganization: org-file\n",
+                 KOYEB_TOKEN="env-token", KOYEB_URL="https://env.example")
+    from_args = cfg.settings(None, None, "arg-token", "org-arg", "https://arg.example/")
+    assert (from_args.token, from_args.api_url, from_args.organization_id, from_args.origin) == (
+        "arg-token", "https://arg.example", "org-arg", "arguments")
+    from_env = cfg.settings(None, None, None, None, None)
+    assert (from_env.token, from_env.api_url, from_env.organization_id, from_env.origin) == (
+        "env-token", "https://env.example", "org-file", "environment")
+
+
+def test_the_cli_file_supplies_token_url_and_organization(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "token: file-token\nurl: https://file.example\norganization: ''\ndebug: false\n")
+    settings = cfg.settings(None, None, None, None, None)
+    assert (settings.token, settings.api_url, settings.organization_id) == ("file-token", "https://file.example", None)
+    assert settings.origin.endswith("koyeb.yaml")
+
+
+def test_email_and_password_from_the_environment_beat_a_token_there(tmp_path: Path) -> None:
+    cfg = config(tmp_path, KOYEB_EMAIL="a@b.c", KOYEB_PASSWORD="pw", KOYEB_TOKEN="t")
+    settings = cfg.settings(None, None, None, None, None)
+    assert (settings.email, settings.password, settings.token, settings.api_url) == ("a@b.c", "pw", None,
+                                                                                      DEFAULT_API_URL)
+    assert "pw" not in repr(settings)
+
+
+def test_an_email_without_a_password_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="password is missing"):
+        config(tmp_path).settings("a@b.c", None, None, None, None)
+
+
+def test_no_credentials_anywhere_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="No Koyeb credentials"):
+        config(tmp_path).settings(None, None, None, None, None)
+
+
+@pytest.mark.parametrize("text", ["token: [unclosed", "- a list\n- not a mapping\n"])
+def test_a_broken_cli_file_names_the_file(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"koyeb\.yaml"):
+        config(tmp_path, text).settings(None, None, None, None, None)
+
+
+def test_the_cli_file_is_not_read_when_arguments_say_everything(tmp_path: Path) -> None:
+    cfg = config(tmp_path, "token: [unclosed")  # would fail if read
+    assert cfg.settings("a@b.c", "pw", None, "org", "https://x.example").email == "a@b.c"
+
+
+@pytest.mark.parametrize("url", ["app.koyeb.com", "ftp://app.koyeb.com", "https://"])
+def test_an_api_url_that_is_not_http_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigurationError, match="not an http"):
+        config(tmp_path).settings(None, None, "t", None, url)

@@ -1,0 +1,53 @@
+"""No token or password in a repr, a log record or an exception, whatever happens."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import httpx
+import pytest
+import requests
+from freezegun import freeze_time
+
+from koyeb_auth import KoyebAuth, KoyebAuthError
+from koyeb_auth.testing import FakeKoyebAPI, Fault
+from koyeb_auth.token import fingerprint
+
+PASSWORD = "pa55-word-never-shown"
+
+
+def test_no_secret_in_logs_reprs_or_errors_across_every_flow(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fake.users[fake.EMAIL] = PASSWORD
+    fake.ttl = 600
+    texts: list[str] = []
+    auth = make_auth(password=PASSWORD, refresh_margin=300)
+    texts.append(repr(auth))
+    with freeze_time(tick=True) as clock:
+        httpx.get(fake.url + "/v1/apps", auth=auth)
+        texts += [repr(auth.cached_token()), repr(auth.settings), repr(auth.store)]
+        clock.tick(400)
+        fake.fail("refresh")  # a failed refresh is logged as a warning
+        requests.get(fake.url + "/v1/apps", auth=auth, timeout=10)
+        clock.tick(1)
+        fake.revoke()
+        httpx.get(fake.url + "/v1/apps", auth=auth)  # 401, refused refresh, login, retry
+    auth.logout()
+    for failing in (make_auth(password="wrong-" + PASSWORD), KoyebAuth(token="tok-" + PASSWORD, api_url="nope")):
+        with pytest.raises(KoyebAuthError) as caught:
+            failing.get_token()
+        texts += [str(caught.value), repr(caught.value), repr(failing)]
+    fake.fail("login", Fault(500, {"message": "internal"}))
+    with pytest.raises(KoyebAuthError) as caught:
+        make_auth(password=PASSWORD, cache_path=None, store=None, api_url=fake.url).get_token()
+    texts.append(str(caught.value))
+
+    issued = list(fake._sessions)
+    assert len(issued) == 2 and fake.stats["fault_refresh"] == 1 and fake.stats["refresh_refused"] == 1
+    everything = "\n".join([*texts, caplog.text, *(r.getMessage() for r in caplog.records)])
+    assert "Obtained Koyeb token" in everything  # the log does speak about tokens, by fingerprint
+    leaked = [fingerprint(secret) for secret in [PASSWORD, *issued] if secret in everything]
+    assert leaked == []  # fingerprints only, so a failure does not print the secret itself

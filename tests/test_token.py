@@ -1,0 +1,96 @@
+"""Expiry parsing and the refresh-window rules (pure: no clock, no I/O)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from koyeb_auth.token import Token, fingerprint, jwt_expiry, parse_timestamp, token_from_reply
+
+EPOCH_2022_09_08_14H = 1662645600.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2022-09-08T14:00:00Z", EPOCH_2022_09_08_14H),
+        ("2022-09-08T14:00:00+00:00", EPOCH_2022_09_08_14H),
+        ("2022-09-08T16:00:00+02:00", EPOCH_2022_09_08_14H),
+        ("2022-09-08T09:30:00-0430", EPOCH_2022_09_08_14H),
+        ("2022-09-08T14:00:00.5Z", EPOCH_2022_09_08_14H + 0.5),
+        ("2022-09-08T14:00:00.221274Z", EPOCH_2022_09_08_14H + 0.221274),
+        ("2022-09-08T14:00:00.123456789Z", EPOCH_2022_09_08_14H + 0.123456789),
+        ("2022-09-08t14:00:00z", EPOCH_2022_09_08_14H),
+    ],
+)
+def test_rfc3339_timestamps_parse_to_the_same_instant(text: str, expected: float) -> None:
+    assert parse_timestamp(text) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("text", ["", "2022-09-08", "2022-09-08T14:00:00", "yesterday", "2022-09-08T14:00:00.Z",
+                                  "2022-09-08T14:00:00.1234567890Z"])
+def test_malformed_timestamps_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(text)
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    return f"{part(b'{}')}.{part(json.dumps(claims).encode())}.{part(b'sig')}"
+
+
+def test_expiry_comes_from_expires_at_then_expires_then_jwt_exp() -> None:
+    value = _jwt({"exp": 2000})
+    from_field = token_from_reply({"token": {"id": value, "expires_at": "1970-01-01T00:16:40Z"}}, now=0)
+    from_example_key = token_from_reply({"token": {"id": value, "expires": "1970-01-01T00:25:00Z"}}, now=0)
+    from_jwt = token_from_reply({"token": {"id": value}}, now=0)
+    assert (from_field.expires_at, from_example_key.expires_at, from_jwt.expires_at) == (1000, 1500, 2000)
+
+
+def test_a_token_without_any_expiry_never_falls_due() -> None:
+    token = token_from_reply({"token": {"id": "opaque"}}, now=0)
+    assert token.expires_at is None
+    assert not token.due(now=10**12, margin=300)
+
+
+@pytest.mark.parametrize("claims_segment", ["not-base64!", base64.urlsafe_b64encode(b"[1]").decode(), "e30"])
+def test_jwt_without_a_readable_exp_gives_none(claims_segment: str) -> None:
+    assert jwt_expiry(f"a.{claims_segment}.c") is None
+    assert jwt_expiry("not-a-jwt") is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [None, [], {}, {"token": None}, {"token": {}}, {"token": {"id": ""}}, {"token": {"id": 5}},
+     {"token": {"id": "a b"}}, {"token": {"id": "x", "expires_at": 12}}, {"token": {"id": "x", "expires_at": "soon"}}],
+)
+def test_unusable_replies_are_refused(body: object) -> None:
+    with pytest.raises(ValueError):
+        token_from_reply(body, now=0)
+
+
+def test_refresh_window_is_the_margin_capped_at_half_the_lifetime() -> None:
+    long_lived = Token("t", obtained_at=0, expires_at=3600)
+    assert not long_lived.due(now=3299, margin=300)
+    assert long_lived.due(now=3301, margin=300)
+    short_lived = Token("t", obtained_at=0, expires_at=60)  # margin 300 > lifetime: window is 30 s
+    assert not short_lived.due(now=29, margin=300)
+    assert short_lived.due(now=31, margin=300)
+
+
+def test_expired_at_the_expiry_instant_and_due_then_too() -> None:
+    token = Token("t", obtained_at=0, expires_at=100)
+    assert not token.expired(99.999)
+    assert token.expired(100)
+    assert token.due(100, margin=0)
+
+
+def test_repr_hides_the_value_and_fingerprint_is_stable() -> None:
+    token = Token("super-secret-value", obtained_at=1, expires_at=2)
+    assert "super-secret-value" not in repr(token)
+    assert token.fingerprint == fingerprint("super-secret-value") != fingerprint("other")
+    assert len(token.fingerprint) == 8
