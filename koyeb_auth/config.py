@@ -55,19 +55,17 @@ class Config:
         env = self.environ
         url = normalize_api_url(api_url or env.get("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
         org = organization_id or env.get("KOYEB_ORGANIZATION") or self.cli().get("organization") or None
-        for origin, values in (
-            ("arguments", (email, password, token)),
-            ("environment", (env.get("KOYEB_EMAIL"), env.get("KOYEB_PASSWORD"), env.get("KOYEB_TOKEN"))),
+        env_password = env.get("KOYEB_PASSWORD") or None
+        for origin, mail, secret, pat in (
+            ("arguments", email, password, token),
+            ("environment", env.get("KOYEB_EMAIL"), env_password, env.get("KOYEB_TOKEN")),
         ):
-            mail, secret, pat = (value or None for value in values)
             if mail or secret:
-                if not (mail and secret):
-                    missing = "password" if mail else "email"
-                    raise ConfigurationError(
-                        f"An email and a password are both needed; the {missing} is missing from the {origin} "
-                        "(KOYEB_EMAIL / KOYEB_PASSWORD)."
-                    )
-                return Settings(url, email=mail, password=secret, organization_id=org, origin=origin)
+                if not mail:
+                    raise ConfigurationError(f"A password was given without an email, in the {origin}.")
+                # The password may come from the environment when the email is an argument. Without
+                # one the cache can still be read (status, logout); a login then says what is missing.
+                return Settings(url, email=mail, password=secret or env_password, organization_id=org, origin=origin)
             if pat:
                 return Settings(url, token=pat, organization_id=org, origin=origin)
         if pat := self.cli().get("token"):

@@ -189,7 +189,8 @@ class TokenManager:
         try:
             now = _now()
             # Compare-and-renew: if a peer already replaced the token the server refused, use theirs.
-            for candidate in (self._token, self._store.load(self._key)):
+            # The store first: it holds the newest token, while memory may hold one already replaced.
+            for candidate in (self._store.load(self._key), self._token):
                 if candidate is not None and candidate.value != rejected and not candidate.expired(now):
                     self._token = candidate
                     return candidate.value

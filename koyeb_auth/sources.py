@@ -12,6 +12,7 @@ from typing import Protocol
 
 from . import api
 from .config import Settings
+from .errors import ConfigurationError
 from .token import Token
 
 
@@ -39,7 +40,7 @@ class Source(Protocol):
 class PasswordLogin:
     api_url: str
     email: str
-    password: str = field(repr=False)
+    password: str | None = field(repr=False)
     organization_id: str | None = None
     seon_fp: str | None = field(default=None, repr=False)
 
@@ -48,6 +49,8 @@ class PasswordLogin:
         return cache_key(self.api_url, "email", self.email.lower(), self.organization_id)
 
     def obtain(self) -> api.Call:
+        if not self.password:
+            raise ConfigurationError(f"No password for {self.email}: pass password= or set KOYEB_PASSWORD.")
         return api.login(self.api_url, self.email, self.password, self.organization_id, self.seon_fp)
 
     def renew(self, token: Token) -> api.Call | None:
@@ -79,7 +82,7 @@ class OrganizationSwitch:
 
 def source_for(settings: Settings, seon_fp: str | None) -> Source | None:
     """The source for these settings, or None for a personal access token used as is."""
-    if settings.email and settings.password:
+    if settings.email:
         return PasswordLogin(settings.api_url, settings.email, settings.password, settings.organization_id, seon_fp)
     if settings.token and settings.organization_id:
         return OrganizationSwitch(settings.api_url, settings.token, settings.organization_id, seon_fp)

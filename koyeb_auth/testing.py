@@ -16,7 +16,6 @@ queued per action. `GET /_fake/stats` returns the counters, for a fake run in an
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hmac
 import json
@@ -112,8 +111,8 @@ class FakeKoyebAPI:
         return f"http://{host!s}:{port}"
 
     def start(self) -> FakeKoyebAPI:
-        self._server.server_bind()
-        self._server.server_activate()
+        """Serve from a background thread."""
+        self.bind()
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-koyeb-api", daemon=True)
         self._thread.start()
         return self
@@ -122,10 +121,19 @@ class FakeKoyebAPI:
         self._server.shutdown()
         self._server.server_close()
 
-    def serve_forever(self) -> None:
+    def bind(self) -> None:
+        """Bind the port now, so `url` is known before serving."""
         self._server.server_bind()
         self._server.server_activate()
-        self._server.serve_forever()
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted (bind() first)."""
+        try:
+            self._server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._server.server_close()
 
     def __enter__(self) -> FakeKoyebAPI:
         return self.start()
@@ -239,13 +247,13 @@ class FakeKoyebAPI:
     def _issue(self, user_id: str, organization_id: str) -> dict[str, Any]:
         now = time.time()
         expires = now + self.ttl
-        value = self._jwt({"sub": user_id, "org": organization_id, "iat": int(now), "exp": int(expires),
+        value = self._jwt({"sub": user_id, "org": organization_id, "iat": int(now), "exp": expires,
                            "jti": secrets.token_hex(8)})
         with self._lock:
-            self._sessions[value] = _Session(user_id, organization_id, float(int(expires)))
+            self._sessions[value] = _Session(user_id, organization_id, expires)
         token = {"id": value, "user_id": user_id, "organization_id": organization_id}
         if self.expiry_style != "jwt":
-            stamp = datetime.fromtimestamp(int(expires), timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            stamp = datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             token[self.expiry_style] = stamp
         return {"token": token}
 
@@ -264,6 +272,9 @@ class FakeKoyebAPI:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real API
+    # Headers and body go out in two writes: without this, Nagle's algorithm and delayed ACKs add
+    # 40 ms to every keep-alive request.
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         fake: FakeKoyebAPI = self.server.fake  # type: ignore[attr-defined]
@@ -300,23 +311,3 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and the demo print what matters
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the fake Koyeb sessions API in the foreground.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--ttl", type=float, default=3600.0, help="token lifetime in seconds")
-    args = parser.parse_args(argv)
-    fake = FakeKoyebAPI(ttl=args.ttl, host=args.host, port=args.port)
-    fake._server.server_bind()
-    print(f"Fake Koyeb API at {fake.url}  (user {fake.EMAIL} / {fake.PASSWORD})", flush=True)
-    try:
-        fake._server.server_activate()
-        fake._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-
-
-if __name__ == "__main__":
-    main()

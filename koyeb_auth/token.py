@@ -21,6 +21,9 @@ _RFC3339 = re.compile(
 )
 
 
+SEND_MARGIN = 1.0
+
+
 @dataclass(frozen=True)
 class Token:
     """A Koyeb session token with an absolute expiry.
@@ -40,7 +43,18 @@ class Token:
         return fingerprint(self.value)
 
     def expired(self, now: float) -> bool:
-        return self.expires_at is not None and now >= self.expires_at
+        """True when the token must not be sent any more.
+
+        A token with under a second left may expire on its way to the API, so it counts as expired
+        already (a tenth of the lifetime for tokens shorter than ten seconds).
+        """
+        if self.expires_at is None:
+            return False
+        return now >= self.expires_at - min(SEND_MARGIN, self._lifetime / 10)
+
+    @property
+    def _lifetime(self) -> float:
+        return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else float("inf")
 
     def due(self, now: float, margin: float) -> bool:
         """True when the token should be renewed: expired, or inside its refresh window.
@@ -50,8 +64,7 @@ class Token:
         """
         if self.expires_at is None:
             return False
-        lifetime = max(self.expires_at - self.obtained_at, 0.0)
-        return self.expires_at - now < min(margin, lifetime / 2) or self.expired(now)
+        return self.expires_at - now < min(margin, self._lifetime / 2) or self.expired(now)
 
 
 def fingerprint(secret: str) -> str:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from koyeb_auth import ConfigurationError
+from koyeb_auth import ConfigurationError, KoyebAuth
 from koyeb_auth.config import DEFAULT_API_URL, Config
+from koyeb_auth.testing import FakeKoyebAPI
 
 
 def config(tmp_path: Path, yaml_text: str | None = None, **env: str) -> Config:
@@ -43,9 +44,22 @@ def test_email_and_password_from_the_environment_beat_a_token_there(tmp_path: Pa
     assert "pw" not in repr(settings)
 
 
-def test_an_email_without_a_password_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="password is missing"):
-        config(tmp_path).settings("a@b.c", None, None, None, None)
+def test_a_password_without_an_email_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="without an email"):
+        config(tmp_path).settings(None, "pw", None, None, None)
+
+
+def test_an_email_argument_takes_its_password_from_the_environment(tmp_path: Path) -> None:
+    settings = config(tmp_path, KOYEB_PASSWORD="pw", KOYEB_TOKEN="t").settings("a@b.c", None, None, None, None)
+    assert (settings.email, settings.password, settings.token, settings.origin) == ("a@b.c", "pw", None, "arguments")
+
+
+def test_an_email_without_any_password_fails_only_when_a_login_is_needed(fake: FakeKoyebAPI, tmp_path: Path) -> None:
+    auth = KoyebAuth("a@b.c", api_url=fake.url, cache_path=tmp_path / "t.json")
+    assert auth.cached_token() is None  # reading the cache needs no password
+    with pytest.raises(ConfigurationError, match=r"No password for a@b\.c"):
+        auth.get_token()
+    assert fake.stats == {}
 
 
 def test_no_credentials_anywhere_is_a_clear_error(tmp_path: Path) -> None:

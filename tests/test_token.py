@@ -82,11 +82,14 @@ def test_refresh_window_is_the_margin_capped_at_half_the_lifetime() -> None:
     assert short_lived.due(now=31, margin=300)
 
 
-def test_expired_at_the_expiry_instant_and_due_then_too() -> None:
+def test_expired_one_second_early_so_it_cannot_expire_in_flight() -> None:
     token = Token("t", obtained_at=0, expires_at=100)
-    assert not token.expired(99.999)
-    assert token.expired(100)
-    assert token.due(100, margin=0)
+    assert not token.expired(98.999)
+    assert token.expired(99)
+    assert token.due(99, margin=0)
+    short = Token("t", obtained_at=0, expires_at=2)  # a tenth of the lifetime for short tokens
+    assert not short.expired(1.79)
+    assert short.expired(1.8)
 
 
 def test_repr_hides_the_value_and_fingerprint_is_stable() -> None:

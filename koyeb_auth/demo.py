@@ -1,0 +1,193 @@
+"""The offline demo: a fleet of worker processes against the fake API, sharing one token.
+
+`koyeb-auth demo` starts the fake Koyeb API on loopback with short-lived tokens, then N worker
+processes (httpx, httpx async and requests in turn) that make authenticated requests for a few
+seconds. It shows what the server saw: one login for the whole fleet, one refresh per token
+lifetime, and every request answered 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import httpx
+import requests
+
+from .auth import KoyebAuth
+from .testing import FakeKoyebAPI
+
+CLIENTS = ("httpx", "async", "requests")
+_REPORT_EVERY = 0.25
+
+
+@dataclass
+class WorkerReport:
+    client: str
+    requests: int = 0
+    recovered_401s: int = 0
+    errors: int = 0
+    done: bool = False
+    last_error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_demo(workers: int, seconds: float, ttl: float, out: TextIO = sys.stdout) -> int:
+    if workers < 1 or seconds <= 0 or ttl <= 0:
+        print("koyeb-auth: demo needs --workers >= 1, --seconds > 0 and --ttl > 0", file=sys.stderr)
+        return 2
+    with FakeKoyebAPI(ttl=ttl) as fake, tempfile.TemporaryDirectory(prefix="koyeb-auth-demo-") as tmp:
+        cache = Path(tmp) / "tokens.json"
+        print(f"Fake Koyeb API at {fake.url}; tokens live {ttl:g} s; cache {cache}", file=out)
+        print(f"Starting {workers} worker processes for {seconds:g} s ...", file=out, flush=True)
+        reports = [WorkerReport(CLIENTS[i % len(CLIENTS)]) for i in range(workers)]
+        procs = [_spawn(fake, cache, report.client, seconds) for report in reports]
+        readers = [threading.Thread(target=_read_reports, args=(proc, report), daemon=True)
+                   for proc, report in zip(procs, reports, strict=True)]
+        for proc in procs:  # every worker has imported everything: now let them all go at once
+            assert proc.stdout is not None
+            proc.stdout.readline()
+        started = time.monotonic()
+        for proc, reader in zip(procs, readers, strict=True):
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            reader.start()
+        while any(reader.is_alive() for reader in readers):
+            _progress(out, time.monotonic() - started, reports, fake.stats)
+            time.sleep(0.2)
+        codes = [proc.wait() for proc in procs]
+        _progress(out, time.monotonic() - started, reports, fake.stats)
+        print(file=out)
+        return _summary(out, reports, fake.stats, codes)
+
+
+def _spawn(fake: FakeKoyebAPI, cache: Path, client: str, seconds: float) -> subprocess.Popen[str]:
+    env = {**os.environ, "KOYEB_URL": fake.url, "KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": fake.PASSWORD}
+    for name in ("KOYEB_TOKEN", "KOYEB_ORGANIZATION"):
+        env.pop(name, None)
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "koyeb_auth.demo", client, str(seconds), str(cache)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def _read_reports(proc: subprocess.Popen[str], report: WorkerReport) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        update = json.loads(line)
+        report.requests, report.recovered_401s = update["requests"], update["recovered_401s"]
+        report.errors, report.last_error, report.done = update["errors"], update["last_error"], update["done"]
+
+
+def _progress(out: TextIO, elapsed: float, reports: list[WorkerReport], stats: dict[str, int]) -> None:
+    line = (f"  {elapsed:5.1f} s  requests {sum(r.requests for r in reports):7d}  logins {stats.get('login', 0)}  "
+            f"refreshes {stats.get('refresh', 0)}  401s recovered {sum(r.recovered_401s for r in reports)}  "
+            f"errors {sum(r.errors for r in reports)}")
+    print("\r" + line if out.isatty() else line, end="" if out.isatty() else "\n", file=out, flush=True)
+
+
+def _summary(out: TextIO, reports: list[WorkerReport], stats: dict[str, int], codes: list[int]) -> int:
+    print(f"\n{'worker':>6}  {'client':<8}  {'requests':>8}  {'401s recovered':>14}  {'errors':>6}", file=out)
+    for number, report in enumerate(reports, 1):
+        print(f"{number:>6}  {report.client:<8}  {report.requests:>8}  {report.recovered_401s:>14}  "
+              f"{report.errors:>6}", file=out)
+    total = sum(r.requests for r in reports)
+    failures = sum(r.errors for r in reports)
+    print(f"{'all':>6}  {'':<8}  {total:>8}  {sum(r.recovered_401s for r in reports):>14}  {failures:>6}", file=out)
+    logins, refreshes = stats.get("login", 0), stats.get("refresh", 0)
+    print(f"\nThe fake API saw {logins} login(s), {refreshes} refresh(es), {stats.get('unauthorized', 0)} 401(s), "
+          f"{stats.get('expired_sent', 0)} request(s) with an expired token and {stats.get('api', 0)} good request(s).",
+          file=out)
+    errors = [f"worker {n}: {r.last_error}" for n, r in enumerate(reports, 1) if r.last_error]
+    ok = failures == 0 and logins == 1 and total > 0 and all(code == 0 for code in codes) and not errors
+    if ok:
+        print(f"PASS: {len(reports)} processes, {total} requests, all 200, one login, "
+              f"{refreshes} refreshes shared by the fleet.", file=out)
+    else:
+        print(f"FAIL: {failures} failed requests, {logins} logins (want 1). " + "; ".join(errors[:3]), file=out)
+    return 0 if ok else 1
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+
+def _worker(client: str, seconds: float, cache: str) -> None:
+    auth = KoyebAuth(cache_path=cache)
+    url = os.environ["KOYEB_URL"] + "/v1/apps"
+    report = WorkerReport(client)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    deadline = time.monotonic() + seconds
+    if client == "async":
+        asyncio.run(_async_loop(auth, url, deadline, report))
+    elif client == "httpx":
+        with httpx.Client(auth=auth) as session:
+            _loop(lambda: session.get(url), deadline, report)
+    else:
+        with requests.Session() as session:
+            session.auth = auth
+            _loop(lambda: session.get(url, timeout=10), deadline, report)
+    report.done = True
+    _emit(report)
+
+
+def _loop(get: Any, deadline: float, report: WorkerReport) -> None:
+    next_report = 0.0
+    while (now := time.monotonic()) < deadline:
+        _record(report, get)
+        if now >= next_report:
+            _emit(report)
+            next_report = now + _REPORT_EVERY
+
+
+async def _async_loop(auth: KoyebAuth, url: str, deadline: float, report: WorkerReport) -> None:
+    async with httpx.AsyncClient(auth=auth) as session:
+        async def task() -> None:
+            while time.monotonic() < deadline:
+                try:
+                    _tally(report, await session.get(url))
+                except Exception as exc:  # the demo counts every failure instead of stopping
+                    report.errors, report.last_error = report.errors + 1, str(exc)
+
+        async def reporter() -> None:
+            while time.monotonic() < deadline:
+                _emit(report)
+                await asyncio.sleep(_REPORT_EVERY)
+
+        await asyncio.gather(reporter(), *(task() for _ in range(4)))
+
+
+def _record(report: WorkerReport, get: Any) -> None:
+    try:
+        _tally(report, get())
+    except Exception as exc:  # the demo counts every failure instead of stopping
+        report.errors, report.last_error = report.errors + 1, str(exc)
+
+
+def _tally(report: WorkerReport, response: httpx.Response | requests.Response) -> None:
+    report.requests += 1
+    if response.status_code != 200:
+        report.errors += 1
+        report.last_error = f"HTTP {response.status_code}"
+    elif any(earlier.status_code == 401 for earlier in response.history):
+        report.recovered_401s += 1
+
+
+def _emit(report: WorkerReport) -> None:
+    fields = {"requests": report.requests, "recovered_401s": report.recovered_401s, "errors": report.errors,
+              "last_error": report.last_error, "done": report.done}
+    print(json.dumps(fields), flush=True)
+
+
+if __name__ == "__main__":
+    _worker(sys.argv[1], float(sys.argv[2]), sys.argv[3])
