@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import api, transport
 from .backoff import Backoff
@@ -264,44 +264,49 @@ class TokenManager:
     # --- drivers --------------------------------------------------------------------------------
 
     def _run(self, flow: Flow[T]) -> T:
-        value: Any = None
-        error: BaseException | None = None
-        try:
-            while True:
-                try:
-                    step = flow.throw(error) if error is not None else flow.send(value)
-                except StopIteration as stop:
-                    result: T = stop.value
-                    return result
-                value, error = None, None
-                try:
-                    if isinstance(step, Enter):
-                        value = self._gate.enter(step.wait)
-                    else:
-                        value = transport.send(step, self._timeout)
-                except BaseException as exc:
-                    error = exc
-        finally:
-            flow.close()
+        steps = _Steps(flow)
+        for step in steps:
+            try:
+                steps.done(self._gate.enter(step.wait) if isinstance(step, Enter)
+                           else transport.send(step, self._timeout))
+            except BaseException as exc:
+                steps.failed(exc)
+        return steps.result
 
     async def _arun(self, flow: Flow[T]) -> T:
-        value: Any = None
-        error: BaseException | None = None
+        steps = _Steps(flow)
+        for step in steps:
+            try:
+                steps.done(await self._gate.aenter(step.wait) if isinstance(step, Enter)
+                           else await transport.asend(step, self._timeout))
+            except BaseException as exc:  # CancelledError too: the flow's finally must release its locks
+                steps.failed(exc)
+        return steps.result
+
+
+class _Steps(Generic[T]):
+    """Iterates over the steps a flow asks for, feeding each one's outcome back into the flow."""
+
+    def __init__(self, flow: Flow[T]) -> None:
+        self._flow = flow
+        self._outcome: tuple[bool, Any] = (True, None)
+        self.result: T
+
+    def __iter__(self) -> Iterator[Enter | api.Call]:
         try:
             while True:
+                succeeded, value = self._outcome
                 try:
-                    step = flow.throw(error) if error is not None else flow.send(value)
+                    step = self._flow.send(value) if succeeded else self._flow.throw(value)
                 except StopIteration as stop:
-                    result: T = stop.value
-                    return result
-                value, error = None, None
-                try:
-                    if isinstance(step, Enter):
-                        value = await self._gate.aenter(step.wait)
-                    else:
-                        value = await transport.asend(step, self._timeout)
-                except BaseException as exc:  # CancelledError too: the flow's finally must run
-                    error = exc
+                    self.result = stop.value
+                    return
+                yield step
         finally:
-            flow.close()
+            self._flow.close()
 
+    def done(self, value: object) -> None:
+        self._outcome = (True, value)
+
+    def failed(self, error: BaseException) -> None:
+        self._outcome = (False, error)

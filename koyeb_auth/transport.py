@@ -21,12 +21,11 @@ def send(call: Call, timeout: float) -> Reply:
             httpx.Client(timeout=timeout) as client,
             client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
         ):
-            body = b""
+            body = _Body()
             for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > MAX_REPLY_BYTES:
+                if body.full(chunk):
                     break
-            return _reply(response, body)
+            return body.reply(response)
     except httpx.HTTPError as exc:
         raise _failure(call, exc) from None
 
@@ -37,19 +36,28 @@ async def asend(call: Call, timeout: float) -> Reply:
             httpx.AsyncClient(timeout=timeout) as client,
             client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
         ):
-            body = b""
+            body = _Body()
             async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_REPLY_BYTES:
+                if body.full(chunk):
                     break
-            return _reply(response, body)
+            return body.reply(response)
     except httpx.HTTPError as exc:
         raise _failure(call, exc) from None
 
 
-def _reply(response: httpx.Response, body: bytes) -> Reply:
-    headers = {name.lower(): value for name, value in response.headers.items()}
-    return Reply(response.status_code, headers, body[:MAX_REPLY_BYTES])
+class _Body:
+    """A reply body read up to MAX_REPLY_BYTES."""
+
+    def __init__(self) -> None:
+        self._data = b""
+
+    def full(self, chunk: bytes) -> bool:
+        self._data += chunk
+        return len(self._data) > MAX_REPLY_BYTES
+
+    def reply(self, response: httpx.Response) -> Reply:
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        return Reply(response.status_code, headers, self._data[:MAX_REPLY_BYTES])
 
 
 def _failure(call: Call, exc: httpx.HTTPError) -> KoyebAuthError:

@@ -6,12 +6,14 @@ import asyncio
 import io
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 import requests
 from freezegun import freeze_time
+from freezegun.api import FrozenDateTimeFactory
 
 from koyeb_auth import (
     AccountLockedError,
@@ -76,14 +78,21 @@ def test_a_request_to_the_login_endpoint_itself_is_left_alone(
     assert fake.stats == {"failed_login": 1}
 
 
+@contextmanager
+def in_refresh_window(client: str, fake: FakeKoyebAPI, auth: KoyebAuth) -> Iterator[FrozenDateTimeFactory]:
+    """Log in with a 600 s token, then move the clock 400 s on: inside min(margin 300, 600 / 2)."""
+    fake.ttl = 600
+    with freeze_time(tick=True) as clock:
+        assert send(client, auth, "GET", fake.url + "/v1/apps").status_code == 200
+        clock.tick(400)
+        yield clock
+
+
 def test_a_token_in_its_refresh_window_is_refreshed_once_without_any_401(
     client: str, fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
 ) -> None:
-    fake.ttl = 600
     auth = make_auth(refresh_margin=300)
-    with freeze_time(tick=True) as clock:
-        assert send(client, auth, "GET", fake.url + "/v1/apps").status_code == 200
-        clock.tick(400)  # 200 s left: inside min(300, 600 / 2)
+    with in_refresh_window(client, fake, auth):
         statuses = [send(client, auth, "GET", fake.url + "/v1/apps").status_code for _ in range(10)]
     assert statuses == [200] * 10
     assert fake.stats == {"login": 1, "refresh": 1, "api": 11}
@@ -275,11 +284,8 @@ def test_credentials_from_the_environment_and_the_cli_file(
 def test_a_refresh_that_fails_keeps_the_still_valid_token(
     client: str, fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
 ) -> None:
-    fake.ttl = 600
     auth = make_auth(refresh_margin=300)
-    with freeze_time(tick=True) as clock:
-        assert send(client, auth, "GET", fake.url + "/v1/apps").status_code == 200
-        clock.tick(400)
+    with in_refresh_window(client, fake, auth) as clock:
         fake.fail("refresh", times=5)
         statuses = [send(client, auth, "GET", fake.url + "/v1/apps").status_code for _ in range(5)]
         assert statuses == [200] * 5
