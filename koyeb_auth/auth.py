@@ -66,8 +66,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         self._options = {"refresh_margin": margin, "timeout": timeout, "lock_timeout": lock_timeout}
         self._seon_fp = seon_fp
         self._setup_lock = threading.Lock()
-        self._origin: tuple[str, str, int] | None = None
-        self._login_path = ""
+        self._origin: _Origin | None = None
         self._settings: Settings | None = None
         self._provider: TokenProvider | None = None
 
@@ -112,7 +111,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
     # --- httpx ------------------------------------------------------------------------------------
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if not self._applies(request.url.scheme, request.url.host, request.url.port, request.url.path):
+        if not self._origin_of().admits_httpx(request):
             yield request
             return
         tokens = self._tokens()
@@ -127,11 +126,11 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
                     tokens.suspect(renewed)
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        if not self._applies(request.url.scheme, request.url.host, request.url.port, request.url.path):
+        if not self._origin_of().admits_httpx(request):
             yield request
             return
         tokens = self._tokens()
-        sent = await tokens.aget_token()
+        sent = tokens.fresh() or await tokens.aget_token()  # no coroutine on the hot path
         rewind = _httpx_rewinder(request)
         response = yield _authorize(request, sent)
         if response.status_code == 401 and _renewable(await response.aread()):
@@ -144,8 +143,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
     # --- requests ---------------------------------------------------------------------------------
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        url = urlsplit(r.url or "")
-        if not self._applies(url.scheme, url.hostname or "", url.port, url.path):
+        if not self._origin_of().admits(r.method or "", r.url or ""):
             return r
         tokens = self._tokens()
         sent = tokens.get_token()
@@ -179,13 +177,13 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
 
     # --- setup ------------------------------------------------------------------------------------
 
-    def _applies(self, scheme: str, host: str, port: int | None, path: str) -> bool:
-        """Whether a request goes to the API's origin (and is not the login call itself)."""
-        if self._origin is None:
+    def _origin_of(self) -> _Origin:
+        origin = self._origin
+        if origin is None:
             self._tokens()
-        scheme = scheme.lower()
-        origin = (scheme, host.lower(), port or _DEFAULT_PORTS.get(scheme, 0))
-        return origin == self._origin and path != self._login_path
+            origin = self._origin
+            assert origin is not None
+        return origin
 
     def _tokens(self) -> TokenProvider:
         provider = self._provider
@@ -196,10 +194,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
 
     def _build_provider(self) -> TokenProvider:
         settings = self._config.settings(*self._credentials)
-        parts = urlsplit(settings.api_url)
-        scheme = parts.scheme.lower()
-        self._origin = (scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS[scheme])
-        self._login_path = parts.path + api.LOGIN_PATH
+        self._origin = _Origin(settings.api_url)
         source = source_for(settings, self._seon_fp)
         if source is None:
             assert settings.token is not None
@@ -208,6 +203,40 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             provider = TokenManager(source, self._store, **self._options)
         self._settings, self._provider = settings, provider
         return provider
+
+
+class _Origin:
+    """The API's scheme, host and port: the only place the token is ever sent."""
+
+    def __init__(self, api_url: str) -> None:
+        parts = urlsplit(api_url)
+        self.key = (parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS[parts.scheme])
+        self.login_path = parts.path + api.LOGIN_PATH
+        scheme, host, port = self.key
+        # httpx normalizes URLs (lower-case host, brackets around IPv6, no default port): its
+        # netloc compares as bytes, which keeps this check off the per-request profile.
+        host = f"[{host}]" if ":" in host else host
+        self.scheme = scheme
+        self.netloc = (host if port == _DEFAULT_PORTS[scheme] else f"{host}:{port}").encode()
+        # requests lower-cases the host of a prepared URL, so most URLs of the API start with this.
+        self.prefix = f"{scheme}://{self.netloc.decode()}/"
+
+    def admits_httpx(self, request: httpx.Request) -> bool:
+        url = request.url
+        if url.netloc != self.netloc or url.scheme != self.scheme:
+            return False
+        return not (request.method == "POST" and url.path == self.login_path)
+
+    def admits(self, method: str, url: str) -> bool:
+        if url.startswith(self.prefix) and method != "POST":
+            return True  # the common case, decided without parsing the URL
+        parts = urlsplit(url)
+        try:
+            scheme = parts.scheme.lower()
+            key = (scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0))
+        except ValueError:  # a port that is not a number
+            return False
+        return key == self.key and not (method == "POST" and parts.path == self.login_path)
 
 
 def _authorize(request: httpx.Request, token: str) -> httpx.Request:
@@ -223,7 +252,7 @@ def _renewable(body: bytes) -> bool:
 def _httpx_rewinder(request: httpx.Request) -> Callable[[], bool]:
     """A function that makes the request body ready to send again, or says it cannot."""
     stream = request.stream
-    if isinstance(stream, (httpx.ByteStream, httpx._multipart.MultipartStream)):
+    if type(stream) is httpx.ByteStream or isinstance(stream, (httpx.ByteStream, httpx._multipart.MultipartStream)):
         return _always  # bytes, str, JSON, forms; multipart re-reads its files from the start
     # A file passed as content= is read from where it stands: note that, to seek back to it.
     # A generator can be read once only, so it is never replayed.

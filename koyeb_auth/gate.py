@@ -12,16 +12,17 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .errors import LockTimeoutError
 from .store import TokenStore
 
 Release = Callable[[], None]
+Ready = Callable[[], bool]
 
-# Async waiters poll the store lock: a blocking flock() would stall the event loop, and a helper
-# thread could still win the lock after its task was cancelled. Polls back off to this interval.
-_MAX_POLL = 0.05
+# Waiters poll the store lock. In async code a blocking flock() would stall the event loop, and a
+# helper thread could still win the lock after its task was cancelled. Polls back off to this.
+_MAX_POLL = 0.02
 
 _gates: weakref.WeakSet[Gate] = weakref.WeakSet()
 
@@ -54,52 +55,55 @@ class Gate:
             return None
         return self._release
 
-    def enter(self, wait: bool) -> Release | None:
-        """Enter, waiting up to the lock timeout when `wait`; LockTimeoutError if that runs out."""
+    def enter(self, wait: bool, ready: Ready) -> Release | None:
+        """Enter, waiting up to the lock timeout when `wait`; LockTimeoutError if that runs out.
+
+        None when not waiting and someone is inside, or when `ready()` says, while we wait, that
+        whoever is inside has already produced what we came for.
+        """
         if not wait:
             return self.try_enter()
-        deadline = time.monotonic() + self._timeout
         if not self._thread_lock.acquire(timeout=self._timeout):
             raise self._timed_out()
         try:
-            entered = self._store.lock(max(deadline - time.monotonic(), 0.0))
+            # Poll the store lock rather than block on it: between polls `ready()` re-reads the
+            # store, so N waiting processes adopt the new token together instead of queueing for
+            # the lock one by one after the holder is done.
+            for delay in _delays(self._timeout):
+                if ready():
+                    break
+                if self._store.try_lock():
+                    return self._release
+                time.sleep(delay)
+            else:
+                raise self._timed_out()
         except BaseException:
             self._thread_lock.release()
             raise
-        if not entered:
-            self._thread_lock.release()
-            raise self._timed_out()
-        return self._release
+        self._thread_lock.release()
+        return None
 
-    async def aenter(self, wait: bool) -> Release | None:
+    async def aenter(self, wait: bool, ready: Ready) -> Release | None:
         """`enter` for coroutines: never blocks the event loop; cancellation leaves nothing held."""
         loop_lock = self._loop_lock()
         if not wait and loop_lock.locked():
             return None
+        # Tasks of one loop queue here without polling; only the first polls the locks below.
         await loop_lock.acquire()
         try:
-            deadline, delay = time.monotonic() + self._timeout, 0.001
-            while (release := self.try_enter()) is None:
-                if not wait or time.monotonic() > deadline:
+            for delay in _delays(self._timeout):
+                if (release := self.try_enter()) is not None:
+                    return _also_releasing(release, loop_lock)
+                if not wait or ready():
                     break
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_POLL)
+            else:
+                raise self._timed_out()
         except BaseException:
             loop_lock.release()
             raise
-        if release is None:
-            loop_lock.release()
-            if wait:
-                raise self._timed_out()
-            return None
-
-        def release_all() -> None:
-            try:
-                release()
-            finally:
-                loop_lock.release()
-
-        return release_all
+        loop_lock.release()
+        return None
 
     def _release(self) -> None:
         try:
@@ -119,6 +123,26 @@ class Gate:
             f"Waited {self._timeout:g} s for the token lock of {self._store!r}: another thread or process "
             "is still logging in. Check that the Koyeb API answers, or raise lock_timeout."
         )
+
+
+def _delays(timeout: float) -> Iterator[float]:
+    """Sleeps between polls, doubling up to _MAX_POLL, until `timeout` seconds have passed."""
+    deadline, delay = time.monotonic() + timeout, 0.001
+    while True:
+        yield delay
+        if time.monotonic() >= deadline:
+            return
+        delay = min(delay * 2, _MAX_POLL)
+
+
+def _also_releasing(release: Release, loop_lock: asyncio.Lock) -> Release:
+    def release_all() -> None:
+        try:
+            release()
+        finally:
+            loop_lock.release()
+
+    return release_all
 
 
 def _reset_after_fork() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -34,7 +34,10 @@ SUSPECT_INTERVAL = 10.0
 
 @dataclass(frozen=True)
 class Enter:
+    """Take the locks (waiting if `wait`); while waiting, stop early once `ready()` is true."""
+
     wait: bool
+    ready: Callable[[], bool] = lambda: False
 
 
 Flow = Generator["Enter | api.Call", Any, T]
@@ -47,6 +50,10 @@ def _now() -> float:
 
 class TokenProvider(Protocol):
     """What KoyebAuth needs from whatever supplies its tokens."""
+
+    def fresh(self) -> str | None:
+        """The token if it can be used as is, without locks or I/O; None if anything is due."""
+        ...
 
     def get_token(self) -> str: ...
 
@@ -72,6 +79,9 @@ class StaticToken:
 
     def __init__(self, value: str) -> None:
         self._value = value
+
+    def fresh(self) -> str | None:
+        return self._value
 
     def get_token(self) -> str:
         return self._value
@@ -113,21 +123,24 @@ class TokenManager:
         self._gate = Gate(store, lock_timeout)
         self._backoff = Backoff()
         self._token: Token | None = None
+        # The hot path reads this one tuple: the token's value and when it falls due. Replaced as a
+        # whole, so a thread never pairs one token's value with another's deadline.
+        self._hot: tuple[str, float] = ("", float("-inf"))
         self._suspect = ("", float("-inf"))
 
     # --- public: the hot path stays in memory ---------------------------------------------------
 
+    def fresh(self) -> str | None:
+        """The token in memory if it needs nothing done, else None: no lock, no I/O."""
+        value, fresh_until = self._hot
+        return value if time.time() < fresh_until else None
+
     def get_token(self) -> str:
-        token = self._token
-        if token is not None and not token.due(_now(), self._margin):
-            return token.value
-        return self._run(self._token_flow())
+        return self.fresh() or self._run(self._token_flow())
 
     async def aget_token(self) -> str:
-        token = self._token
-        if token is not None and not token.due(_now(), self._margin):
-            return token.value
-        return await self._arun(self._token_flow())
+        value = self.fresh()
+        return value if value is not None else await self._arun(self._token_flow())
 
     def renew_rejected(self, rejected: str) -> str | None:
         return self._run(self._rejection_flow(rejected))
@@ -144,6 +157,10 @@ class TokenManager:
     async def alogout(self) -> None:
         await self._arun(self._logout_flow())
 
+    def _remember(self, token: Token | None) -> None:
+        self._token = token
+        self._hot = (token.value, token.fresh_until(self._margin)) if token else ("", float("-inf"))
+
     def cached(self) -> Token | None:
         """The token this process would use now, from memory or the store, with no network call."""
         token = self._token or self._store.load(self._key)
@@ -158,19 +175,21 @@ class TokenManager:
             # A process that has no token yet adopts a peer's without any lock: the store is
             # replaced atomically, so this read never sees half a token.
             held = self._usable(self._store.load(self._key), now)
-            self._token = held
+            self._remember(held)
             if held is not None and not held.due(now, self._margin):
                 return held.value
         elif self._backoff.active(now):
             return held.value  # the last refresh failed moments ago; the token is still good
         # A valid token that is due: one caller refreshes, the rest go on with it (no waiting).
         # No valid token: everyone waits for the one caller that fetches it.
-        release = yield Enter(wait=held is None)
+        release = yield Enter(wait=held is None, ready=lambda: self._adopt_fresh() is not None)
         if release is None:
-            assert held is not None
-            return held.value
+            token = held or self._token  # a peer's fresh token, adopted while waiting
+            assert token is not None
+            return token.value
         try:
-            fresh = self._fresh_under_lock()
+            # Re-check under the lock: a thread or process that held it before us may have renewed.
+            fresh = self._adopt_fresh()
             if fresh is not None:
                 return fresh.value
             try:
@@ -185,15 +204,15 @@ class TokenManager:
             release()
 
     def _rejection_flow(self, rejected: str) -> Flow[str | None]:
-        release = yield Enter(wait=True)
+        replacement = self._adopt_replacement
+        release = yield Enter(wait=True, ready=lambda: replacement(rejected) is not None)
+        if release is None:
+            assert self._token is not None
+            return self._token.value
         try:
             now = _now()
-            # Compare-and-renew: if a peer already replaced the token the server refused, use theirs.
-            # The store first: it holds the newest token, while memory may hold one already replaced.
-            for candidate in (self._store.load(self._key), self._token):
-                if candidate is not None and candidate.value != rejected and not candidate.expired(now):
-                    self._token = candidate
-                    return candidate.value
+            if (token := replacement(rejected)) is not None:
+                return token.value
             suspect, since = self._suspect
             if rejected == suspect and now - since < SUSPECT_INTERVAL:
                 return None
@@ -210,19 +229,31 @@ class TokenManager:
             if token is not None:
                 call = api.logout(self._source.api_url, token.value)
                 api.check_logout(call, (yield call))
-            self._token = None
+            self._remember(None)
             self._store.delete(self._key)
         finally:
             release()
 
     # --- steps, run with the gate held ------------------------------------------------------------
 
-    def _fresh_under_lock(self) -> Token | None:
-        """A token that needs no renewal, from memory or the store, re-read now that we hold the lock."""
+    def _adopt_fresh(self) -> Token | None:
+        """A token that needs no renewal, from memory or the store, made the one in use."""
         now = _now()
         for candidate in (self._token, self._store.load(self._key)):
             if candidate is not None and not candidate.due(now, self._margin):
-                self._token = candidate
+                self._remember(candidate)
+                return candidate
+        return None
+
+    def _adopt_replacement(self, rejected: str) -> Token | None:
+        """Compare-and-renew: a valid token other than the one the server refused, made the one in use.
+
+        The store first: it holds the newest token, while memory may hold one already replaced.
+        """
+        now = _now()
+        for candidate in (self._store.load(self._key), self._token):
+            if candidate is not None and candidate.value != rejected and not candidate.expired(now):
+                self._remember(candidate)
                 return candidate
         return None
 
@@ -236,7 +267,7 @@ class TokenManager:
             self._backoff.failed(now, exc)
             raise
         self._backoff.succeeded()
-        self._token = token
+        self._remember(token)
         try:
             self._store.save(self._key, token)
         except OSError as exc:
@@ -267,7 +298,7 @@ class TokenManager:
         steps = _Steps(flow)
         for step in steps:
             try:
-                steps.done(self._gate.enter(step.wait) if isinstance(step, Enter)
+                steps.done(self._gate.enter(step.wait, step.ready) if isinstance(step, Enter)
                            else transport.send(step, self._timeout))
             except BaseException as exc:
                 steps.failed(exc)
@@ -277,7 +308,7 @@ class TokenManager:
         steps = _Steps(flow)
         for step in steps:
             try:
-                steps.done(await self._gate.aenter(step.wait) if isinstance(step, Enter)
+                steps.done(await self._gate.aenter(step.wait, step.ready) if isinstance(step, Enter)
                            else await transport.asend(step, self._timeout))
             except BaseException as exc:  # CancelledError too: the flow's finally must release its locks
                 steps.failed(exc)

@@ -103,6 +103,9 @@ class FileTokenStore:
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock: filelock.BaseFileLock | None = None
         self._lock_pid = 0
+        # The last file read, by identity: waiters poll the store, and a stat is far cheaper than a
+        # parse. Every write is a rename to a new inode, so a changed file never looks the same.
+        self._seen: tuple[tuple[int, ...], dict[str, Any]] | None = None
 
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self.path)!r})"
@@ -144,6 +147,18 @@ class FileTokenStore:
 
     def _read(self) -> dict[str, Any]:
         """The `tokens` mapping of the cache file, or {} for any kind of miss."""
+        try:
+            info = os.stat(self.path, follow_symlinks=False)
+        except OSError:
+            return {}
+        identity = (info.st_ino, info.st_dev, info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_mode)
+        if self._seen is not None and self._seen[0] == identity:
+            return dict(self._seen[1])
+        tokens = self._parse()
+        self._seen = (identity, tokens)
+        return dict(tokens)
+
+    def _parse(self) -> dict[str, Any]:
         try:
             raw = self._read_bytes()
         except OSError as exc:

@@ -66,7 +66,6 @@ class _Session:
     user_id: str
     organization_id: str
     expires_at: float
-    revoked: bool = False
 
 
 class FakeKoyebAPI:
@@ -80,6 +79,7 @@ class FakeKoyebAPI:
         *,
         ttl: float = 3600.0,
         login_delay: float = 0.0,
+        refresh_delay: float = 0.0,
         revoke_on_refresh: bool = True,
         expiry_style: ExpiryStyle = "expires_at",
         host: str = "127.0.0.1",
@@ -87,6 +87,9 @@ class FakeKoyebAPI:
     ) -> None:
         self.ttl = ttl
         self.login_delay = login_delay
+        self.refresh_delay = refresh_delay
+        # (monotonic time, counter name) of every session call (not plain API calls), for timelines
+        self.events: list[tuple[float, str]] = []
         self.revoke_on_refresh = revoke_on_refresh
         self.expiry_style = expiry_style
         self.users = {self.EMAIL: self.PASSWORD}
@@ -153,6 +156,7 @@ class FakeKoyebAPI:
     def reset_stats(self) -> None:
         with self._lock:
             self._counts.clear()
+            self.events.clear()
 
     def fail(self, action: Action, fault: Fault | None = None, times: int = 1) -> None:
         """Answer the next `times` calls of `action` with `fault` (default: a 503)."""
@@ -162,14 +166,15 @@ class FakeKoyebAPI:
     def revoke(self, token: str | None = None) -> None:
         """Revoke one session token, or all of them."""
         with self._lock:
-            for value, session in self._sessions.items():
-                if token is None or value == token:
-                    session.revoked = True
+            # A revoked session is forgotten: an unknown token gets the same 401, and a long-running
+            # fake keeps only the sessions that can still be used (or be sent after they expired).
+            for value in [token] if token is not None else list(self._sessions):
+                self._sessions.pop(value, None)
 
     def live_tokens(self) -> list[str]:
         now = time.time()
         with self._lock:
-            return [v for v, s in self._sessions.items() if not s.revoked and s.expires_at > now]
+            return [v for v, s in self._sessions.items() if s.expires_at > now]
 
     # --- the endpoints --------------------------------------------------------------------------
 
@@ -187,11 +192,14 @@ class FakeKoyebAPI:
         if session is None:
             self._count("unauthorized" if action == "api" else f"{action}_refused")
             return 401, {"status": 401, "code": "authentication_error", "message": error}, {}
+        if action == "refresh":
+            time.sleep(self.refresh_delay)
         self._count(action)
         if action == "api":
             return 200, {"method": method, "path": path, "body": body.decode("utf-8", "replace")}, {}
         # Refresh and logout both end the session they were called with (refresh: unless told not to).
-        session.revoked = action == "logout" or self.revoke_on_refresh
+        if action == "logout" or self.revoke_on_refresh:
+            self.revoke(bearer)
         return 200, ({} if action == "logout" else self._issue(session.user_id, session.organization_id)), {}
 
     def _injected(self, action: Action) -> _Answer | None:
@@ -235,7 +243,7 @@ class FakeKoyebAPI:
     def _authenticate(self, bearer: str) -> tuple[_Session | None, str]:
         with self._lock:
             session = self._sessions.get(bearer)
-        if session is None or session.revoked:
+        if session is None:
             return None, _UNAUTHENTICATED
         if session.organization_id in self.deactivated_organizations:
             return None, "Token rejected"
@@ -268,6 +276,8 @@ class FakeKoyebAPI:
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
+            if name != "api":
+                self.events.append((time.monotonic(), name))
 
 
 class _Handler(BaseHTTPRequestHandler):

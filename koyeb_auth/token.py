@@ -57,14 +57,19 @@ class Token:
         return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else float("inf")
 
     def due(self, now: float, margin: float) -> bool:
-        """True when the token should be renewed: expired, or inside its refresh window.
+        """True when the token should be renewed: expired, or inside its refresh window."""
+        return now >= self.fresh_until(margin)
 
-        The window is `min(margin, lifetime / 2)`: a fixed margin longer than a short token's life
-        would make every call a refresh (the botocore 15-minute-window bug).
+    def fresh_until(self, margin: float) -> float:
+        """When the refresh window opens: `min(margin, lifetime / 2)` before expiry.
+
+        Half the lifetime at most, because a fixed margin longer than a short token's life would
+        make every call a refresh (the botocore 15-minute-window bug).
         """
         if self.expires_at is None:
-            return False
-        return self.expires_at - now < min(margin, self._lifetime / 2) or self.expired(now)
+            return float("inf")
+        window = max(min(margin, self._lifetime / 2), min(SEND_MARGIN, self._lifetime / 10))
+        return self.expires_at - window
 
 
 def fingerprint(secret: str) -> str:

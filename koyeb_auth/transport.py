@@ -6,6 +6,9 @@ would have to be rebuilt after fork() and bound to each event loop.
 
 from __future__ import annotations
 
+import functools
+import ssl
+
 import httpx
 
 from .api import Call, Reply
@@ -18,7 +21,7 @@ MAX_REPLY_BYTES = 1 << 20
 def send(call: Call, timeout: float) -> Reply:
     try:
         with (
-            httpx.Client(timeout=timeout) as client,
+            httpx.Client(timeout=timeout, verify=_verify(call.url)) as client,
             client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
         ):
             body = _Body()
@@ -33,7 +36,7 @@ def send(call: Call, timeout: float) -> Reply:
 async def asend(call: Call, timeout: float) -> Reply:
     try:
         async with (
-            httpx.AsyncClient(timeout=timeout) as client,
+            httpx.AsyncClient(timeout=timeout, verify=_verify(call.url)) as client,
             client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
         ):
             body = _Body()
@@ -43,6 +46,17 @@ async def asend(call: Call, timeout: float) -> Reply:
             return body.reply(response)
     except httpx.HTTPError as exc:
         raise _failure(call, exc) from None
+
+
+def _verify(url: str) -> ssl.SSLContext | bool:
+    # Certificates matter only over TLS; loading them costs ~50 ms, so it is done once per process
+    # and skipped for a plain-http API (a local fake or proxy).
+    return _tls_context() if url.startswith("https:") else False
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 class _Body:

@@ -26,8 +26,10 @@ def test_no_secret_in_logs_reprs_or_errors_across_every_flow(
     texts: list[str] = []
     auth = make_auth(password=PASSWORD, refresh_margin=300)
     texts.append(repr(auth))
+    issued: set[str] = set()
     with freeze_time(tick=True) as clock:
         httpx.get(fake.url + "/v1/apps", auth=auth)
+        issued.update(fake.live_tokens())
         texts += [repr(auth.cached_token()), repr(auth.settings), repr(auth.store)]
         clock.tick(400)
         fake.fail("refresh")  # a failed refresh is logged as a warning
@@ -35,6 +37,7 @@ def test_no_secret_in_logs_reprs_or_errors_across_every_flow(
         clock.tick(1)
         fake.revoke()
         httpx.get(fake.url + "/v1/apps", auth=auth)  # 401, refused refresh, login, retry
+        issued.update(fake.live_tokens())
     auth.logout()
     for failing in (make_auth(password="wrong-" + PASSWORD), KoyebAuth(token="tok-" + PASSWORD, api_url="nope")):
         with pytest.raises(KoyebAuthError) as caught:
@@ -45,7 +48,6 @@ def test_no_secret_in_logs_reprs_or_errors_across_every_flow(
         make_auth(password=PASSWORD, cache_path=None, store=None, api_url=fake.url).get_token()
     texts.append(str(caught.value))
 
-    issued = list(fake._sessions)
     assert len(issued) == 2 and fake.stats["fault_refresh"] == 1 and fake.stats["refresh_refused"] == 1
     everything = "\n".join([*texts, caplog.text, *(r.getMessage() for r in caplog.records)])
     assert "Obtained Koyeb token" in everything  # the log does speak about tokens, by fingerprint

@@ -1,0 +1,1 @@
+"""koyeb-auth benchmarks: `python -m benchmarks` prints every table as markdown."""

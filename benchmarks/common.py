@@ -1,0 +1,100 @@
+"""Helpers shared by the benchmarks: timing, statistics, markdown tables, workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import requests
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+API_URL = "https://app.koyeb.com"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def median_us(run: Callable[[], None], count: int, rounds: int) -> list[float]:
+    """Per-call microseconds of `run`, one figure per round."""
+    figures = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(count):
+            run()
+        figures.append((time.perf_counter() - start) / count * 1e6)
+    return figures
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(int(q / 100 * len(ordered)), len(ordered) - 1)] if ordered else float("nan")
+
+
+def ok_handler(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, content=b"{}")
+
+
+class CannedAdapter(BaseAdapter):
+    """A requests adapter that answers 200 `{}` without a socket: the requests twin of MockTransport."""
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response._content, response.request = 200, b"{}", request
+        response.url = request.url or ""
+        response.headers = CaseInsensitiveDict({"Content-Type": "application/json"})
+        response.connection = self  # type: ignore[attr-defined]
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def canned_session(auth: Any) -> requests.Session:
+    session = requests.Session()
+    session.mount("https://", CannedAdapter())
+    session.auth = auth
+    return session
+
+
+def spawn(module: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})})
+
+
+def wait_ready(procs: Sequence[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+
+
+def go(procs: Sequence[subprocess.Popen[str]]) -> float:
+    """Release every ready worker; returns the wall-clock time of the release."""
+    started = time.time()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    return started
+
+
+def results(procs: Sequence[subprocess.Popen[str]]) -> list[dict[str, Any]]:
+    out = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=120)
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)

@@ -1,0 +1,30 @@
+"""A cold-start worker: once told to go, get a token (KoyebAuth, or a naive login of its own)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import httpcore  # noqa: F401 - loaded before the start, as in any worker that has built its HTTP client
+import httpx
+
+from koyeb_auth import KoyebAuth
+from koyeb_auth.testing import FakeKoyebAPI
+
+
+def main() -> None:
+    mode, cache, url = sys.argv[1:4]
+    auth = KoyebAuth(FakeKoyebAPI.EMAIL, FakeKoyebAPI.PASSWORD, api_url=url, cache_path=cache)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    if mode == "koyeb":
+        auth.get_token()
+    else:  # what each process does without a shared cache: log in itself
+        body = {"email": FakeKoyebAPI.EMAIL, "password": FakeKoyebAPI.PASSWORD}
+        httpx.post(url + "/v1/account/login", json=body).raise_for_status()
+    print(json.dumps({"ready_at": time.time()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
