@@ -208,10 +208,10 @@ class FakeKoyebAPI:
             fault = queue.popleft() if queue else None
         if fault is None:
             return None
+        self._count(f"fault_{action}")
         time.sleep(fault.delay)
         if fault.drop:
             raise ConnectionAbortedError
-        self._count(f"fault_{action}")
         return fault.status, fault.body, dict(fault.headers)
 
     def _login(self, body: bytes) -> _Answer:
@@ -299,13 +299,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         status, payload, extra = answer
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", extra.pop("content-type", "application/json"))
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", extra.pop("content-type", "application/json"))
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (a timeout test): nothing to answer
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

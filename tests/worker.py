@@ -1,7 +1,9 @@
 """A worker process for the cross-process tests: waits for `go` on stdin, then uses KoyebAuth.
 
-Usage: worker.py CLIENT REQUESTS   (CLIENT: httpx, async, requests). Settings come from KOYEB_*
-and WORKER_CACHE. Prints one JSON line: statuses seen and the token fingerprints used.
+Usage: worker.py CLIENT COUNT [SECONDS [THREADS]]
+  CLIENT: httpx, async or requests. COUNT requests (concurrent tasks for async), once; or, with
+  SECONDS, again and again until that time is up, in THREADS threads. Settings come from KOYEB_*
+  and WORKER_CACHE. Prints one JSON line: the statuses seen.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import asyncio
 import json
 import os
 import sys
+import threading
+import time
 
 import httpx
 import requests
@@ -19,24 +23,43 @@ from koyeb_auth import KoyebAuth
 
 def main() -> None:
     client, count = sys.argv[1], int(sys.argv[2])
+    seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     auth = KoyebAuth(cache_path=os.environ["WORKER_CACHE"])
     url = os.environ["KOYEB_URL"] + "/v1/apps"
+    statuses: list[int] = []
     print("ready", flush=True)
     sys.stdin.readline()
+    deadline = time.monotonic() + seconds
+
+    def work() -> None:
+        while True:
+            statuses.extend(run(client, auth, url, count))
+            if time.monotonic() >= deadline:
+                return
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    print(json.dumps({"statuses": statuses, "pid": os.getpid()}), flush=True)
+
+
+def run(client: str, auth: KoyebAuth, url: str, count: int) -> list[int]:
     if client == "httpx":
         with httpx.Client(auth=auth) as session:
-            statuses = [session.get(url).status_code for _ in range(count)]
-    elif client == "requests":
+            return [session.get(url).status_code for _ in range(count)]
+    if client == "requests":
         with requests.Session() as session:
-            statuses = [session.get(url, auth=auth).status_code for _ in range(count)]
-    else:
-        async def run() -> list[int]:
-            async with httpx.AsyncClient(auth=auth) as session:
-                responses = await asyncio.gather(*(session.get(url) for _ in range(count)))
-            return [r.status_code for r in responses]
+            return [session.get(url, auth=auth).status_code for _ in range(count)]
 
-        statuses = asyncio.run(run())
-    print(json.dumps({"statuses": statuses, "pid": os.getpid()}), flush=True)
+    async def concurrently() -> list[int]:
+        async with httpx.AsyncClient(auth=auth) as session:
+            responses = await asyncio.gather(*(session.get(url) for _ in range(count)))
+        return [r.status_code for r in responses]
+
+    return asyncio.run(concurrently())
 
 
 if __name__ == "__main__":
