@@ -88,6 +88,8 @@ class FakeKoyebAPI:
         self.ttl = ttl
         self.login_delay = login_delay
         self.refresh_delay = refresh_delay
+        # The last tokens issued, for leak checks (bounded: a long-running fake stays small).
+        self.issued: deque[str] = deque(maxlen=100)
         # (monotonic time, counter name) of every session call (not plain API calls), for timelines
         self.events: list[tuple[float, str]] = []
         self.revoke_on_refresh = revoke_on_refresh
@@ -259,6 +261,7 @@ class FakeKoyebAPI:
                            "jti": secrets.token_hex(8)})
         with self._lock:
             self._sessions[value] = _Session(user_id, organization_id, expires)
+            self.issued.append(value)
         token = {"id": value, "user_id": user_id, "organization_id": organization_id}
         if self.expiry_style != "jwt":
             stamp = datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

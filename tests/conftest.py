@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 
 from koyeb_auth import KoyebAuth
 from koyeb_auth.testing import FakeKoyebAPI
+from koyeb_auth.token import fingerprint
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -28,8 +31,30 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def fake() -> Iterator[FakeKoyebAPI]:
-    with FakeKoyebAPI(ttl=3600) as api:
-        yield api
+    """The fake API; every test using it also proves that no secret reached a log record."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    root = logging.getLogger()
+    level, root.level = root.level, logging.DEBUG
+    root.addHandler(handler)
+    try:
+        with FakeKoyebAPI(ttl=3600) as api:
+            yield api
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    secrets = {*api.issued, *api.users.values(), api.PERSONAL_TOKEN}
+    text = "\n".join(_record_text(record) for record in records)
+    leaked = [fingerprint(secret) for secret in secrets if secret in text]
+    assert leaked == [], "a token or password reached a log record (fingerprints shown)"
+
+
+def _record_text(record: logging.LogRecord) -> str:
+    text = record.getMessage()
+    if record.exc_info and record.exc_info[1] is not None:
+        text += "\n" + "".join(traceback.format_exception(record.exc_info[1]))
+    return text
 
 
 @pytest.fixture
