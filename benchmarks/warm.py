@@ -64,18 +64,20 @@ def _token_handler(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"access_token": "peer-token", "token_type": "bearer", "expires_in": 3600})
 
 
-def sync_variants(directory: Path) -> dict[str, httpx.Client]:
+def httpx_variants(directory: Path, client: type[httpx.Client] | type[httpx.AsyncClient]) -> dict[str, Any]:
+    """The same variants for httpx.Client or httpx.AsyncClient."""
     mock = httpx.MockTransport(ok_handler)
-    variants = {
-        "no auth": httpx.Client(transport=mock),
-        "constant header (floor)": httpx.Client(transport=mock, auth=ConstantHeader()),
-        "**KoyebAuth**": httpx.Client(transport=mock, auth=koyeb_auth(directory)),
+    variants: dict[str, Any] = {
+        "no auth": client(transport=mock),
+        FLOOR: client(transport=mock, auth=ConstantHeader()),
+        KOYEB: client(transport=mock, auth=koyeb_auth(directory)),
     }
     try:
-        from authlib.integrations.httpx_client import OAuth2Client
+        from authlib.integrations import httpx_client
 
+        oauth = httpx_client.OAuth2Client if client is httpx.Client else httpx_client.AsyncOAuth2Client
         token = {"access_token": "peer", "token_type": "bearer", "expires_at": time.time() + 3600}
-        variants["authlib OAuth2Client"] = OAuth2Client(token=token, transport=mock)
+        variants[f"authlib {oauth.__name__}"] = oauth(token=token, transport=mock)
     except ImportError:
         pass
     try:
@@ -83,24 +85,7 @@ def sync_variants(directory: Path) -> dict[str, httpx.Client]:
 
         token_client = httpx.Client(transport=httpx.MockTransport(_token_handler))
         peer = httpx_auth.OAuth2ClientCredentials(API_URL + "/token", "id", "secret", client=token_client)
-        variants["httpx-auth OAuth2ClientCredentials"] = httpx.Client(transport=mock, auth=peer)
-    except ImportError:
-        pass
-    return variants
-
-
-def async_variants(directory: Path) -> dict[str, httpx.AsyncClient]:
-    mock = httpx.MockTransport(ok_handler)
-    variants = {
-        "no auth": httpx.AsyncClient(transport=mock),
-        "constant header (floor)": httpx.AsyncClient(transport=mock, auth=ConstantHeader()),
-        "**KoyebAuth**": httpx.AsyncClient(transport=mock, auth=koyeb_auth(directory)),
-    }
-    try:
-        from authlib.integrations.httpx_client import AsyncOAuth2Client
-
-        token = {"access_token": "peer", "token_type": "bearer", "expires_at": time.time() + 3600}
-        variants["authlib AsyncOAuth2Client"] = AsyncOAuth2Client(token=token, transport=mock)
+        variants["httpx-auth OAuth2ClientCredentials"] = client(transport=mock, auth=peer)
     except ImportError:
         pass
     return variants
@@ -109,8 +94,8 @@ def async_variants(directory: Path) -> dict[str, httpx.AsyncClient]:
 def requests_variants(directory: Path) -> dict[str, requests.Session]:
     variants = {
         "no auth": canned_session(None),
-        "constant header (floor)": canned_session(ConstantHeader()),
-        "**KoyebAuth**": canned_session(koyeb_auth(directory)),
+        FLOOR: canned_session(ConstantHeader()),
+        KOYEB: canned_session(koyeb_auth(directory)),
     }
     try:
         from google.auth.transport.requests import AuthorizedSession
@@ -149,13 +134,14 @@ def _measure(count: int, rounds: int) -> tuple[str, dict[str, float]]:
     sections, ratios = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        sync = sync_variants(directory)
+        sync = httpx_variants(directory, httpx.Client)
         calls: dict[str, Callable[[], Any]] = {name: (lambda c=c: c.get(URL)) for name, c in sync.items()}
         sessions = requests_variants(directory)
         req_calls: dict[str, Callable[[], Any]] = {n: (lambda s=s: s.get(URL)) for n, s in sessions.items()}
         by_client = {title: _alternate(variants, count, rounds)
                      for title, variants in (("httpx.Client", calls), ("requests", req_calls))}
-        by_client["httpx.AsyncClient"] = asyncio.run(_alternate_async(async_variants(directory), count, rounds))
+        async_clients = httpx_variants(directory, httpx.AsyncClient)
+        by_client["httpx.AsyncClient"] = asyncio.run(_alternate_async(async_clients, count, rounds))
         for title, figures in by_client.items():
             sections.append(f"**{title}** (µs per request over {rounds} rounds of {count}: the median round "
                             "and the best one)\n\n"
