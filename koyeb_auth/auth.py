@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,7 +53,6 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         store: TokenStore | None = None,
         timeout: float = 15.0,
         lock_timeout: float = 60.0,
-        environ: Mapping[str, str] | None = None,
     ) -> None:
         if store is not None and cache_path is not None:
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
@@ -61,7 +60,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         if not margin >= 0 or timeout <= 0 or lock_timeout <= 0:
             raise ConfigurationError("refresh_margin must be >= 0, and timeout and lock_timeout > 0 seconds.")
         self._credentials = (email, password, token, organization_id, api_url)
-        self._config = Config(os.environ if environ is None else environ)
+        self._config = Config(os.environ)
         self._store = store if store is not None else FileTokenStore(cache_path)
         self._options = {"refresh_margin": margin, "timeout": timeout, "lock_timeout": lock_timeout}
         self._seon_fp = seon_fp

@@ -120,6 +120,8 @@ class FileTokenStore:
             self._file_lock().acquire(timeout=max(timeout, 0.0), blocking=blocking, poll_interval=0.01)
         except filelock.Timeout:
             return False
+        except OSError as exc:
+            raise self._unusable(exc) from None
         return True
 
     def unlock(self) -> None:
@@ -218,7 +220,16 @@ class FileTokenStore:
     def delete(self, key: str) -> None:
         tokens = self._read()
         if tokens.pop(key, None) is not None:
-            self._write(tokens)
+            try:
+                self._write(tokens)
+            except OSError as exc:
+                raise self._unusable(exc) from None
+
+    def _unusable(self, exc: OSError) -> CacheFileError:
+        return CacheFileError(
+            f"The token cache {self.path} cannot be used: {exc.strerror or exc}. "
+            "Fix its directory's permissions or pass another cache_path."
+        )
 
     def _write(self, tokens: dict[str, Any]) -> None:
         data = json.dumps({"version": FORMAT_VERSION, "tokens": tokens}, indent=1).encode()

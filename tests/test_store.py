@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from koyeb_auth import CacheFileError, FileTokenStore, Token
+from koyeb_auth import CacheFileError, FileTokenStore, KoyebAuth, Token
+from koyeb_auth.testing import FakeKoyebAPI
 
 GOOD = Token("token-value", obtained_at=1000.0, expires_at=2000.0, user_id="u", organization_id="o")
 
@@ -128,3 +129,14 @@ def test_a_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
     os.chown(store.path, 12345, 12345)
     with pytest.raises(CacheFileError, match="another user"):
         store.load("k")
+
+
+def test_a_cache_directory_that_cannot_be_created_is_a_clear_error_before_any_login(
+    tmp_path: Path, fake: FakeKoyebAPI
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=blocker / "tokens.json")
+    with pytest.raises(CacheFileError, match="cannot be used"):
+        auth.get_token()
+    assert fake.stats == {}
