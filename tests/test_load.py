@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from koyeb_auth import KoyebAuth
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import release_workers, start_workers
@@ -27,8 +33,8 @@ def test_a_cold_fleet_of_processes_threads_and_tasks_logs_in_once(fake: FakeKoye
 def test_a_fleet_living_through_expiring_tokens_renews_once_per_lifetime(
     fake: FakeKoyebAPI, cache_path: Path
 ) -> None:
-    fake.ttl = 2.0  # refresh window: min(300, 2 / 2) = the last second of each token
-    seconds = 8.0
+    fake.ttl = 3.0  # refresh window: min(300, 3 / 2) = the last 1.5 s of each token
+    seconds = 30.0
     env = fleet_env(fake, cache_path)
     workers = start_workers(2, env, "httpx", "5", str(seconds), "2")
     workers += start_workers(2, env, "requests", "5", str(seconds), "2")
@@ -39,9 +45,44 @@ def test_a_fleet_living_through_expiring_tokens_renews_once_per_lifetime(
     assert set(statuses) == {200}
     assert stats["login"] == 1
     assert stats.get("expired_sent", 0) == 0
-    # A token is renewed in its last second: at most one renewal per second of the run (plus the
-    # process start-up), and at least one per token lifetime.
-    assert seconds / fake.ttl <= stats["refresh"] <= seconds + 3
+    # A token is renewed once its last 1.5 s begin: one renewal per 1.5 s of the run at most (plus
+    # the process start-up), never one per request or per process.
+    assert seconds / fake.ttl <= stats["refresh"] <= seconds / 1.5 + 3
     # Each refresh revokes the old token, so a worker that sent it in that instant sees one 401
     # and adopts the new token: never more 401s than workers x concurrent requests per refresh.
     assert stats.get("unauthorized", 0) <= stats["refresh"] * (4 * 2 + 2 * 8)
+
+
+PEER = """
+import json, os, sys, httpx
+from koyeb_auth import KoyebAuth
+auth = KoyebAuth(cache_path=os.environ["WORKER_CACHE"])
+url = os.environ["KOYEB_URL"] + "/v1/apps"
+with httpx.Client(auth=auth) as client:
+    first = client.get(url).status_code  # warm: the shared token is now in this process's memory
+    print("ready", flush=True)
+    sys.stdin.readline()
+    responses = [client.get(url) for _ in range(5)]
+print(json.dumps({"statuses": [first] + [r.status_code for r in responses],
+                  "401s": sum(1 for r in responses for old in r.history if old.status_code == 401)}))
+"""
+
+
+def test_warm_processes_pick_up_a_peer_refresh_after_at_most_one_401_each(
+    fake: FakeKoyebAPI, cache_path: Path, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    peer = make_auth()
+    old = peer.get_token()
+    env = {**os.environ, **fleet_env(fake, cache_path)}
+    workers = [subprocess.Popen([sys.executable, "-c", PEER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=env) for _ in range(3)]
+    for worker in workers:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready"
+    assert peer._tokens().renew_rejected(old) not in (None, old)  # a refresh, which revokes `old`
+    results = [json.loads(worker.communicate("go\n", timeout=60)[0]) for worker in workers]
+    assert all(r["statuses"] == [200] * 6 for r in results)
+    assert all(r["401s"] <= 1 for r in results)
+    assert fake.stats["login"] == 1
+    assert fake.stats["refresh"] == 1
+    assert fake.stats.get("unauthorized", 0) == sum(r["401s"] for r in results) <= 3
