@@ -30,6 +30,9 @@ T = TypeVar("T")
 # permission, a proxy). For this long, further 401s with it go back to the caller unrenewed, so a
 # persistent 401 cannot turn into a login per request.
 SUSPECT_INTERVAL = 10.0
+# While a peer refreshes a token that is due but valid, look again this often rather than on every
+# request: each look costs a lock attempt on the lock file.
+PEER_REFRESH_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,7 @@ class TokenManager:
         # whole, so a thread never pairs one token's value with another's deadline.
         self._hot: tuple[str, float] = ("", float("-inf"))
         self._suspect = ("", float("-inf"))
+        self._look_again_at = float("-inf")
 
     # --- public: the hot path stays in memory ---------------------------------------------------
 
@@ -178,13 +182,15 @@ class TokenManager:
             self._remember(held)
             if held is not None and not held.due(now, self._margin):
                 return held.value
-        elif self._backoff.active(now):
-            return held.value  # the last refresh failed moments ago; the token is still good
+        elif self._backoff.active(now) or now < self._look_again_at:
+            return held.value  # a refresh failed moments ago, or a peer is refreshing: still good
         # A valid token that is due: one caller refreshes, the rest go on with it (no waiting).
         # No valid token: everyone waits for the one caller that fetches it.
         release = yield Enter(wait=held is None, ready=lambda: self._adopt_fresh() is not None)
         if release is None:
-            token = held or self._token  # a peer's fresh token, adopted while waiting
+            if held is not None:  # a peer holds the lock to refresh: go on with the valid token
+                self._look_again_at = _now() + PEER_REFRESH_POLL
+            token = held or self._token  # else a peer's fresh token, adopted while waiting
             assert token is not None
             return token.value
         try:
