@@ -56,11 +56,11 @@ class Gate:
             return None
         return self._release
 
-    def enter(self, wait: bool, ready: Ready) -> Release | None:
+    def enter(self, wait: bool, ready: Ready | None) -> Release | None:
         """Enter, waiting up to the lock timeout when `wait`; LockTimeoutError if that runs out.
 
-        None when not waiting and someone is inside, or when `ready()` says, while we wait, that
-        whoever is inside has already produced what we came for.
+        None when not waiting and someone is inside, or when `ready()` (if given) says, while we
+        wait, that whoever is inside has already produced what we came for.
         """
         if not wait:
             return self.try_enter()
@@ -70,8 +70,8 @@ class Gate:
             # Poll the store lock rather than block on it: between polls `ready()` re-reads the
             # store, so N waiting processes adopt the new token together instead of queueing for
             # the lock one by one after the holder is done.
-            for delay, attempt in _polls(self._timeout):
-                if ready():
+            for delay, attempt in _polls(self._timeout, ready is not None):
+                if ready is not None and ready():
                     break
                 if attempt and self._store.try_lock():
                     return self._release
@@ -84,7 +84,7 @@ class Gate:
         self._thread_lock.release()
         return None
 
-    async def aenter(self, wait: bool, ready: Ready) -> Release | None:
+    async def aenter(self, wait: bool, ready: Ready | None) -> Release | None:
         """`enter` for coroutines: never blocks the event loop; cancellation leaves nothing held."""
         loop_lock = self._loop_lock()
         if not wait and loop_lock.locked():
@@ -92,10 +92,10 @@ class Gate:
         # Tasks of one loop queue here without polling; only the first polls the locks below.
         await loop_lock.acquire()
         try:
-            for delay, attempt in _polls(self._timeout):
+            for delay, attempt in _polls(self._timeout, ready is not None):
                 if attempt and (release := self.try_enter()) is not None:
                     return _also_releasing(release, loop_lock)
-                if not wait or ready():
+                if not wait or (ready is not None and ready()):
                     break
                 await asyncio.sleep(delay)
             else:
@@ -126,19 +126,21 @@ class Gate:
         )
 
 
-def _polls(timeout: float) -> Iterator[tuple[float, bool]]:
+def _polls(timeout: float, spaced: bool) -> Iterator[tuple[float, bool]]:
     """For each poll until `timeout` has passed: the sleep after it, and whether it tries the lock.
 
-    The store is cheap to look at (a stat while it is unchanged) and is looked at on every poll;
-    a lock attempt costs far more, so it is made on the first poll and then every _LOCK_RETRY. With
-    32 waiting processes on 2 cores, that is what keeps the wait from being CPU-bound.
+    When the store can be looked at instead (`spaced`: a stat while it is unchanged), that is done
+    on every poll, and the lock, which costs far more to try, is tried on the first poll and then
+    every _LOCK_RETRY. With 32 waiting processes on 2 cores, that keeps the wait from being
+    CPU-bound.
     """
+    every = _LOCK_RETRY if spaced else 0.0
     deadline, delay, next_attempt = time.monotonic() + timeout, 0.001, 0.0
     while True:
         now = time.monotonic()
         attempt = now >= next_attempt
         if attempt:
-            next_attempt = now + _LOCK_RETRY
+            next_attempt = now + every
         yield delay, attempt
         if time.monotonic() >= deadline:
             return

@@ -40,7 +40,7 @@ class Enter:
     """Take the locks (waiting if `wait`); while waiting, stop early once `ready()` is true."""
 
     wait: bool
-    ready: Callable[[], bool] = lambda: False
+    ready: Callable[[], bool] | None = None
 
 
 Flow = Generator["Enter | api.Call", Any, T]
@@ -210,21 +210,24 @@ class TokenManager:
             release()
 
     def _rejection_flow(self, rejected: str) -> Flow[str | None]:
-        replacement = self._adopt_replacement
-        release = yield Enter(wait=True, ready=lambda: replacement(rejected) is not None)
-        if release is None:
-            assert self._token is not None
-            return self._token.value
+        # No early exit while waiting: whoever holds the lock may be refreshing the very token the
+        # store holds now, and a server that revokes on refresh would refuse the retry with it.
+        release = yield Enter(wait=True)
+        assert release is not None
         try:
-            now = _now()
-            if (token := replacement(rejected)) is not None:
+            # Compare-and-renew: if a peer already replaced the refused token, retry with theirs.
+            if (token := self._adopt_fresh(refused=rejected)) is not None:
                 return token.value
+            now = _now()
             suspect, since = self._suspect
             if rejected == suspect and now - since < SUSPECT_INTERVAL:
                 return None
-            held = self._token if self._token is not None and self._token.value == rejected else None
-            log.info("The API refused token %s; renewing it", held.fingerprint if held else "(unknown)")
-            return (yield from self._network(self._usable(held, now))).value
+            # Renew a peer's token that is due rather than retry with it (its refresh would revoke
+            # it under the retry), else the refused one: refresh, or log in if that is refused too.
+            valid = [t for t in (self._store.load(self._key), self._token) if t and not t.expired(now)]
+            current = next((t for t in valid if t.value != rejected), valid[0] if valid else None)
+            log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
+            return (yield from self._network(current)).value
         finally:
             release()
 
@@ -242,23 +245,14 @@ class TokenManager:
 
     # --- steps, run with the gate held ------------------------------------------------------------
 
-    def _adopt_fresh(self) -> Token | None:
-        """A token that needs no renewal, from memory or the store, made the one in use."""
-        now = _now()
-        for candidate in (self._token, self._store.load(self._key)):
-            if candidate is not None and not candidate.due(now, self._margin):
-                self._remember(candidate)
-                return candidate
-        return None
-
-    def _adopt_replacement(self, rejected: str) -> Token | None:
-        """Compare-and-renew: a valid token other than the one the server refused, made the one in use.
+    def _adopt_fresh(self, refused: str = "") -> Token | None:
+        """A token that needs no renewal (and is not `refused`), made the one in use.
 
         The store first: it holds the newest token, while memory may hold one already replaced.
         """
         now = _now()
         for candidate in (self._store.load(self._key), self._token):
-            if candidate is not None and candidate.value != rejected and not candidate.expired(now):
+            if candidate is not None and candidate.value != refused and not candidate.due(now, self._margin):
                 self._remember(candidate)
                 return candidate
         return None
