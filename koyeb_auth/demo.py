@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,7 +38,6 @@ class WorkerReport:
     errors: int = 0
     done: bool = False
     last_error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def run_demo(workers: int, seconds: float, ttl: float, out: TextIO = sys.stdout) -> int:
