@@ -251,7 +251,7 @@ def _renewable(body: bytes) -> bool:
 def _httpx_rewinder(request: httpx.Request) -> Callable[[], bool]:
     """A function that makes the request body ready to send again, or says it cannot."""
     stream = request.stream
-    if type(stream) is httpx.ByteStream or isinstance(stream, (httpx.ByteStream, httpx._multipart.MultipartStream)):
+    if isinstance(stream, (httpx.ByteStream, httpx._multipart.MultipartStream)):
         return _always  # bytes, str, JSON, forms; multipart re-reads its files from the start
     # A file passed as content= is read from where it stands: note that, to seek back to it.
     # A generator can be read once only, so it is never replayed.

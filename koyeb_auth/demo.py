@@ -27,6 +27,8 @@ from .auth import KoyebAuth
 from .testing import FakeKoyebAPI
 
 CLIENTS = ("httpx", "async", "requests")
+# Named outside WorkerReport, whose `requests` field would shadow the module in its body.
+AnyResponse = httpx.Response | requests.Response
 _REPORT_EVERY = 0.25
 
 
@@ -38,6 +40,16 @@ class WorkerReport:
     errors: int = 0
     done: bool = False
     last_error: str = ""
+
+    def count(self, response: AnyResponse) -> None:
+        self.requests += 1
+        if response.status_code != 200:
+            self.failed(f"HTTP {response.status_code}")
+        elif any(earlier.status_code == 401 for earlier in response.history):
+            self.recovered_401s += 1
+
+    def failed(self, reason: object) -> None:
+        self.errors, self.last_error = self.errors + 1, str(reason)
 
 
 def run_demo(workers: int, seconds: float, ttl: float, out: TextIO = sys.stdout) -> int:
@@ -143,7 +155,10 @@ def _worker(client: str, seconds: float, cache: str) -> None:
 def _loop(get: Any, deadline: float, report: WorkerReport) -> None:
     next_report = 0.0
     while (now := time.monotonic()) < deadline:
-        _record(report, get)
+        try:
+            report.count(get())
+        except Exception as exc:  # the demo counts every failure instead of stopping
+            report.failed(exc)
         if now >= next_report:
             _emit(report)
             next_report = now + _REPORT_EVERY
@@ -154,9 +169,9 @@ async def _async_loop(auth: KoyebAuth, url: str, deadline: float, report: Worker
         async def task() -> None:
             while time.monotonic() < deadline:
                 try:
-                    _tally(report, await session.get(url))
+                    report.count(await session.get(url))
                 except Exception as exc:  # the demo counts every failure instead of stopping
-                    report.errors, report.last_error = report.errors + 1, str(exc)
+                    report.failed(exc)
 
         async def reporter() -> None:
             while time.monotonic() < deadline:
@@ -164,22 +179,6 @@ async def _async_loop(auth: KoyebAuth, url: str, deadline: float, report: Worker
                 await asyncio.sleep(_REPORT_EVERY)
 
         await asyncio.gather(reporter(), *(task() for _ in range(4)))
-
-
-def _record(report: WorkerReport, get: Any) -> None:
-    try:
-        _tally(report, get())
-    except Exception as exc:  # the demo counts every failure instead of stopping
-        report.errors, report.last_error = report.errors + 1, str(exc)
-
-
-def _tally(report: WorkerReport, response: httpx.Response | requests.Response) -> None:
-    report.requests += 1
-    if response.status_code != 200:
-        report.errors += 1
-        report.last_error = f"HTTP {response.status_code}"
-    elif any(earlier.status_code == 401 for earlier in response.history):
-        report.recovered_401s += 1
 
 
 def _emit(report: WorkerReport) -> None:
