@@ -27,7 +27,7 @@ EXIT_CODES: tuple[tuple[type[errors.KoyebAuthError], int], ...] = (
     (errors.APIUnreachableError, 6),
     (errors.APIError, 6),
     (errors.LockTimeoutError, 7),
-    (errors.CacheFileError, 7),
+    (errors.TokenStoreError, 7),
 )
 
 EXAMPLES = {

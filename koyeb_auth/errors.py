@@ -55,5 +55,17 @@ class LockTimeoutError(KoyebAuthError):
     """Another thread or process held the token lock for longer than the lock timeout."""
 
 
-class CacheFileError(KoyebAuthError):
+class TokenStoreError(KoyebAuthError):
+    """The shared token store cannot be used."""
+
+
+class CacheFileError(TokenStoreError):
     """The cache file is unsafe to use (a symlink, or owned by another user)."""
+
+
+class StoreUnavailableError(TokenStoreError):
+    """The shared token store (Redis) did not answer within its timeout."""
+
+
+class LeaseLostError(TokenStoreError):
+    """The token lock's lease ran out before the holder wrote: a newer holder's token was kept."""

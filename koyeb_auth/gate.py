@@ -15,10 +15,10 @@ import weakref
 from collections.abc import Callable, Iterator
 
 from .errors import LockTimeoutError
-from .store import TokenStore
+from .store import TokenStore, async_face
+from .token import Token
 
-Release = Callable[[], None]
-Ready = Callable[[], bool]
+Ready = Callable[[Token | None], bool]
 
 # Waiters poll the store lock. In async code a blocking flock() would stall the event loop, and a
 # helper thread could still win the lock after its task was cancelled. Polls back off to this.
@@ -29,8 +29,17 @@ _gates: weakref.WeakSet[Gate] = weakref.WeakSet()
 
 
 class Gate:
-    def __init__(self, store: TokenStore, timeout: float) -> None:
+    """The locks guarding the renewal of `key`'s token in `store`.
+
+    `enter`/`aenter` return True when the caller is inside; it must then call `exit`/`aexit`.
+    While waiting, `ready(token in the store)` may say that whoever is inside has already produced
+    what the caller came for: the caller then stops waiting and is not inside.
+    """
+
+    def __init__(self, store: TokenStore, key: str, timeout: float) -> None:
         self._store = store
+        self._astore = async_face(store)
+        self._key = key
         self._timeout = timeout
         self._reset()
         _gates.add(self)
@@ -42,10 +51,10 @@ class Gate:
             weakref.WeakKeyDictionary()
         )
 
-    def try_enter(self) -> Release | None:
+    def try_enter(self) -> bool:
         """Enter if nobody in this process or in any other is inside; never wait."""
         if not self._thread_lock.acquire(blocking=False):
-            return None
+            return False
         try:
             entered = self._store.try_lock()
         except BaseException:
@@ -53,15 +62,10 @@ class Gate:
             raise
         if not entered:
             self._thread_lock.release()
-            return None
-        return self._release
+        return entered
 
-    def enter(self, wait: bool, ready: Ready | None) -> Release | None:
-        """Enter, waiting up to the lock timeout when `wait`; LockTimeoutError if that runs out.
-
-        None when not waiting and someone is inside, or when `ready()` (if given) says, while we
-        wait, that whoever is inside has already produced what we came for.
-        """
+    def enter(self, wait: bool, ready: Ready | None) -> bool:
+        """Enter, waiting up to the lock timeout when `wait`; LockTimeoutError if that runs out."""
         if not wait:
             return self.try_enter()
         if not self._thread_lock.acquire(timeout=self._timeout):
@@ -71,10 +75,10 @@ class Gate:
             # store, so N waiting processes adopt the new token together instead of queueing for
             # the lock one by one after the holder is done.
             for delay, attempt in _polls(self._timeout, ready is not None):
-                if ready is not None and ready():
+                if ready is not None and ready(self._store.load(self._key)):
                     break
                 if attempt and self._store.try_lock():
-                    return self._release
+                    return True
                 time.sleep(delay)
             else:
                 raise self._timed_out()
@@ -82,20 +86,26 @@ class Gate:
             self._thread_lock.release()
             raise
         self._thread_lock.release()
-        return None
+        return False
 
-    async def aenter(self, wait: bool, ready: Ready | None) -> Release | None:
+    def exit(self) -> None:
+        try:
+            self._store.unlock()
+        finally:
+            self._thread_lock.release()
+
+    async def aenter(self, wait: bool, ready: Ready | None) -> bool:
         """`enter` for coroutines: never blocks the event loop; cancellation leaves nothing held."""
         loop_lock = self._loop_lock()
         if not wait and loop_lock.locked():
-            return None
+            return False
         # Tasks of one loop queue here without polling; only the first polls the locks below.
         await loop_lock.acquire()
         try:
             for delay, attempt in _polls(self._timeout, ready is not None):
-                if attempt and (release := self.try_enter()) is not None:
-                    return _also_releasing(release, loop_lock)
-                if not wait or (ready is not None and ready()):
+                if attempt and await self._atry_enter():
+                    return True
+                if not wait or (ready is not None and ready(await self._astore.aload(self._key))):
                     break
                 await asyncio.sleep(delay)
             else:
@@ -104,13 +114,28 @@ class Gate:
             loop_lock.release()
             raise
         loop_lock.release()
-        return None
+        return False
 
-    def _release(self) -> None:
+    async def _atry_enter(self) -> bool:
+        if not self._thread_lock.acquire(blocking=False):
+            return False
         try:
-            self._store.unlock()
+            entered = await self._astore.atry_lock()
+        except BaseException:
+            # Cancelled mid-call, a networked store may have granted the lock anyway: its lease
+            # bounds how long that lock outlives us.
+            self._thread_lock.release()
+            raise
+        if not entered:
+            self._thread_lock.release()
+        return entered
+
+    async def aexit(self) -> None:
+        try:
+            await self._astore.aunlock()
         finally:
             self._thread_lock.release()
+            self._loop_lock().release()
 
     def _loop_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -145,16 +170,6 @@ def _polls(timeout: float, spaced: bool) -> Iterator[tuple[float, bool]]:
         if time.monotonic() >= deadline:
             return
         delay = min(delay * 2, _MAX_POLL)
-
-
-def _also_releasing(release: Release, loop_lock: asyncio.Lock) -> Release:
-    def release_all() -> None:
-        try:
-            release()
-        finally:
-            loop_lock.release()
-
-    return release_all
 
 
 def _reset_after_fork() -> None:

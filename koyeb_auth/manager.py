@@ -1,25 +1,27 @@
 """The single-flight state machine: memory, then the shared store, then the network.
 
 The decisions are written once, as generators that yield what they need done: `Enter` (take the
-in-process and cross-process locks) or an `api.Call` (send a session request). Two small drivers
-run them, one blocking and one async, in the style of httpx's sans-I/O auth flows. A generator's
-`finally` releases the locks whatever happens to the driver, cancellation included.
+in-process and cross-process locks), `Load`, `Save` or `Delete` (the shared store), or an
+`api.Call` (send a session request). Two small drivers run them, one blocking and one async, in
+the style of httpx's sans-I/O auth flows, so a store with a network round trip (Redis) never
+blocks an event loop. The driver that entered the locks releases them when the flow ends,
+whatever ended it, cancellation included.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from . import api, transport
 from .backoff import Backoff
-from .errors import InvalidCredentialsError, KoyebAuthError
-from .gate import Gate
+from .errors import InvalidCredentialsError, KoyebAuthError, TokenStoreError
+from .gate import Gate, Ready
 from .sources import Source
-from .store import TokenStore
+from .store import AsyncTokenStore, TokenStore, async_face
 from .token import Token
 
 log = logging.getLogger("koyeb_auth")
@@ -33,17 +35,54 @@ SUSPECT_INTERVAL = 10.0
 # While a peer refreshes a token that is due but valid, look again this often rather than on every
 # request: each look costs a lock attempt on the lock file.
 PEER_REFRESH_POLL = 0.05
+# After a renewal of a still-valid token failed, keep it this long before trying again, so an
+# unreachable store costs one timeout per second rather than one per request. (The network has
+# its own backoff.)
+RETRY_AFTER_FAILURE = 1.0
 
 
 @dataclass(frozen=True)
 class Enter:
-    """Take the locks (waiting if `wait`); while waiting, stop early once `ready()` is true."""
+    """Take the locks (waiting if `wait`); True once inside. While waiting, stop early (False) once
+    `ready(the store's token)` is true."""
 
     wait: bool
-    ready: Callable[[], bool] | None = None
+    ready: Ready | None = None
 
 
-Flow = Generator["Enter | api.Call", Any, T]
+@dataclass(frozen=True)
+class Load:
+    """The token the store holds, or None."""
+
+    def run(self, store: TokenStore, key: str) -> Token | None:
+        return store.load(key)
+
+    async def arun(self, store: AsyncTokenStore, key: str) -> Token | None:
+        return await store.aload(key)
+
+
+@dataclass(frozen=True)
+class Save:
+    token: Token
+
+    def run(self, store: TokenStore, key: str) -> None:
+        store.save(key, self.token)
+
+    async def arun(self, store: AsyncTokenStore, key: str) -> None:
+        await store.asave(key, self.token)
+
+
+@dataclass(frozen=True)
+class Delete:
+    def run(self, store: TokenStore, key: str) -> None:
+        store.delete(key)
+
+    async def arun(self, store: AsyncTokenStore, key: str) -> None:
+        await store.adelete(key)
+
+
+Step = Enter | Load | Save | Delete | api.Call
+Flow = Generator[Step, Any, T]
 
 
 def _now() -> float:
@@ -123,7 +162,8 @@ class TokenManager:
         self._key = source.key
         self._margin = refresh_margin
         self._timeout = timeout
-        self._gate = Gate(store, lock_timeout)
+        self._astore = async_face(store)
+        self._gate = Gate(store, self._key, lock_timeout)
         self._backoff = Backoff()
         self._token: Token | None = None
         # The hot path reads this one tuple: the token's value and when it falls due. Replaced as a
@@ -178,80 +218,74 @@ class TokenManager:
         if held is None or held.expired(now):
             # A process that has no token yet adopts a peer's without any lock: the store is
             # replaced atomically, so this read never sees half a token.
-            held = self._usable(self._store.load(self._key), now)
+            held = self._usable((yield Load()), now)
             self._remember(held)
             if held is not None and not held.due(now, self._margin):
                 return held.value
         elif self._backoff.active(now) or now < self._look_again_at:
-            return held.value  # a refresh failed moments ago, or a peer is refreshing: still good
+            return held.value  # a renewal failed moments ago, or a peer is refreshing: still good
+        try:
+            return (yield from self._renew_due(held))
+        except KoyebAuthError as exc:
+            if held is None or held.expired(_now()):
+                raise
+            self._look_again_at = _now() + RETRY_AFTER_FAILURE
+            log.warning("Refreshing the Koyeb token %s failed, keeping it until it expires: %s",
+                        held.fingerprint, exc)
+            return held.value
+
+    def _renew_due(self, held: Token | None) -> Flow[str]:
         # A valid token that is due: one caller refreshes, the rest go on with it (no waiting).
         # No valid token: everyone waits for the one caller that fetches it.
-        release = yield Enter(wait=held is None, ready=lambda: self._adopt_fresh() is not None)
-        if release is None:
+        if not (yield Enter(wait=held is None, ready=lambda stored: self._adopt_fresh(stored) is not None)):
             if held is not None:  # a peer holds the lock to refresh: go on with the valid token
                 self._look_again_at = _now() + PEER_REFRESH_POLL
             token = held or self._token  # else a peer's fresh token, adopted while waiting
             assert token is not None
             return token.value
-        try:
-            # Re-check under the lock: a thread or process that held it before us may have renewed.
-            fresh = self._adopt_fresh()
-            if fresh is not None:
-                return fresh.value
-            try:
-                return (yield from self._network(held)).value
-            except KoyebAuthError as exc:
-                if held is None or held.expired(_now()):
-                    raise
-                log.warning("Refreshing the Koyeb token %s failed, keeping it until it expires: %s",
-                            held.fingerprint, exc)
-                return held.value
-        finally:
-            release()
+        # Re-check under the lock: a thread or process that held it before us may have renewed.
+        fresh = self._adopt_fresh((yield Load()))
+        if fresh is not None:
+            return fresh.value
+        return (yield from self._network(held)).value
 
     def _rejection_flow(self, rejected: str) -> Flow[str | None]:
         # No early exit while waiting: whoever holds the lock may be refreshing the very token the
         # store holds now, and a server that revokes on refresh would refuse the retry with it.
-        release = yield Enter(wait=True)
-        assert release is not None
-        try:
-            # Compare-and-renew: if a peer already replaced the refused token, retry with theirs.
-            if (token := self._adopt_fresh(refused=rejected)) is not None:
-                return token.value
-            now = _now()
-            suspect, since = self._suspect
-            if rejected == suspect and now - since < SUSPECT_INTERVAL:
-                return None
-            # Renew a peer's token that is due rather than retry with it (its refresh would revoke
-            # it under the retry), else the refused one: refresh, or log in if that is refused too.
-            valid = [t for t in (self._store.load(self._key), self._token) if t and not t.expired(now)]
-            current = next((t for t in valid if t.value != rejected), valid[0] if valid else None)
-            log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
-            return (yield from self._network(current)).value
-        finally:
-            release()
+        yield Enter(wait=True)
+        stored = yield Load()
+        # Compare-and-renew: if a peer already replaced the refused token, retry with theirs.
+        if (token := self._adopt_fresh(stored, refused=rejected)) is not None:
+            return token.value
+        now = _now()
+        suspect, since = self._suspect
+        if rejected == suspect and now - since < SUSPECT_INTERVAL:
+            return None
+        # Renew a peer's token that is due rather than retry with it (its refresh would revoke
+        # it under the retry), else the refused one: refresh, or log in if that is refused too.
+        valid = [t for t in (stored, self._token) if t and not t.expired(now)]
+        current = next((t for t in valid if t.value != rejected), valid[0] if valid else None)
+        log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
+        return (yield from self._network(current)).value
 
     def _logout_flow(self) -> Flow[None]:
-        release = yield Enter(wait=True)
-        try:
-            token = self._usable(self._token or self._store.load(self._key), _now())
-            if token is not None:
-                call = api.logout(self._source.api_url, token.value)
-                api.check_logout(call, (yield call))
-            self._remember(None)
-            self._store.delete(self._key)
-        finally:
-            release()
+        yield Enter(wait=True)
+        token = self._usable(self._token or (yield Load()), _now())
+        if token is not None:
+            call = api.logout(self._source.api_url, token.value)
+            api.check_logout(call, (yield call))
+        self._remember(None)
+        yield Delete()
 
     # --- steps, run with the gate held ------------------------------------------------------------
 
-    def _adopt_fresh(self, refused: str = "") -> Token | None:
+    def _adopt_fresh(self, stored: Token | None, refused: str = "") -> Token | None:
         """A token that needs no renewal (and is not `refused`), made the one in use.
 
-        The store first: it holds the newest token, while memory may hold one already replaced.
+        The store's first: it holds the newest token, while memory may hold one already replaced.
         """
         now = _now()
-        for candidate in (self._store.load(self._key), self._token):
+        for candidate in (stored, self._token):
             if candidate is not None and candidate.value != refused and not candidate.due(now, self._margin):
                 self._remember(candidate)
                 return candidate
@@ -269,10 +303,10 @@ class TokenManager:
         self._backoff.succeeded()
         self._remember(token)
         try:
-            self._store.save(self._key, token)
-        except OSError as exc:
+            yield Save(token)
+        except (OSError, TokenStoreError) as exc:
             # The token is good; only sharing it failed. Keep working from memory.
-            log.warning("Could not write the token cache %r (%s); other processes will log in themselves",
+            log.warning("Could not share the token through %r (%s); other processes will renew themselves",
                         self._store, exc)
         log.info("Obtained Koyeb token %s", token.fingerprint)
         return token
@@ -295,23 +329,41 @@ class TokenManager:
     # --- drivers --------------------------------------------------------------------------------
 
     def _run(self, flow: Flow[T]) -> T:
-        steps = _Steps(flow)
-        for step in steps:
-            try:
-                steps.done(self._gate.enter(step.wait, step.ready) if isinstance(step, Enter)
-                           else transport.send(step, self._timeout))
-            except BaseException as exc:
-                steps.failed(exc)
+        steps, entered = _Steps(flow), False
+        try:
+            for step in steps:
+                try:
+                    if isinstance(step, Enter):
+                        entered = self._gate.enter(step.wait, step.ready)
+                        steps.done(entered)
+                    elif isinstance(step, api.Call):
+                        steps.done(transport.send(step, self._timeout))
+                    else:
+                        steps.done(step.run(self._store, self._key))
+                except BaseException as exc:
+                    steps.failed(exc)
+        finally:
+            if entered:
+                self._gate.exit()
         return steps.result
 
     async def _arun(self, flow: Flow[T]) -> T:
-        steps = _Steps(flow)
-        for step in steps:
-            try:
-                steps.done(await self._gate.aenter(step.wait, step.ready) if isinstance(step, Enter)
-                           else await transport.asend(step, self._timeout))
-            except BaseException as exc:  # CancelledError too: the flow's finally must release its locks
-                steps.failed(exc)
+        steps, entered = _Steps(flow), False
+        try:
+            for step in steps:
+                try:
+                    if isinstance(step, Enter):
+                        entered = await self._gate.aenter(step.wait, step.ready)
+                        steps.done(entered)
+                    elif isinstance(step, api.Call):
+                        steps.done(await transport.asend(step, self._timeout))
+                    else:
+                        steps.done(await step.arun(self._astore, self._key))
+                except BaseException as exc:  # CancelledError too: the flow decides, then we release
+                    steps.failed(exc)
+        finally:
+            if entered:
+                await self._gate.aexit()
         return steps.result
 
 
@@ -323,7 +375,7 @@ class _Steps(Generic[T]):
         self._outcome: tuple[bool, Any] = (True, None)
         self.result: T
 
-    def __iter__(self) -> Iterator[Enter | api.Call]:
+    def __iter__(self) -> Iterator[Step]:
         try:
             while True:
                 succeeded, value = self._outcome

@@ -17,7 +17,7 @@ import stat
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import filelock
 import platformdirs
@@ -34,8 +34,11 @@ MAX_CACHE_BYTES = 1 << 20
 class TokenStore(Protocol):
     """A place to share tokens between processes, with one exclusive lock.
 
-    `save` and `delete` are only called while the lock is held; `load` may be called without it,
-    so a store must never expose a half-written token.
+    Write your own by implementing these five methods. `save` and `delete` are only called while
+    the lock is held; `load` may be called without it, so a store must never expose a
+    half-written token. Raise a `TokenStoreError` subclass for a store that cannot be used.
+    A store that talks to the network should also implement `AsyncTokenStore`, so that async
+    callers never block their event loop on it.
     """
 
     def load(self, key: str) -> Token | None: ...
@@ -48,11 +51,48 @@ class TokenStore(Protocol):
         """Take the lock if it is free; never wait."""
         ...
 
-    def lock(self, timeout: float) -> bool:
-        """Take the lock, waiting at most `timeout` seconds; False if it could not."""
-        ...
-
     def unlock(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncTokenStore(Protocol):
+    """The coroutine face of a store, used by async callers when a store has one."""
+
+    async def aload(self, key: str) -> Token | None: ...
+
+    async def asave(self, key: str, token: Token) -> None: ...
+
+    async def adelete(self, key: str) -> None: ...
+
+    async def atry_lock(self) -> bool: ...
+
+    async def aunlock(self) -> None: ...
+
+
+class _LocalStoreAsync:
+    """The async face of a store whose every call is local and short (memory, a local file)."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self._store = store
+
+    async def aload(self, key: str) -> Token | None:
+        return self._store.load(key)
+
+    async def asave(self, key: str, token: Token) -> None:
+        self._store.save(key, token)
+
+    async def adelete(self, key: str) -> None:
+        self._store.delete(key)
+
+    async def atry_lock(self) -> bool:
+        return self._store.try_lock()
+
+    async def aunlock(self) -> None:
+        self._store.unlock()
+
+
+def async_face(store: TokenStore) -> AsyncTokenStore:
+    return store if isinstance(store, AsyncTokenStore) else _LocalStoreAsync(store)
 
 
 def default_cache_path() -> Path:
