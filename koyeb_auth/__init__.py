@@ -1,5 +1,8 @@
 """koyeb-auth: one `auth=` object for the Koyeb API, for httpx (sync and async) and requests."""
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .auth import KoyebAuth
 from .errors import (
     AccessDeniedError,
@@ -10,12 +13,30 @@ from .errors import (
     ConfigurationError,
     InvalidCredentialsError,
     KoyebAuthError,
+    LeaseLostError,
     LockTimeoutError,
     OrganizationDeactivatedError,
     RateLimitedError,
+    StoreUnavailableError,
+    TokenStoreError,
 )
-from .store import FileTokenStore, MemoryTokenStore, TokenStore
+from .extras import MissingExtraError
+from .store import AsyncTokenStore, FileTokenStore, MemoryTokenStore, TokenStore
 from .token import Token
+
+if TYPE_CHECKING:
+    from .redis_store import RedisTokenStore
+
+
+# Integrations load on first use, so `import koyeb_auth` needs none of their packages.
+_LAZY = {"RedisTokenStore": "redis_store"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'koyeb_auth' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+
 
 __version__ = "0.1.0"
 
@@ -24,17 +45,23 @@ __all__ = [
     "APIUnreachableError",
     "AccessDeniedError",
     "AccountLockedError",
+    "AsyncTokenStore",
     "CacheFileError",
     "ConfigurationError",
     "FileTokenStore",
     "InvalidCredentialsError",
     "KoyebAuth",
     "KoyebAuthError",
+    "LeaseLostError",
     "LockTimeoutError",
     "MemoryTokenStore",
+    "MissingExtraError",
     "OrganizationDeactivatedError",
     "RateLimitedError",
+    "RedisTokenStore",
+    "StoreUnavailableError",
     "Token",
     "TokenStore",
+    "TokenStoreError",
     "__version__",
 ]

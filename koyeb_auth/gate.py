@@ -8,15 +8,18 @@ thread of the process, so it needs no per-thread bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 
-from .errors import LockTimeoutError
+from .errors import LockTimeoutError, TokenStoreError
 from .store import TokenStore, async_face
 from .token import Token
+
+log = logging.getLogger("koyeb_auth")
 
 Ready = Callable[[Token | None], bool]
 
@@ -91,6 +94,8 @@ class Gate:
     def exit(self) -> None:
         try:
             self._store.unlock()
+        except TokenStoreError as exc:
+            _unlock_failed(self._store, exc)
         finally:
             self._thread_lock.release()
 
@@ -133,6 +138,8 @@ class Gate:
     async def aexit(self) -> None:
         try:
             await self._astore.aunlock()
+        except TokenStoreError as exc:
+            _unlock_failed(self._store, exc)
         finally:
             self._thread_lock.release()
             self._loop_lock().release()
@@ -149,6 +156,11 @@ class Gate:
             f"Waited {self._timeout:g} s for the token lock of {self._store!r}: another thread or process "
             "is still logging in. Check that the Koyeb API answers, or raise lock_timeout."
         )
+
+
+def _unlock_failed(store: TokenStore, exc: TokenStoreError) -> None:
+    # Whatever the flow produced stands; a lock we could not release ends with its lease.
+    log.warning("Could not release the token lock of %r (%s); it ends when its lease runs out", store, exc)
 
 
 def _polls(timeout: float, spaced: bool) -> Iterator[tuple[float, bool]]:

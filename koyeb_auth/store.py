@@ -185,7 +185,7 @@ class FileTokenStore:
 
     def load(self, key: str) -> Token | None:
         entry = self._read().get(key)
-        return _token_from_entry(entry) if isinstance(entry, dict) else None
+        return token_from_entry(entry) if isinstance(entry, dict) else None
 
     def _read(self) -> dict[str, Any]:
         """The `tokens` mapping of the cache file, or {} for any kind of miss."""
@@ -254,7 +254,7 @@ class FileTokenStore:
         tokens = self._read()
         # Drop other accounts' tokens that expired before this one was issued, so the file cannot grow.
         tokens = {k: v for k, v in tokens.items() if not _expired_entry(v, token.obtained_at)}
-        tokens[key] = _entry_from_token(token)
+        tokens[key] = entry_from_token(token)
         self._write(tokens)
 
     def delete(self, key: str) -> None:
@@ -308,7 +308,7 @@ def _fsync_directory(directory: Path) -> None:
             os.close(fd)
 
 
-def _entry_from_token(token: Token) -> dict[str, Any]:
+def entry_from_token(token: Token) -> dict[str, Any]:
     return {
         "token": token.value,
         "obtained_at": token.obtained_at,
@@ -318,7 +318,7 @@ def _entry_from_token(token: Token) -> dict[str, Any]:
     }
 
 
-def _token_from_entry(entry: dict[str, Any]) -> Token | None:
+def token_from_entry(entry: dict[str, Any]) -> Token | None:
     value, obtained, expires = entry.get("token"), entry.get("obtained_at"), entry.get("expires_at")
     if not isinstance(value, str) or not value or not _is_number(obtained):
         return None
@@ -337,7 +337,7 @@ def _token_from_entry(entry: dict[str, Any]) -> Token | None:
 def _expired_entry(entry: object, now: float) -> bool:
     if not isinstance(entry, dict):
         return True
-    token = _token_from_entry(entry)
+    token = token_from_entry(entry)
     return token is None or token.expired(now)
 
 

@@ -6,15 +6,18 @@ import os
 import subprocess
 import sys
 import traceback
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from koyeb_auth import KoyebAuth
+from koyeb_auth import KoyebAuth, RedisTokenStore
 from koyeb_auth.testing import FakeKoyebAPI
 from koyeb_auth.token import fingerprint
+
+from .redis_server import RedisServer
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -73,6 +76,38 @@ def make_auth(fake: FakeKoyebAPI, cache_path: Path) -> Callable[..., KoyebAuth]:
         return KoyebAuth(**options)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis: the one .ci/run started (REDIS_TEST_URL), else one of our own."""
+    if url := os.environ.get("REDIS_TEST_URL"):
+        yield url
+        return
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A Redis namespace of the test's own, so that tests sharing one server never meet."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def redis_store(redis_url: str, namespace: str) -> Iterator[Callable[..., RedisTokenStore]]:
+    """Builds stores on the test's namespace (one per simulated host), closed at teardown."""
+    stores: list[RedisTokenStore] = []
+
+    def make(**options: Any) -> RedisTokenStore:
+        options.setdefault("namespace", namespace)
+        stores.append(RedisTokenStore(options.pop("url", redis_url), **options))
+        return stores[-1]
+
+    yield make
+    for store in stores:
+        store.close()
 
 
 def start_workers(count: int, env: dict[str, str], *args: str) -> list[subprocess.Popen[str]]:

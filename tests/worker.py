@@ -2,8 +2,9 @@
 
 Usage: worker.py CLIENT COUNT [SECONDS [THREADS]]
   CLIENT: httpx, async or requests. COUNT requests (concurrent tasks for async), once; or, with
-  SECONDS, again and again until that time is up, in THREADS threads. Settings come from KOYEB_*
-  and WORKER_CACHE. Prints one JSON line: the statuses seen.
+  SECONDS, again and again until that time is up, in THREADS threads. Settings come from KOYEB_*,
+  and the store from WORKER_CACHE, or WORKER_REDIS (with WORKER_NAMESPACE and WORKER_LEASE).
+  Prints one JSON line: the statuses seen.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ import time
 import httpx
 import requests
 
-from koyeb_auth import KoyebAuth
+from koyeb_auth import KoyebAuth, RedisTokenStore
 
 
 def main() -> None:
     client, count = sys.argv[1], int(sys.argv[2])
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    auth = KoyebAuth(cache_path=os.environ["WORKER_CACHE"])
+    auth = make_auth()
     url = os.environ["KOYEB_URL"] + "/v1/apps"
     statuses: list[int] = []
     print("ready", flush=True)
@@ -44,6 +45,15 @@ def main() -> None:
     for worker in workers:
         worker.join()
     print(json.dumps({"statuses": statuses, "pid": os.getpid()}), flush=True)
+
+
+def make_auth() -> KoyebAuth:
+    if "WORKER_REDIS" not in os.environ:
+        return KoyebAuth(cache_path=os.environ["WORKER_CACHE"])
+    store = RedisTokenStore(
+        os.environ["WORKER_REDIS"], namespace=os.environ["WORKER_NAMESPACE"], lease=float(os.environ["WORKER_LEASE"])
+    )
+    return KoyebAuth(store=store)
 
 
 def run(client: str, auth: KoyebAuth, url: str, count: int) -> list[int]:

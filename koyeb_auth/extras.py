@@ -1,0 +1,21 @@
+"""Optional integrations: imported only when used, with an error that names the extra to install."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import KoyebAuthError
+
+
+class MissingExtraError(KoyebAuthError, ImportError):
+    """An optional integration was used without its extra installed."""
+
+
+def require(module: str, extra: str, feature: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{feature} needs the {module!r} package: pip install 'koyeb-auth[{extra}]'"
+        ) from exc

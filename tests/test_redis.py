@@ -1,0 +1,317 @@
+"""The Redis store against a real redis-server: hosts are processes with their own cache directories."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import requests
+from freezegun import freeze_time
+
+from koyeb_auth import KoyebAuth, LeaseLostError, RedisTokenStore, StoreUnavailableError, Token
+from koyeb_auth.config import Config
+from koyeb_auth.sources import source_for
+from koyeb_auth.testing import FakeKoyebAPI
+
+from .conftest import release_workers, start_workers
+from .redis_server import RedisServer
+
+OLD = Token("old-token", obtained_at=1000.0, expires_at=9e9)
+NEW = Token("new-token", obtained_at=2000.0, expires_at=9e9)
+
+StoreFactory = Callable[..., RedisTokenStore]
+
+
+def host_env(fake: FakeKoyebAPI, redis_url: str, namespace: str, home: Path, lease: float = 30.0) -> dict[str, str]:
+    """One simulated host: its own home and cache directories, the fleet's Redis."""
+    return {
+        "KOYEB_URL": fake.url, "KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": fake.PASSWORD,
+        "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"),
+        "WORKER_REDIS": redis_url, "WORKER_NAMESPACE": namespace, "WORKER_LEASE": str(lease),
+    }
+
+
+def fleet_auth(fake: FakeKoyebAPI, store: RedisTokenStore) -> KoyebAuth:
+    return KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, store=store)
+
+
+# --- the fleet ------------------------------------------------------------------------------------
+
+
+def test_cold_start_of_three_hosts_of_four_processes_causes_one_login(
+    fake: FakeKoyebAPI, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    fake.login_delay = 0.3  # every process arrives while the login is in flight
+    workers = [
+        worker
+        for host, client in enumerate(["httpx", "async", "requests"])
+        for worker in start_workers(4, host_env(fake, redis_url, namespace, tmp_path / f"host{host}"), client, "5")
+    ]
+    results = release_workers(workers)
+    assert [r["statuses"] for r in results] == [[200] * 5] * 12
+    assert fake.stats == {"login": 1, "api": 60}
+
+
+def test_a_token_in_its_refresh_window_is_refreshed_once_across_hosts(
+    fake: FakeKoyebAPI, redis_url: str, namespace: str, redis_store: StoreFactory, tmp_path: Path
+) -> None:
+    valid = fleet_auth(fake, redis_store()).get_token()
+    now = time.time()
+    # The same live token, recorded as 100 s from its end: inside the default 300 s window.
+    seed = redis_store()
+    assert seed.try_lock()
+    seed.save(fleet_key(fake), Token(valid, obtained_at=now - 3500, expires_at=now + 100))
+    seed.unlock()
+    fake.reset_stats()
+    workers = [
+        worker
+        for host in range(3)
+        for worker in start_workers(4, host_env(fake, redis_url, namespace, tmp_path / f"host{host}"), "httpx", "5")
+    ]
+    results = release_workers(workers)
+    assert [r["statuses"] for r in results] == [[200] * 5] * 12
+    stats = fake.stats
+    # The fake API revokes a token when it is refreshed: a process that sent the old one in the
+    # meantime gets one 401, adopts the new token and retries.
+    assert stats.pop("unauthorized", 0) <= 12
+    assert stats == {"refresh": 1, "api": 60}
+
+
+def test_a_lock_holder_killed_during_a_slow_login_lets_another_host_proceed_after_the_lease(
+    fake: FakeKoyebAPI, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    lease = 2.0
+    fake.login_delay = 30.0  # the holder's login hangs
+    holder = start_workers(1, host_env(fake, redis_url, namespace, tmp_path / "a", lease), "httpx", "1")[0]
+    assert holder.stdin is not None
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    lock_key = f"{namespace}:v1:lock"
+    probe = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 10
+    while not probe.exists(lock_key):  # wait until the holder is inside its login
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    waiters = [
+        worker
+        for host in ("b", "c")
+        for worker in start_workers(2, host_env(fake, redis_url, namespace, tmp_path / host, lease), "httpx", "1")
+    ]
+    fake.login_delay = 0.0
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(timeout=10)
+    killed = time.monotonic()
+    results = release_workers(waiters, timeout=30)
+    assert [r["statuses"] for r in results] == [[200]] * 4
+    assert time.monotonic() - killed < lease + 5  # the lease, not the 60 s lock timeout
+    assert fake.stats.get("login", 0) == 1  # one of the waiters; the dead holder's login never finished
+    probe.close()
+
+
+def test_a_holder_whose_lease_ran_out_cannot_overwrite_the_newer_token(
+    fake: FakeKoyebAPI, redis_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    slow, quick = redis_store(lease=0.5), redis_store()
+    fake.login_delay = 1.5
+    slow_token: list[str] = []
+    thread = threading.Thread(target=lambda: slow_token.append(fleet_auth(fake, slow).get_token()))
+    thread.start()
+    time.sleep(0.8)  # the slow host is inside its login, and its lease has run out
+    fake.login_delay = 0.0
+    quick_token = fleet_auth(fake, quick).get_token()  # takes the lock and logs in
+    thread.join(10)
+    assert slow_token and slow_token[0] != quick_token  # the slow host still got a working token
+    stored = quick.load(fleet_key(fake))
+    assert stored is not None and stored.value == quick_token  # and did not overwrite the newer one
+    assert fake.stats["login"] == 2
+    assert "its lease ran out" in caplog.text
+
+
+def test_the_fence_refuses_a_write_after_the_lease_even_if_the_lock_is_free(redis_store: StoreFactory) -> None:
+    first, second = redis_store(lease=0.2), redis_store()
+    assert first.try_lock()
+    time.sleep(0.3)
+    assert second.try_lock()
+    second.save("key", NEW)
+    second.unlock()
+    with pytest.raises(LeaseLostError):
+        first.save("key", OLD)
+    with pytest.raises(LeaseLostError):
+        first.delete("key")
+    loaded = second.load("key")
+    assert loaded is not None and loaded.value == NEW.value
+    first.unlock()  # the lock is no longer ours: nothing happens
+    assert second.try_lock()
+
+
+# --- Redis failing --------------------------------------------------------------------------------
+
+
+def test_redis_stopped_mid_run_keeps_the_warm_token_and_gives_a_clear_error_when_one_is_needed(
+    fake: FakeKoyebAPI, tmp_path: Path
+) -> None:
+    server = RedisServer(tmp_path / "redis")
+    store = RedisTokenStore(server.url, timeout=0.5)
+    auth = fleet_auth(fake, store)
+    with httpx.Client(auth=auth) as client:
+        assert client.get(fake.url + "/v1/apps").status_code == 200
+        server.stop()
+        # Documented: the token in memory keeps working while Redis is down.
+        assert client.get(fake.url + "/v1/apps").status_code == 200
+        # A token in its refresh window is kept too, with one Redis attempt a second at most.
+        with freeze_time(timedelta(minutes=57), tick=True):
+            started = time.monotonic()
+            assert [client.get(fake.url + "/v1/apps").status_code for _ in range(20)] == [200] * 20
+            assert time.monotonic() - started < 3
+    # A process that has no token yet gets a clear error, at once.
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match=r"Redis at redis://127\.0\.0\.1:\d+/0 did not answer"):
+        fleet_auth(fake, store).get_token()
+    assert time.monotonic() - started < 2
+    assert fake.stats == {"login": 1, "api": 22}
+
+
+def test_a_redis_that_never_answers_times_out_without_blocking_the_event_loop(fake: FakeKoyebAPI) -> None:
+    silent = socket.socket()  # accepts connections in the kernel and never answers them
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    store = RedisTokenStore(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", timeout=0.5)
+    auth = fleet_auth(fake, store)
+
+    async def run() -> float:
+        gaps = [0.0]
+
+        async def heartbeat() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        beat = asyncio.create_task(heartbeat())
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="did not answer within 0.5 s"):
+            await auth.aget_token()
+        elapsed = time.monotonic() - started
+        beat.cancel()
+        await store.aclose()
+        assert max(gaps) < 0.1  # the loop went on while the store waited
+        return elapsed
+
+    elapsed = asyncio.run(run())
+    assert elapsed < 3  # a timeout and one retry, not a hang
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError):
+        auth.get_token()
+    assert time.monotonic() - started < 3
+    silent.close()
+    assert fake.stats == {}
+
+
+# --- the store itself -----------------------------------------------------------------------------
+
+
+def test_the_warm_path_sends_no_command_to_redis(
+    fake: FakeKoyebAPI, redis_url: str, redis_store: StoreFactory
+) -> None:
+    auth = fleet_auth(fake, redis_store())
+    admin = redis.Redis.from_url(redis_url)
+    with httpx.Client(auth=auth) as client, requests.Session() as session:
+        client.get(fake.url + "/v1/apps")
+        admin.config_resetstat()
+        for _ in range(500):
+            assert client.get(fake.url + "/v1/apps").status_code == 200
+            assert session.get(fake.url + "/v1/apps", auth=auth).status_code == 200
+    commands = admin.info("commandstats")
+    admin.close()
+    assert set(commands) <= {"cmdstat_config|resetstat", "cmdstat_info"}  # only ours
+
+
+def test_async_tasks_share_one_login_through_redis(fake: FakeKoyebAPI, redis_store: StoreFactory) -> None:
+    fake.login_delay = 0.2
+    store = redis_store()
+    auth = fleet_auth(fake, store)
+
+    async def run() -> list[int]:
+        async with httpx.AsyncClient(auth=auth) as client:
+            responses = await asyncio.gather(*(client.get(fake.url + "/v1/apps") for _ in range(50)))
+        await store.aclose()
+        return [r.status_code for r in responses]
+
+    assert asyncio.run(run()) == [200] * 50
+    assert fake.stats == {"login": 1, "api": 50}
+
+
+def test_keys_are_namespaced_and_hashed_and_live_as_long_as_the_token(
+    fake: FakeKoyebAPI, redis_url: str, namespace: str, redis_store: StoreFactory
+) -> None:
+    auth = fleet_auth(fake, redis_store())
+    token = auth.get_token()
+    admin = redis.Redis.from_url(redis_url)
+    keys = sorted(k.decode() for k in admin.keys(f"{namespace}:*"))
+    assert keys == [f"{namespace}:v1:fence", f"{namespace}:v1:token:{fleet_key(fake)}"]
+    assert not any(fake.EMAIL in k or fake.PASSWORD in k or token in k for k in keys)
+    value = admin.get(keys[1])
+    assert value is not None and fake.PASSWORD.encode() not in value
+    cached = auth.cached_token()
+    assert cached is not None and cached.expires_at is not None
+    assert abs(admin.pttl(keys[1]) / 1000 - (cached.expires_at - time.time())) < 2
+    admin.close()
+
+
+def test_a_corrupt_value_is_a_miss_and_is_replaced(
+    fake: FakeKoyebAPI, redis_url: str, namespace: str, redis_store: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = redis.Redis.from_url(redis_url)
+    admin.set(f"{namespace}:v1:token:{fleet_key(fake)}", b"\xff{not json")
+    token = fleet_auth(fake, redis_store()).get_token()
+    assert "unreadable token" in caplog.text
+    stored = redis_store().load(fleet_key(fake))
+    assert stored is not None and stored.value == token
+    admin.close()
+
+
+def test_logout_ends_the_session_and_clears_it_for_every_host(fake: FakeKoyebAPI, redis_store: StoreFactory) -> None:
+    first, second = fleet_auth(fake, redis_store()), fleet_auth(fake, redis_store())
+    token = first.get_token()
+    assert second.get_token() == token
+    second.logout()
+    assert fake.live_tokens() == []
+    assert redis_store().load(fleet_key(fake)) is None
+    assert fake.stats == {"login": 1, "logout": 1}
+
+
+def test_the_url_password_never_shows(fake: FakeKoyebAPI, tmp_path: Path) -> None:
+    store = RedisTokenStore("redis://fleet:s3cret-pass@127.0.0.1:1/0", timeout=0.2)
+    with pytest.raises(StoreUnavailableError) as caught:
+        fleet_auth(fake, store).get_token()
+    assert "s3cret-pass" not in repr(store) + str(caught.value)
+    assert repr(store) == "RedisTokenStore('redis://127.0.0.1:1/0')"
+
+
+def test_without_redis_py_the_error_names_the_extra() -> None:
+    code = "import sys; sys.modules['redis'] = None\nfrom koyeb_auth import RedisTokenStore"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "MissingExtraError: RedisTokenStore needs the 'redis' package: pip install 'koyeb-auth[redis]'" in (
+        result.stderr
+    )
+
+
+def fleet_key(fake: FakeKoyebAPI) -> str:
+    """The store key of the fake API's demo account."""
+    source = source_for(Config({}).settings(fake.EMAIL, fake.PASSWORD, None, None, fake.url), None)
+    assert source is not None
+    return source.key
