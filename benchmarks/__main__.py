@@ -9,11 +9,11 @@ import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from . import fanout, longrun, storm, warm
+from . import fanout, longrun, redis_store, storm, warm
 
 
 def _versions() -> str:
-    names = ["koyeb-auth", "httpx", "requests", "filelock", "authlib", "httpx-auth", "google-auth"]
+    names = ["koyeb-auth", "httpx", "requests", "filelock", "redis", "authlib", "httpx-auth", "google-auth"]
     found = []
     for name in names:
         try:
@@ -30,7 +30,7 @@ def main() -> None:
           f"({platform.system()}); {_versions()}.\n")
     for number, (title, module) in enumerate(
         [("Warm per-request cost", warm), ("Cold-start fan-out", fanout), ("Refresh storm", storm),
-         ("Long-running worker", longrun)], 1
+         ("Long-running worker", longrun), ("Redis store", redis_store)], 1
     ):
         text, _ = module.measure()
         print(f"### {number}. {title}\n\n{text}\n", flush=True)

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
 import httpcore  # noqa: F401 - loaded before the start, as in any worker that has built its HTTP client
 import httpx
 
-from koyeb_auth import KoyebAuth
+from koyeb_auth import FileTokenStore, KoyebAuth, RedisTokenStore
 from koyeb_auth.testing import FakeKoyebAPI
 
 
 def main() -> None:
     mode, cache, url = sys.argv[1:4]
-    auth = KoyebAuth(FakeKoyebAPI.EMAIL, FakeKoyebAPI.PASSWORD, api_url=url, cache_path=cache)
+    # BENCH_REDIS: share the token through Redis rather than the cache file.
+    redis_url = os.environ.get("BENCH_REDIS")
+    store = RedisTokenStore(redis_url, namespace=os.environ["BENCH_NAMESPACE"]) if redis_url else FileTokenStore(cache)
+    auth = KoyebAuth(FakeKoyebAPI.EMAIL, FakeKoyebAPI.PASSWORD, api_url=url, store=store)
     print("ready", flush=True)
     sys.stdin.readline()
     if mode == "koyeb":

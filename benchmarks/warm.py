@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import requests
 
-from koyeb_auth import FileTokenStore, KoyebAuth, Token
+from koyeb_auth import FileTokenStore, KoyebAuth, Token, TokenStore
 from koyeb_auth.sources import PasswordLogin
 
 from .common import API_URL, canned_session, median, median_us, ok_handler, table
@@ -52,9 +52,15 @@ class ConstantHeader(httpx.Auth, requests.auth.AuthBase):
 
 def koyeb_auth(directory: Path) -> KoyebAuth:
     """A KoyebAuth whose cache file already holds a valid token, as a warm worker's would."""
-    store = FileTokenStore(directory / "tokens.json")
+    return warm_auth(FileTokenStore(directory / "tokens.json"))
+
+
+def warm_auth(store: TokenStore) -> KoyebAuth:
+    """A KoyebAuth whose store already holds a valid token, adopted into memory."""
     now = time.time()
+    assert store.try_lock()
     store.save(PasswordLogin(API_URL, EMAIL, PASSWORD).key, Token("cached-token", now, now + 3600))
+    store.unlock()
     auth = KoyebAuth(EMAIL, PASSWORD, api_url=API_URL, store=store)
     auth.get_token()  # adopt it into memory, as the first request of a process does
     return auth

@@ -17,7 +17,7 @@ from koyeb_auth import KoyebAuth, RedisTokenStore
 from koyeb_auth.testing import FakeKoyebAPI
 from koyeb_auth.token import fingerprint
 
-from .redis_server import RedisServer
+from .redis_server import start_redis_server
 
 WORKER = Path(__file__).with_name("worker.py")
 
@@ -79,14 +79,13 @@ def make_auth(fake: FakeKoyebAPI, cache_path: Path) -> Callable[..., KoyebAuth]:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def redis_url() -> Iterator[str]:
     """A real Redis: the one .ci/run started (REDIS_TEST_URL), else one of our own."""
     if url := os.environ.get("REDIS_TEST_URL"):
         yield url
         return
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server.url
-    server.stop()
+    with start_redis_server() as server:
+        yield server.url
 
 
 @pytest.fixture

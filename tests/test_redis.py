@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -19,13 +21,13 @@ import redis
 import requests
 from freezegun import freeze_time
 
-from koyeb_auth import KoyebAuth, LeaseLostError, RedisTokenStore, StoreUnavailableError, Token
+from koyeb_auth import KoyebAuth, LeaseLostError, RedisTokenStore, StoreUnavailableError, Token, TokenStoreError
 from koyeb_auth.config import Config
 from koyeb_auth.sources import source_for
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import release_workers, start_workers
-from .redis_server import RedisServer
+from .redis_server import start_redis_server
 
 OLD = Token("old-token", obtained_at=1000.0, expires_at=9e9)
 NEW = Token("new-token", obtained_at=2000.0, expires_at=9e9)
@@ -159,9 +161,9 @@ def test_the_fence_refuses_a_write_after_the_lease_even_if_the_lock_is_free(redi
 
 
 def test_redis_stopped_mid_run_keeps_the_warm_token_and_gives_a_clear_error_when_one_is_needed(
-    fake: FakeKoyebAPI, tmp_path: Path
+    fake: FakeKoyebAPI,
 ) -> None:
-    server = RedisServer(tmp_path / "redis")
+    server = start_redis_server()
     store = RedisTokenStore(server.url, timeout=0.5)
     auth = fleet_auth(fake, store)
     with httpx.Client(auth=auth) as client:
@@ -315,3 +317,31 @@ def fleet_key(fake: FakeKoyebAPI) -> str:
     source = source_for(Config({}).settings(fake.EMAIL, fake.PASSWORD, None, None, fake.url), None)
     assert source is not None
     return source.key
+
+
+def test_the_acl_the_readme_recommends_is_enough(fake: FakeKoyebAPI, redis_url: str) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rule = re.search(r"`ACL SETUSER koyeb-auth (.+?)`", readme)
+    assert rule is not None
+    user = f"koyeb-auth-{uuid.uuid4().hex[:8]}"
+    admin = redis.Redis.from_url(redis_url)
+    admin.execute_command("ACL", "SETUSER", user, *rule.group(1).split())
+    try:
+        url = redis_url.replace("redis://", f"redis://{user}:secret@")
+        store = RedisTokenStore(url)
+        auth = fleet_auth(fake, store)
+        token = auth.get_token()
+        auth.logout()
+
+        async def run() -> str:
+            value = await fleet_auth(fake, store).aget_token()
+            await store.aclose()
+            return value
+
+        assert asyncio.run(run()) != token
+        with pytest.raises(TokenStoreError):
+            RedisTokenStore(url, namespace="elsewhere").load("key")  # outside its keys
+    finally:
+        admin.execute_command("ACL", "DELUSER", user)
+        admin.delete(*admin.keys("koyeb-auth:*") or ["-"])
+        admin.close()
