@@ -10,7 +10,9 @@ with FakeKoyebAPI(ttl=60) as api:
 ```
 
 It implements login, refresh, logout and the organization switch as the real API documents them,
-answers every other path as an authenticated endpoint, and counts what it saw. Faults can be
+answers every other path as an authenticated endpoint (with the current user at
+`/v1/account/profile` and one app at `/v1/apps`, as the Koyeb SDK reads them), and counts what it
+saw. Faults can be
 queued per action. `GET /_fake/stats` returns the counters, for a fake run in another process.
 """
 
@@ -202,7 +204,8 @@ class FakeKoyebAPI:
             time.sleep(self.refresh_delay)
         self._count(action)
         if action == "api":
-            return 200, {"method": method, "path": path, "body": body.decode("utf-8", "replace")}, {}
+            echo = {"method": method, "path": path, "body": body.decode("utf-8", "replace")}
+            return 200, {**echo, **_resource(method, path, session)}, {}
         # Refresh and logout both end the session they were called with (refresh: unless told not to).
         if action == "logout" or self.revoke_on_refresh:
             self.revoke(bearer)
@@ -285,6 +288,16 @@ class FakeKoyebAPI:
             self._counts[name] += 1
             if name != "api":
                 self.events.append((time.monotonic(), name))
+
+
+def _resource(method: str, path: str, session: _Session) -> dict[str, Any]:
+    """The resources the Koyeb SDK's tests read, shaped as the real API's replies."""
+    if method == "GET" and path == "/v1/account/profile":
+        return {"user": {"id": session.user_id, "name": "Demo", "email_validated": True}}
+    if method == "GET" and path == "/v1/apps":
+        app = {"id": "app-demo", "name": "demo", "organization_id": session.organization_id}
+        return {"apps": [app], "limit": 20, "offset": 0, "count": 1, "has_next": False}
+    return {}
 
 
 class _Handler(BaseHTTPRequestHandler):
