@@ -21,15 +21,26 @@ from .errors import (
     TokenStoreError,
 )
 from .extras import MissingExtraError
+from .niquests_auth import NiquestsAsyncKoyebAuth
 from .store import AsyncTokenStore, FileTokenStore, MemoryTokenStore, TokenStore
 from .token import Token
 
 if TYPE_CHECKING:
+    from .aiohttp_middleware import KoyebAuthMiddleware
+    from .httpx2_auth import Httpx2KoyebAuth
     from .redis_store import RedisTokenStore
+    from .sdk import async_sdk_client, sdk_client, sdk_configuration
 
 
 # Integrations load on first use, so `import koyeb_auth` needs none of their packages.
-_LAZY = {"RedisTokenStore": "redis_store"}
+_LAZY = {
+    "RedisTokenStore": "redis_store",
+    "Httpx2KoyebAuth": "httpx2_auth",
+    "KoyebAuthMiddleware": "aiohttp_middleware",
+    "sdk_client": "sdk",
+    "async_sdk_client": "sdk",
+    "sdk_configuration": "sdk",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -49,13 +60,16 @@ __all__ = [
     "CacheFileError",
     "ConfigurationError",
     "FileTokenStore",
+    "Httpx2KoyebAuth",
     "InvalidCredentialsError",
     "KoyebAuth",
     "KoyebAuthError",
+    "KoyebAuthMiddleware",
     "LeaseLostError",
     "LockTimeoutError",
     "MemoryTokenStore",
     "MissingExtraError",
+    "NiquestsAsyncKoyebAuth",
     "OrganizationDeactivatedError",
     "RateLimitedError",
     "RedisTokenStore",
@@ -64,4 +78,7 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "__version__",
+    "async_sdk_client",
+    "sdk_client",
+    "sdk_configuration",
 ]

@@ -6,7 +6,8 @@ import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import timedelta
-from typing import Any
+from types import ModuleType
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,6 +39,9 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
     cached). Tokens are renewed before they expire and after a 401, by one caller at a time across
     threads, tasks and processes. Only requests to the API's own origin get the token.
     """
+
+    # The module whose Request and stream classes the httpx flows handle (httpx2 in the subclass).
+    _httpx: ClassVar[ModuleType] = httpx
 
     def __init__(
         self,
@@ -115,9 +119,9 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             return
         tokens = self._tokens()
         sent = tokens.get_token()
-        rewind = _httpx_rewinder(request)
+        rewind = _httpx_rewinder(request, self._httpx)
         response = yield _authorize(request, sent)
-        if response.status_code == 401 and _renewable(response.read()):
+        if response.status_code == 401 and renewable(response.read()):
             renewed = tokens.renew_rejected(sent)
             if renewed is not None and rewind():
                 retried = yield _authorize(request, renewed)
@@ -130,9 +134,9 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             return
         tokens = self._tokens()
         sent = tokens.fresh() or await tokens.aget_token()  # no coroutine on the hot path
-        rewind = _httpx_rewinder(request)
+        rewind = _httpx_rewinder(request, self._httpx)
         response = yield _authorize(request, sent)
-        if response.status_code == 401 and _renewable(await response.aread()):
+        if response.status_code == 401 and renewable(await response.aread()):
             renewed = await tokens.arenew_rejected(sent)
             if renewed is not None and rewind():
                 retried = yield _authorize(request, renewed)
@@ -147,22 +151,18 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         tokens = self._tokens()
         sent = tokens.get_token()
         r.headers["Authorization"] = f"Bearer {sent}"
-        rewind = _requests_rewinder(r.body)
+        rewind = requests_rewinder(r.body)
 
         # Per-request state lives in this closure, not in thread-locals, so a request prepared on
         # one thread can be sent from another (requests#5178).
         def handle_401(response: requests.Response, **kwargs: Any) -> requests.Response:
-            if response.status_code != 401 or not _renewable(response.content):
+            if response.status_code != 401 or not renewable(response.content):
                 return response
             renewed = tokens.renew_rejected(sent)
             if renewed is None or not rewind():
                 return response
             response.close()  # content was read: the connection goes back to the pool
-            retry = response.request.copy()
-            jar = retry._cookies  # type: ignore[attr-defined]
-            extract_cookies_to_jar(jar, response.request, response.raw)  # type: ignore[no-untyped-call]
-            retry.prepare_cookies(jar)
-            retry.headers["Authorization"] = f"Bearer {renewed}"
+            retry = retry_of(response, renewed)
             # The adapter's send runs no hooks, so this retry cannot trigger another one.
             again: requests.Response = response.connection.send(retry, **kwargs)
             again.history.append(response)
@@ -243,25 +243,38 @@ def _authorize(request: httpx.Request, token: str) -> httpx.Request:
     return request
 
 
-def _renewable(body: bytes) -> bool:
+def renewable(body: bytes) -> bool:
     # A 401 saying `Token rejected` means a deactivated organization: a new token cannot help.
     return api.rejection_message(body) != api.TOKEN_REJECTED
 
 
-def _httpx_rewinder(request: httpx.Request) -> Callable[[], bool]:
-    """A function that makes the request body ready to send again, or says it cannot."""
+def _httpx_rewinder(request: httpx.Request, flavour: ModuleType) -> Callable[[], bool]:
+    """A function that makes the request body ready to send again, or says it cannot.
+
+    `flavour` is the module whose classes the request is made of: httpx, or httpx2.
+    """
     stream = request.stream
-    if isinstance(stream, (httpx.ByteStream, httpx._multipart.MultipartStream)):
+    if isinstance(stream, (flavour.ByteStream, flavour._multipart.MultipartStream)):
         return _always  # bytes, str, JSON, forms; multipart re-reads its files from the start
     # A file passed as content= is read from where it stands: note that, to seek back to it.
     # A generator can be read once only, so it is never replayed.
     file: Any = getattr(stream, "_stream", None)
-    if isinstance(stream, httpx._content.IteratorByteStream) and _seekable(file):
+    if isinstance(stream, flavour._content.IteratorByteStream) and _seekable(file):
         return _seeker(file, file.tell())
     return _never
 
 
-def _requests_rewinder(body: object) -> Callable[[], bool]:
+def retry_of(response: Any, renewed: str) -> Any:
+    """The request that got `response`, again: its cookies, and the renewed token (requests, niquests)."""
+    retry = response.request.copy()
+    jar = retry._cookies
+    extract_cookies_to_jar(jar, response.request, response.raw)  # type: ignore[no-untyped-call]
+    retry.prepare_cookies(jar)
+    retry.headers["Authorization"] = f"Bearer {renewed}"
+    return retry
+
+
+def requests_rewinder(body: object) -> Callable[[], bool]:
     if body is None or isinstance(body, (bytes, str)):
         return _always
     if _seekable(body):

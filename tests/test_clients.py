@@ -1,4 +1,4 @@
-"""KoyebAuth driven by real httpx (sync and async) and requests clients against the fake API."""
+"""KoyebAuth driven by every client library it supports, real ones, against the fake API."""
 
 from __future__ import annotations
 
@@ -25,21 +25,7 @@ from koyeb_auth import (
 )
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
-CLIENTS = ["httpx", "async", "requests"]
-
-
-def send(client: str, auth: KoyebAuth, method: str, url: str, **kwargs: object) -> httpx.Response | requests.Response:
-    """One request through the named client library."""
-    if client == "httpx":
-        with httpx.Client(auth=auth) as session:
-            return session.request(method, url, **kwargs)  # type: ignore[arg-type]
-    if client == "async":
-        async def run() -> httpx.Response:
-            async with httpx.AsyncClient(auth=auth) as session:
-                return await session.request(method, url, **kwargs)  # type: ignore[arg-type]
-
-        return asyncio.run(run())
-    return requests.request(method, url, auth=auth, timeout=10, **kwargs)  # type: ignore[arg-type]
+from .clients import CLIENTS, send
 
 
 @pytest.fixture(params=CLIENTS)

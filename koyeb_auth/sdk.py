@@ -1,0 +1,82 @@
+"""Koyeb's own Python SDK (`koyeb-sdk`) with tokens managed by KoyebAuth.
+
+The sync SDK sends with urllib3, so it cannot take an `auth=`: its `refresh_api_key_hook` hands
+it a valid token before every request, and `call_api`, the one method every operation goes
+through, renews the token and sends again once on a 401. The async SDK sends with an
+`httpx.AsyncClient`, which is given KoyebAuth as its `auth=`: its async flow does both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .auth import KoyebAuth, renewable
+from .extras import require
+
+require("koyeb.api", "sdk", "The Koyeb SDK integration")
+import koyeb.api  # noqa: E402  (after the check that names the extra)
+import koyeb.api_async  # noqa: E402
+
+
+def sdk_configuration(auth: KoyebAuth | None = None) -> koyeb.api.Configuration:
+    """A `koyeb.api.Configuration` whose every request carries a valid token from `auth`."""
+    auth = auth if auth is not None else KoyebAuth()
+    configuration = koyeb.api.Configuration(host=auth.settings.api_url)
+    # The SDK calls the hook only when a `Bearer` key is already set, and sends the key bare
+    # unless the prefix is set too.
+    configuration.api_key["Bearer"] = ""
+    configuration.api_key_prefix["Bearer"] = "Bearer"
+    configuration.refresh_api_key_hook = lambda c: c.api_key.__setitem__("Bearer", auth.get_token())
+    return configuration
+
+
+class _RenewingApiClient(koyeb.api.ApiClient):  # type: ignore[misc]  # the SDK has no type information
+    def __init__(self, auth: KoyebAuth, **options: Any) -> None:
+        super().__init__(sdk_configuration(auth), **options)
+        self._auth = auth
+
+    def call_api(self, method: str, url: str, header_params: dict[str, str] | None = None, *args: Any,
+                 **kwargs: Any) -> Any:
+        headers = dict(header_params or {})
+        response = super().call_api(method, url, headers, *args, **kwargs)
+        sent = headers.get("Authorization", "").removeprefix("Bearer ")
+        if response.status != 401 or not sent or not renewable(response.read()):
+            return response
+        tokens = self._auth._tokens()
+        renewed = tokens.renew_rejected(sent)
+        if renewed is None:
+            return response
+        # The SDK passes bodies as JSON-ready objects or bytes: they can always be sent again.
+        retried = super().call_api(method, url, {**headers, "Authorization": f"Bearer {renewed}"}, *args, **kwargs)
+        if retried.status == 401:
+            tokens.suspect(renewed)
+        return retried
+
+
+def sdk_client(auth: KoyebAuth | None = None, **options: Any) -> koyeb.api.ApiClient:
+    """A `koyeb.api.ApiClient` that keeps a valid token, and renews it and retries once on a 401.
+
+    ```python
+    with sdk_client(KoyebAuth()) as client:
+        apps = koyeb.api.AppsApi(client).list_apps().apps
+    ```
+    """
+    return _RenewingApiClient(auth if auth is not None else KoyebAuth(), **options)
+
+
+def async_sdk_client(auth: KoyebAuth | None = None, **options: Any) -> koyeb.api_async.ApiClient:
+    """A `koyeb.api_async.ApiClient` whose requests go through KoyebAuth's async flow.
+
+    ```python
+    async with async_sdk_client(KoyebAuth()) as client:
+        apps = (await koyeb.api_async.AppsApi(client).list_apps()).apps
+    ```
+    """
+    auth = auth if auth is not None else KoyebAuth()
+    client = koyeb.api_async.ApiClient(koyeb.api_async.Configuration(host=auth.settings.api_url), **options)
+    # The SDK builds its httpx.AsyncClient on first use; build it now, with its own settings
+    # (pool size, TLS, proxy), and our auth. No `Bearer` key is set, so the SDK adds no header.
+    pool = client.rest_client._create_pool_manager()
+    pool.auth = auth
+    client.rest_client.pool_manager = pool
+    return client
