@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Generator
@@ -156,7 +157,13 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         # Per-request state lives in this closure, not in thread-locals, so a request prepared on
         # one thread can be sent from another (requests#5178).
         def handle_401(response: requests.Response, **kwargs: Any) -> requests.Response:
-            if response.status_code != 401 or not renewable(response.content):
+            if response.status_code != 401:
+                return response
+            content: Any = response.content
+            if inspect.iscoroutine(content):  # niquests.AsyncSession, which needs an async auth
+                content.close()
+                raise ConfigurationError("Use NiquestsAsyncKoyebAuth(auth) as the auth of a niquests.AsyncSession.")
+            if not renewable(content or b""):
                 return response
             renewed = tokens.renew_rejected(sent)
             if renewed is None or not rewind():
@@ -227,8 +234,14 @@ class _Origin:
         return not (request.method == "POST" and url.path == self.login_path)
 
     def admits(self, method: str, url: str) -> bool:
-        if url.startswith(self.prefix) and method != "POST":
+        if url.__class__ is str and url.startswith(self.prefix) and method != "POST":
             return True  # the common case, decided without parsing the URL
+        if not isinstance(url, str):
+            raise ConfigurationError(
+                f"KoyebAuth was called on a {type(url).__module__.split('.')[0]} request as if it were requests: "
+                "use Httpx2KoyebAuth with httpx2, KoyebAuthMiddleware with aiohttp, "
+                "NiquestsAsyncKoyebAuth with niquests.AsyncSession."
+            )
         parts = urlsplit(url)
         try:
             scheme = parts.scheme.lower()
