@@ -8,13 +8,17 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 import requests
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
+
+from koyeb_auth.testing import FakeKoyebAPI
 
 API_URL = "https://app.koyeb.com"
 
@@ -98,3 +102,37 @@ def results(procs: Sequence[subprocess.Popen[str]]) -> list[dict[str, Any]]:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+
+# The login latency of the cold-start benchmarks.
+LOGIN_DELAY = 0.1
+
+
+def cold_starts(
+    sizes: tuple[int, ...], variants: dict[str, tuple[str, dict[str, str]]], directory: Path
+) -> tuple[str, dict[str, float]]:
+    """For each fleet size, for each variant (its label: a fanout worker mode and its environment),
+    that many workers released at once: the logins the fake API saw, and the ms until the last
+    held a token. A markdown table, and the figures by `label_size_logins` / `label_size_ms`."""
+    rows, summary = [], {}
+    with FakeKoyebAPI(login_delay=LOGIN_DELAY) as fake:
+        for size in sizes:
+            row: list[object] = [size]
+            for name, (mode, env) in variants.items():
+                fake.reset_stats()
+                # Each run starts cold: its own cache file, its own Redis namespace.
+                cache = str(directory / f"{name}-{size}.json")
+                run_env = {**env, "BENCH_NAMESPACE": uuid.uuid4().hex}
+                procs = [spawn("benchmarks.fanout_worker", mode, cache, fake.url, env=run_env) for _ in range(size)]
+                wait_ready(procs)
+                started = go(procs)
+                wall = (max(r["ready_at"] for r in results(procs)) - started) * 1000
+                logins = fake.stats.get("login", 0)
+                row += [logins, f"{wall:.0f}"]
+                summary[f"{name}_{size}_logins"], summary[f"{name}_{size}_ms"] = logins, wall
+            rows.append(row)
+    headers = ["processes"] + [f"{label} {figure}" for label in variants for figure in ("logins", "ms")]
+    text = (f"Login latency {LOGIN_DELAY * 1000:.0f} ms. Wall time from the release of the ready processes until "
+            "the last one holds a token.\n\n" + table(headers, rows))
+    return text, summary

@@ -10,12 +10,10 @@ import httpx
 import redis
 
 from koyeb_auth import FileTokenStore, RedisTokenStore
-from koyeb_auth.testing import FakeKoyebAPI, RedisServer
+from koyeb_auth.testing import RedisServer
 
-from .common import go, median, ok_handler, results, spawn, table, wait_ready
+from .common import cold_starts, median, ok_handler, table
 from .warm import FLOOR, URL, ConstantHeader, _alternate, warm_auth
-
-LOGIN_DELAY = 0.1
 
 
 def measure(
@@ -48,24 +46,9 @@ def _warm(url: str, directory: Path, count: int, rounds: int) -> tuple[str, dict
 
 
 def _cold(url: str, directory: Path, sizes: tuple[int, ...]) -> tuple[str, dict[str, float]]:
-    rows, summary = [], {}
-    with FakeKoyebAPI(login_delay=LOGIN_DELAY) as fake:
-        for size in sizes:
-            row: list[object] = [size]
-            for name, env in (("file", {}), ("redis", {"BENCH_REDIS": url, "BENCH_NAMESPACE": uuid.uuid4().hex})):
-                fake.reset_stats()
-                cache = str(directory / f"{name}-{size}.json")
-                procs = [spawn("benchmarks.fanout_worker", "koyeb", cache, fake.url, env=env) for _ in range(size)]
-                wait_ready(procs)
-                started = go(procs)
-                wall = max(r["ready_at"] for r in results(procs)) - started
-                row += [fake.stats.get("login", 0), f"{wall * 1000:.0f}"]
-                summary[f"{name}_{size}_ms"] = wall * 1000
-            rows.append(row)
-    text = (f"**Cold start** (login latency {LOGIN_DELAY * 1000:.0f} ms; wall time from the release of the ready "
-            "processes until the last one holds a token)\n\n"
-            + table(["processes", "file store logins", "file store ms", "Redis logins", "Redis ms"], rows))
-    return text, summary
+    variants = {"file store": ("koyeb", {}), "Redis": ("koyeb", {"BENCH_REDIS": url})}
+    text, summary = cold_starts(sizes, variants, directory)
+    return f"**Cold start.** {text}", summary
 
 
 if __name__ == "__main__":

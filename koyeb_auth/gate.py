@@ -8,6 +8,7 @@ thread of the process, so it needs no per-thread bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -58,14 +59,8 @@ class Gate:
         """Enter if nobody in this process or in any other is inside; never wait."""
         if not self._thread_lock.acquire(blocking=False):
             return False
-        try:
-            entered = self._store.try_lock()
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        if not entered:
-            self._thread_lock.release()
-        return entered
+        with self._releasing_on_error():
+            return self._kept(self._store.try_lock())
 
     def enter(self, wait: bool, ready: Ready | None) -> bool:
         """Enter, waiting up to the lock timeout when `wait`; LockTimeoutError if that runs out."""
@@ -124,13 +119,21 @@ class Gate:
     async def _atry_enter(self) -> bool:
         if not self._thread_lock.acquire(blocking=False):
             return False
+        # Cancelled mid-call, a networked store may have granted the lock anyway: its lease bounds
+        # how long that lock outlives us.
+        with self._releasing_on_error():
+            return self._kept(await self._astore.atry_lock())
+
+    @contextlib.contextmanager
+    def _releasing_on_error(self) -> Iterator[None]:
         try:
-            entered = await self._astore.atry_lock()
+            yield
         except BaseException:
-            # Cancelled mid-call, a networked store may have granted the lock anyway: its lease
-            # bounds how long that lock outlives us.
             self._thread_lock.release()
             raise
+
+    def _kept(self, entered: bool) -> bool:
+        """Keep the thread lock only if the store lock was taken too."""
         if not entered:
             self._thread_lock.release()
         return entered

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import sys
+import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +110,26 @@ def redis_store(redis_url: str, namespace: str) -> Iterator[Callable[..., RedisT
     yield make
     for store in stores:
         store.close()
+
+
+@contextlib.asynccontextmanager
+async def heartbeat() -> AsyncIterator[list[float]]:
+    """The gaps between the 10 ms ticks of a task on the running loop, while the block runs."""
+    gaps = [0.0]
+
+    async def beat() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    task = asyncio.create_task(beat())
+    try:
+        yield gaps
+    finally:
+        task.cancel()
 
 
 def start_workers(count: int, env: dict[str, str], *args: str) -> list[subprocess.Popen[str]]:

@@ -18,7 +18,7 @@ from freezegun import freeze_time
 from koyeb_auth import APIError, APIUnreachableError, FileTokenStore, KoyebAuth, RateLimitedError, Token
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
-from .conftest import release_workers, start_workers
+from .conftest import heartbeat, release_workers, start_workers
 
 OLD = Token("old-token", obtained_at=1000.0, expires_at=9e9)
 NEW = Token("new-token", obtained_at=2000.0, expires_at=9e9)
@@ -170,23 +170,10 @@ def test_waiting_for_another_process_lock_keeps_the_event_loop_responsive(
     auth = make_auth()
 
     async def run() -> float:
-        gaps, stop = [], asyncio.Event()
-
-        async def heartbeat() -> None:
-            last = time.monotonic()
-            while not stop.is_set():
-                await asyncio.sleep(0.01)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-        beat = asyncio.create_task(heartbeat())
         started = time.monotonic()
-        await auth.aget_token()
-        waited = time.monotonic() - started
-        stop.set()
-        await beat
-        assert waited > 1.0  # it really waited for the other process
+        async with heartbeat() as gaps:
+            await auth.aget_token()
+        assert time.monotonic() - started > 1.0  # it really waited for the other process
         return max(gaps)
 
     worst_gap = asyncio.run(run())

@@ -26,7 +26,7 @@ from koyeb_auth.config import Config
 from koyeb_auth.sources import source_for
 from koyeb_auth.testing import FakeKoyebAPI
 
-from .conftest import release_workers, start_workers
+from .conftest import heartbeat, release_workers, start_workers
 from .redis_server import start_redis_server
 
 OLD = Token("old-token", obtained_at=1000.0, expires_at=9e9)
@@ -192,22 +192,11 @@ def test_a_redis_that_never_answers_times_out_without_blocking_the_event_loop(fa
     auth = fleet_auth(fake, store)
 
     async def run() -> float:
-        gaps = [0.0]
-
-        async def heartbeat() -> None:
-            last = time.monotonic()
-            while True:
-                await asyncio.sleep(0.01)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-        beat = asyncio.create_task(heartbeat())
         started = time.monotonic()
-        with pytest.raises(StoreUnavailableError, match=r"did not answer within 0\.5 s"):
-            await auth.aget_token()
+        async with heartbeat() as gaps:
+            with pytest.raises(StoreUnavailableError, match=r"did not answer within 0\.5 s"):
+                await auth.aget_token()
         elapsed = time.monotonic() - started
-        beat.cancel()
         await store.aclose()
         assert max(gaps) < 0.1  # the loop went on while the store waited
         return elapsed
