@@ -24,7 +24,7 @@ import requests
 from koyeb_auth import FileTokenStore, KoyebAuth, Token, TokenStore
 from koyeb_auth.sources import PasswordLogin
 
-from .common import API_URL, canned_session, median, median_us, ok_handler, table
+from .common import API_URL, canned_session, median, median_us, table
 
 URL = API_URL + "/v1/apps"
 EMAIL, PASSWORD = "bench@example.com", "bench-password"
@@ -55,13 +55,13 @@ def koyeb_auth(directory: Path) -> KoyebAuth:
     return warm_auth(FileTokenStore(directory / "tokens.json"))
 
 
-def warm_auth(store: TokenStore) -> KoyebAuth:
+def warm_auth(store: TokenStore, kind: type[KoyebAuth] = KoyebAuth) -> KoyebAuth:
     """A KoyebAuth whose store already holds a valid token, adopted into memory."""
     now = time.time()
     assert store.try_lock()
     store.save(PasswordLogin(API_URL, EMAIL, PASSWORD).key, Token("cached-token", now, now + 3600))
     store.unlock()
-    auth = KoyebAuth(EMAIL, PASSWORD, api_url=API_URL, store=store)
+    auth = kind(EMAIL, PASSWORD, api_url=API_URL, store=store)
     auth.get_token()  # adopt it into memory, as the first request of a process does
     return auth
 
@@ -70,31 +70,55 @@ def _token_handler(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"access_token": "peer-token", "token_type": "bearer", "expires_in": 3600})
 
 
-def httpx_variants(directory: Path, client: type[httpx.Client] | type[httpx.AsyncClient]) -> dict[str, Any]:
-    """The same variants for httpx.Client or httpx.AsyncClient."""
-    mock = httpx.MockTransport(ok_handler)
+def httpx_variants(directory: Path, client: type[Any]) -> dict[str, Any]:
+    """The same variants for httpx.Client or httpx.AsyncClient, or their httpx2 twins."""
+    flavour = sys.modules[client.__module__.split(".")[0]]
+    mock = flavour.MockTransport(lambda request: flavour.Response(200, content=b"{}"))
+    store = FileTokenStore(directory / f"{flavour.__name__}.json")
     variants: dict[str, Any] = {
         "no auth": client(transport=mock),
-        FLOOR: client(transport=mock, auth=ConstantHeader()),
-        KOYEB: client(transport=mock, auth=koyeb_auth(directory)),
+        FLOOR: client(transport=mock, auth=ConstantHeader() if flavour is httpx else _constant_header_httpx2()),
+        KOYEB: client(transport=mock, auth=warm_auth(store, _koyeb_auth_for(flavour))),
     }
     try:
         from authlib.integrations import httpx_client
 
-        oauth = httpx_client.OAuth2Client if client is httpx.Client else httpx_client.AsyncOAuth2Client
-        token = {"access_token": "peer", "token_type": "bearer", "expires_at": time.time() + 3600}
-        variants[f"authlib {oauth.__name__}"] = oauth(token=token, transport=mock)
+        oauth = httpx_client.OAuth2Client if "Async" not in client.__name__ else httpx_client.AsyncOAuth2Client
+        # authlib runs on httpx2 when httpx2 is installed: it is compared on the client it uses.
+        if issubclass(oauth, (flavour.Client, flavour.AsyncClient)):
+            token = {"access_token": "peer", "token_type": "bearer", "expires_at": time.time() + 3600}
+            variants[f"authlib {oauth.__name__}"] = oauth(token=token, transport=mock)
     except ImportError:
         pass
     try:
         import httpx_auth
 
-        token_client = httpx.Client(transport=httpx.MockTransport(_token_handler))
-        peer = httpx_auth.OAuth2ClientCredentials(API_URL + "/token", "id", "secret", client=token_client)
-        variants["httpx-auth OAuth2ClientCredentials"] = client(transport=mock, auth=peer)
+        if flavour is httpx:
+            token_client = httpx.Client(transport=httpx.MockTransport(_token_handler))
+            peer = httpx_auth.OAuth2ClientCredentials(API_URL + "/token", "id", "secret", client=token_client)
+            variants["httpx-auth OAuth2ClientCredentials"] = client(transport=mock, auth=peer)
     except ImportError:
         pass
     return variants
+
+
+def _koyeb_auth_for(flavour: Any) -> type[KoyebAuth]:
+    if flavour is httpx:
+        return KoyebAuth
+    from koyeb_auth import Httpx2KoyebAuth
+
+    return Httpx2KoyebAuth
+
+
+def _constant_header_httpx2() -> Any:
+    import httpx2
+
+    class ConstantHeader2(httpx2.Auth):  # type: ignore[misc]
+        def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
+            request.headers["Authorization"] = "Bearer constant"
+            yield request
+
+    return ConstantHeader2()
 
 
 def requests_variants(directory: Path) -> dict[str, requests.Session]:
@@ -148,6 +172,14 @@ def _measure(count: int, rounds: int) -> tuple[str, dict[str, float]]:
                      for title, variants in (("httpx.Client", calls), ("requests", req_calls))}
         async_clients = httpx_variants(directory, httpx.AsyncClient)
         by_client["httpx.AsyncClient"] = asyncio.run(_alternate_async(async_clients, count, rounds))
+        with contextlib.suppress(ImportError):  # httpx2, when installed: Httpx2KoyebAuth on its clients
+            import httpx2
+
+            sync2 = httpx_variants(directory, httpx2.Client)
+            by_client["httpx2.Client"] = _alternate({n: (lambda c=c: c.get(URL)) for n, c in sync2.items()},
+                                                    count, rounds)
+            async2 = httpx_variants(directory, httpx2.AsyncClient)
+            by_client["httpx2.AsyncClient"] = asyncio.run(_alternate_async(async2, count, rounds))
         for title, figures in by_client.items():
             sections.append(f"**{title}** (µs per request over {rounds} rounds of {count}: the median round "
                             "and the best one)\n\n"
