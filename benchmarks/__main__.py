@@ -1,4 +1,4 @@
-"""Run every benchmark and print the markdown the README quotes (about two minutes on 2 cores)."""
+"""Run every benchmark and print the markdown the README quotes (about four minutes on 2 cores)."""
 
 from __future__ import annotations
 

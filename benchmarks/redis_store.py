@@ -19,7 +19,11 @@ from .warm import FLOOR, URL, ConstantHeader, _alternate, warm_auth
 def measure(
     count: int = 300, rounds: int = 41, sizes: tuple[int, ...] = (1, 4, 16, 32)
 ) -> tuple[str, dict[str, float]]:
-    with RedisServer() as server, tempfile.TemporaryDirectory() as tmp:
+    try:
+        server = RedisServer()
+    except FileNotFoundError as exc:
+        return f"Not measured: {exc}.", {}
+    with server, tempfile.TemporaryDirectory() as tmp:
         warm_text, summary = _warm(server.url, Path(tmp), count, rounds)
         cold_text, cold = _cold(server.url, Path(tmp), sizes)
     return f"{warm_text}\n\n{cold_text}", {**summary, **cold}
