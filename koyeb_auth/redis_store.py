@@ -112,7 +112,9 @@ class RedisTokenStore:
         self._client = client
         self._async_client = async_client
         self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
-        self._prefix = f"{namespace}:v1"
+        # The braces are a Redis Cluster hash tag: every key of a namespace lands in one slot, as
+        # the scripts, which touch the lock and a token together, require there.
+        self._prefix = f"{{{namespace}}}:v1"
         self._lease_ms = math.ceil(lease * 1000)
         self._timeout = timeout
         self._where = _where(url, self._client)

@@ -142,3 +142,17 @@ def test_the_core_imports_no_integration() -> None:
             "print(sorted({'redis', 'httpx2', 'aiohttp', 'koyeb', 'niquests'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+def test_after_httpx2_alias_httpx_a_plain_koyeb_auth_works_with_httpx2(fake: FakeKoyebAPI, cache_path: Path) -> None:
+    code = (
+        "import httpx2; httpx2.alias_httpx()\n"
+        "import sys, httpx; from koyeb_auth import KoyebAuth\n"
+        "assert httpx is httpx2\n"
+        f"auth = KoyebAuth({fake.EMAIL!r}, {fake.PASSWORD!r}, api_url={fake.url!r}, cache_path={str(cache_path)!r})\n"
+        f"with httpx2.Client(auth=auth) as client: print(client.get({fake.url + '/v1/apps'!r}).status_code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "200"
+    assert fake.stats == {"login": 1, "api": 1}

@@ -20,6 +20,7 @@ import pytest
 import redis
 import requests
 from freezegun import freeze_time
+from redis.crc import key_slot
 
 from koyeb_auth import KoyebAuth, LeaseLostError, RedisTokenStore, StoreUnavailableError, Token, TokenStoreError
 from koyeb_auth.config import Config
@@ -99,7 +100,7 @@ def test_a_lock_holder_killed_during_a_slow_login_lets_another_host_proceed_afte
     assert holder.stdin is not None
     holder.stdin.write("go\n")
     holder.stdin.flush()
-    lock_key = f"{namespace}:v1:lock"
+    lock_key = f"{{{namespace}}}:v1:lock"
     probe = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + 10
     while not probe.exists(lock_key):  # wait until the holder is inside its login
@@ -251,8 +252,9 @@ def test_keys_are_namespaced_and_hashed_and_live_as_long_as_the_token(
     auth = fleet_auth(fake, redis_store())
     token = auth.get_token()
     admin = redis.Redis.from_url(redis_url)
-    keys = sorted(k.decode() for k in admin.keys(f"{namespace}:*"))
-    assert keys == [f"{namespace}:v1:fence", f"{namespace}:v1:token:{fleet_key(fake)}"]
+    keys = sorted(k.decode() for k in admin.keys(f"{{{namespace}}}:*"))
+    assert keys == [f"{{{namespace}}}:v1:fence", f"{{{namespace}}}:v1:token:{fleet_key(fake)}"]
+    assert len({key_slot(key.encode()) for key in [*keys, f"{{{namespace}}}:v1:lock"]}) == 1  # Redis Cluster
     assert not any(fake.EMAIL in k or fake.PASSWORD in k or token in k for k in keys)
     value = admin.get(keys[1])
     assert value is not None and fake.PASSWORD.encode() not in value
@@ -266,7 +268,7 @@ def test_a_corrupt_value_is_a_miss_and_is_replaced(
     fake: FakeKoyebAPI, redis_url: str, namespace: str, redis_store: StoreFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     admin = redis.Redis.from_url(redis_url)
-    admin.set(f"{namespace}:v1:token:{fleet_key(fake)}", b"\xff{not json")
+    admin.set(f"{{{namespace}}}:v1:token:{fleet_key(fake)}", b"\xff{not json")
     token = fleet_auth(fake, redis_store()).get_token()
     assert "unreadable token" in caplog.text
     stored = redis_store().load(fleet_key(fake))
@@ -332,5 +334,5 @@ def test_the_acl_the_readme_recommends_is_enough(fake: FakeKoyebAPI, redis_url: 
             RedisTokenStore(url, namespace="elsewhere").load("key")  # outside its keys
     finally:
         admin.execute_command("ACL", "DELUSER", user)
-        admin.delete(*admin.keys("koyeb-auth:*") or ["-"])
+        admin.delete(*admin.keys("{koyeb-auth}:*") or ["-"])
         admin.close()
