@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import LeaseLostError, StoreUnavailableError, TokenStoreError
+from .errors import ConfigurationError, LeaseLostError, StoreUnavailableError, TokenStoreError
 from .extras import require
 from .store import entry_from_token, token_from_entry
 from .token import Token
@@ -83,9 +83,10 @@ class RedisTokenStore:
 
     `lease` bounds how long a crashed lock holder blocks the fleet; keep it above twice
     KoyebAuth's `timeout` (a renewal makes at most two API calls). `timeout` bounds every Redis
-    call. Pass `client=` (a `redis.Redis`) and `async_client=` (a `redis.asyncio.Redis`) to reuse
-    connections you configured yourself. Key names hold only a hash of the credentials; the token
-    is the only secret stored.
+    call. Pass `client=` (a `redis.Redis`, or a `RedisCluster`) and `async_client=` (its
+    `redis.asyncio` twin) to reuse connections you configured yourself; with `client=` alone, async
+    callers run its calls in a worker thread. Key names hold only a hash of the credentials; the
+    token is the only secret stored.
     """
 
     def __init__(
@@ -99,9 +100,9 @@ class RedisTokenStore:
         timeout: float = 2.0,
     ) -> None:
         if (url is None) == (client is None):
-            raise TokenStoreError("Pass RedisTokenStore either a Redis URL or client=, not both.")
+            raise ConfigurationError("Pass RedisTokenStore either a Redis URL or client=, not both.")
         if lease <= 0 or timeout <= 0:
-            raise TokenStoreError("RedisTokenStore's lease and timeout must be > 0 seconds.")
+            raise ConfigurationError("RedisTokenStore's lease and timeout must be > 0 seconds.")
         self._url = url
         self._options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         if client is None:
@@ -272,5 +273,7 @@ def _where(url: str | None, client: Any) -> str:
         parts = urlsplit(url)
         host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname or parts.path)
         return f"{parts.scheme}://{host}{parts.path if parts.hostname else ''}"
-    kwargs = client.connection_pool.connection_kwargs
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return f"a {type(client).__name__} client"
     return f"redis://{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"

@@ -18,11 +18,20 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+import redis.asyncio
 import requests
 from freezegun import freeze_time
 from redis.crc import key_slot
 
-from koyeb_auth import KoyebAuth, LeaseLostError, RedisTokenStore, StoreUnavailableError, Token, TokenStoreError
+from koyeb_auth import (
+    ConfigurationError,
+    KoyebAuth,
+    LeaseLostError,
+    RedisTokenStore,
+    StoreUnavailableError,
+    Token,
+    TokenStoreError,
+)
 from koyeb_auth.config import Config
 from koyeb_auth.sources import source_for
 from koyeb_auth.testing import FakeKoyebAPI
@@ -336,3 +345,25 @@ def test_the_acl_the_readme_recommends_is_enough(fake: FakeKoyebAPI, redis_url: 
         admin.execute_command("ACL", "DELUSER", user)
         admin.delete(*admin.keys("{koyeb-auth}:*") or ["-"])
         admin.close()
+
+
+def test_clients_of_your_own_serve_both_faces(fake: FakeKoyebAPI, redis_url: str, namespace: str) -> None:
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    sync_only = RedisTokenStore(client=client, namespace=namespace)
+    assert repr(sync_only).startswith("RedisTokenStore('redis://127.0.0.1:")
+    token = fleet_auth(fake, sync_only).get_token()
+
+    async def run() -> str:
+        async_client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=2)
+        both = RedisTokenStore(client=client, async_client=async_client, namespace=namespace)
+        first = await fleet_auth(fake, both).aget_token()  # adopted from Redis
+        second = await fleet_auth(fake, sync_only).aget_token()  # through a worker thread
+        await async_client.aclose()
+        assert first == second
+        return first
+
+    assert asyncio.run(run()) == token
+    client.close()
+    assert fake.stats == {"login": 1}
+    with pytest.raises(ConfigurationError, match="either a Redis URL or client="):
+        RedisTokenStore(redis_url, client=client)
