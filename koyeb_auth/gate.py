@@ -2,7 +2,9 @@
 
 Order matters: the in-process lock first, then the store's lock. Threads of one process then
 queue in memory instead of all polling the lock file, and the store lock is only ever held by one
-thread of the process, so it needs no per-thread bookkeeping.
+thread of the process, so it needs no per-thread bookkeeping. The in-process locks belong to the
+store object, not to a gate: KoyebAuth objects that share a store share them too. (A filelock
+object is reentrant within a process: two gates with locks of their own would both get in.)
 """
 
 from __future__ import annotations
@@ -32,6 +34,45 @@ _LOCK_RETRY = 0.1
 _gates: weakref.WeakSet[Gate] = weakref.WeakSet()
 
 
+class _Admission:
+    """The in-process locks of one store: one thread at a time, and one task at a time per loop."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.thread_lock = threading.Lock()
+        # One asyncio.Lock per event loop: an asyncio.Lock is bound to the loop that first waits on it.
+        self.loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def loop_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self.loop_locks.get(loop)
+        if lock is None:
+            lock = self.loop_locks.setdefault(loop, asyncio.Lock())
+        return lock
+
+
+# By the identity of the store (stores need not be hashable), dropped when the store is collected.
+_admissions: dict[int, _Admission] = {}
+_admissions_lock = threading.Lock()
+
+
+def _admission_for(store: TokenStore) -> _Admission:
+    with _admissions_lock:
+        admission = _admissions.get(id(store))
+        if admission is None:
+            admission = _Admission()
+            try:
+                weakref.finalize(store, _admissions.pop, id(store), None)
+            except TypeError:  # a store that cannot be weakly referenced: locks of this gate's own
+                return admission
+            _admissions[id(store)] = admission
+        return admission
+
+
 class Gate:
     """The locks guarding the renewal of `key`'s token in `store`.
 
@@ -45,15 +86,12 @@ class Gate:
         self._astore = async_face(store)
         self._key = key
         self._timeout = timeout
-        self._reset()
+        self._admission = _admission_for(store)
         _gates.add(self)
 
-    def _reset(self) -> None:
-        self._thread_lock = threading.Lock()
-        # One asyncio.Lock per event loop: an asyncio.Lock is bound to the loop that first waits on it.
-        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+    @property
+    def _thread_lock(self) -> threading.Lock:
+        return self._admission.thread_lock
 
     def try_enter(self) -> bool:
         """Enter if nobody in this process or in any other is inside; never wait."""
@@ -148,11 +186,7 @@ class Gate:
             self._loop_lock().release()
 
     def _loop_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self._loop_locks.get(loop)
-        if lock is None:
-            lock = self._loop_locks.setdefault(loop, asyncio.Lock())
-        return lock
+        return self._admission.loop_lock()
 
     def _timed_out(self) -> LockTimeoutError:
         return LockTimeoutError(
@@ -190,7 +224,7 @@ def _polls(timeout: float, spaced: bool) -> Iterator[tuple[float, bool]]:
 def _reset_after_fork() -> None:
     # A lock held by a thread of the parent would never be released in the child: start afresh.
     for gate in list(_gates):
-        gate._reset()
+        gate._admission.reset()
 
 
 if hasattr(os, "register_at_fork"):

@@ -15,7 +15,7 @@ import requests
 from freezegun import freeze_time
 
 from koyeb_auth import KoyebAuth, LockTimeoutError
-from koyeb_auth.store import FileTokenStore
+from koyeb_auth.store import FileTokenStore, MemoryTokenStore
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import release_workers, start_workers
@@ -166,3 +166,32 @@ def test_a_forked_child_uses_the_cached_token_without_deadlock(
     assert os.read(read, 2) == b"ok"
     os.waitpid(pid, 0)
     assert fake.stats == {"login": 1, "api": 1}
+
+
+@pytest.mark.parametrize("kind", ["file", "memory"])
+def test_koyeb_auth_objects_sharing_one_store_object_share_one_login(
+    kind: str, fake: FakeKoyebAPI, tmp_path: Path
+) -> None:
+    # A filelock object is reentrant within a process: the in-process lock must belong to the
+    # store, or two KoyebAuth objects on one store would both get in and both log in.
+    fake.login_delay = 0.2
+
+    def pair() -> list[KoyebAuth]:
+        store = FileTokenStore(tmp_path / f"{len(fake.issued)}.json") if kind == "file" else MemoryTokenStore()
+        return [KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, store=store) for _ in range(2)]
+
+    threaded, barrier = pair(), threading.Barrier(8)
+
+    def work(i: int) -> str:
+        barrier.wait()
+        return threaded[i % 2].get_token()
+
+    with ThreadPoolExecutor(8) as pool:
+        assert len(set(pool.map(work, range(8)))) == 1
+    assert fake.stats == {"login": 1}
+
+    async def tasks(auths: list[KoyebAuth]) -> set[str]:
+        return set(await asyncio.gather(*(auths[i % 2].aget_token() for i in range(20))))
+
+    assert len(asyncio.run(tasks(pair()))) == 1  # a new store: cold again
+    assert fake.stats == {"login": 2}
