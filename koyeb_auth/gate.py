@@ -134,7 +134,7 @@ class Gate:
 
     async def aenter(self, wait: bool, ready: Ready | None) -> bool:
         """`enter` for coroutines: never blocks the event loop; cancellation leaves nothing held."""
-        loop_lock = self._loop_lock()
+        loop_lock = self._admission.loop_lock()
         if not wait and loop_lock.locked():
             return False
         # Tasks of one loop queue here without polling; only the first polls the locks below.
@@ -183,10 +183,7 @@ class Gate:
             _unlock_failed(self._store, exc)
         finally:
             self._thread_lock.release()
-            self._loop_lock().release()
-
-    def _loop_lock(self) -> asyncio.Lock:
-        return self._admission.loop_lock()
+            self._admission.loop_lock().release()
 
     def _timed_out(self) -> LockTimeoutError:
         return LockTimeoutError(

@@ -121,9 +121,6 @@ class MemoryTokenStore:
     def try_lock(self) -> bool:
         return self._lock.acquire(blocking=False)
 
-    def lock(self, timeout: float) -> bool:
-        return self._lock.acquire(timeout=max(timeout, 0.0))
-
     def unlock(self) -> None:
         self._lock.release()
 
