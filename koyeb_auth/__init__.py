@@ -1,9 +1,14 @@
-"""koyeb-auth: one `auth=` object for the Koyeb API, for httpx (sync and async) and requests."""
+"""koyeb-auth: one `auth=` object for the Koyeb API.
+
+`KoyebAuth` is an httpx.Auth (sync and async) and a requests auth; adapters take it to niquests,
+httpx2, aiohttp and Koyeb's own SDK, and `KoyebAuth.authorize()` to any other client.
+"""
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
 from .auth import KoyebAuth
+from .authorization import Authorization
 from .errors import (
     AccessDeniedError,
     AccountLockedError,
@@ -15,15 +20,16 @@ from .errors import (
     KoyebAuthError,
     LeaseLostError,
     LockTimeoutError,
+    MissingExtraError,
     OrganizationDeactivatedError,
     RateLimitedError,
     StoreUnavailableError,
     TokenStoreError,
 )
-from .extras import MissingExtraError
+from .file_store import FileTokenStore
 from .niquests_auth import NiquestsAsyncKoyebAuth
-from .store import AsyncTokenStore, FileTokenStore, MemoryTokenStore, TokenStore
-from .token import Token
+from .store import AsyncTokenStore, MemoryTokenStore, TokenStore
+from .token import Token, TokenState
 
 if TYPE_CHECKING:
     from .aiohttp_middleware import KoyebAuthMiddleware
@@ -57,6 +63,7 @@ __all__ = [
     "AccessDeniedError",
     "AccountLockedError",
     "AsyncTokenStore",
+    "Authorization",
     "CacheFileError",
     "ConfigurationError",
     "FileTokenStore",
@@ -75,6 +82,7 @@ __all__ = [
     "RedisTokenStore",
     "StoreUnavailableError",
     "Token",
+    "TokenState",
     "TokenStore",
     "TokenStoreError",
     "__version__",

@@ -1,9 +1,10 @@
 """The Koyeb session endpoints: request builders and reply parsing, with no I/O.
 
-Wire facts (see shared/reference/koyeb-api.md): the bearer goes in `Authorization: Bearer <id>`;
-login takes a JSON body and an optional `seon-fp` header; refresh and logout take no body; the
-organization switch needs an empty JSON object. Errors are branched on HTTP status, not on the
-`code` string, which the API does not use consistently.
+Wire facts (Koyeb's OpenAPI document, and how its CLI and console call these endpoints): the
+bearer goes in `Authorization: Bearer <id>`; login takes a JSON body and an optional `seon-fp`
+header; refresh and logout take no body; the organization switch needs an empty JSON object.
+Errors are branched on HTTP status, not on the `code` string, which the API does not use
+consistently.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from .errors import (
     OrganizationDeactivatedError,
     RateLimitedError,
 )
+from .origin import LOGIN_PATH
 from .token import Token, token_from_reply
 
 Action = Literal["login", "refresh", "switch", "logout"]
 
-LOGIN_PATH = "/v1/account/login"
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
 TOKEN_REJECTED = "Token rejected"
@@ -90,7 +91,7 @@ def token_from(call: Call, reply: Reply, now: float) -> Token:
         token = token_from_reply(json.loads(reply.body), now)
     except ValueError as exc:  # JSONDecodeError is a ValueError too
         raise APIError(f"{_what(call)} returned an unusable reply: {exc}. Is the API URL right?", 200) from None
-    if token.expired(now):
+    if not token.usable(now):
         raise APIError(
             f"{_what(call)} returned a token that has already expired. Check this machine's clock.", 200
         )
@@ -111,6 +112,11 @@ def rejection_message(body: bytes) -> str | None:
         return None
     message = decoded.get("message") if isinstance(decoded, dict) else None
     return message if isinstance(message, str) else None
+
+
+def renewal_may_help(body: bytes) -> bool:
+    """False for a 401 that says `Token rejected`: a deactivated organization, which no new token fixes."""
+    return rejection_message(body) != TOKEN_REJECTED
 
 
 def error_for(call: Call, reply: Reply) -> KoyebAuthError:

@@ -115,7 +115,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "organization_id": (token.organization_id if token else None) or settings.organization_id,
         "expires_at": _iso(token.expires_at) if token and token.expires_at else None,
         "expires_in_seconds": round(token.expires_at - now) if token and token.expires_at else None,
-        "credentials_from": settings.origin,
+        "credentials_from": settings.found_in,
         "kind": "password login" if settings.email else "organization token" if settings.organization_id
         else "personal access token",
         "cache": repr(auth.store),

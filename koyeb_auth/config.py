@@ -9,25 +9,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 
 from .errors import ConfigurationError
+from .origin import DEFAULT_API_URL, normalize_api_url
 
-DEFAULT_API_URL = "https://app.koyeb.com"
+__all__ = ["Config", "Credentials", "Settings"]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the caller passed to KoyebAuth; None for what is left to the environment."""
+
+    email: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    organization_id: str | None = None
+    api_url: str | None = None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved credentials. `origin` says where the credentials were found, for `status`."""
+    """Resolved credentials. `found_in` says where the credentials were found, for `status`."""
 
     api_url: str
     email: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     organization_id: str | None = None
-    origin: str = "arguments"
+    found_in: str = "arguments"
 
 
 class Config:
@@ -43,44 +54,31 @@ class Config:
             self._cli = read_cli_config(self.cli_path)
         return self._cli
 
-    def settings(
-        self,
-        email: str | None,
-        password: str | None,
-        token: str | None,
-        organization_id: str | None,
-        api_url: str | None,
-    ) -> Settings:
+    def settings(self, given: Credentials) -> Settings:
         """Pick each setting from the first place that has it; ConfigurationError if nothing does."""
         env = self.environ
-        url = normalize_api_url(api_url or env.get("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
-        org = organization_id or env.get("KOYEB_ORGANIZATION") or self.cli().get("organization") or None
+        url = normalize_api_url(given.api_url or env.get("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
+        org = given.organization_id or env.get("KOYEB_ORGANIZATION") or self.cli().get("organization") or None
         env_password = env.get("KOYEB_PASSWORD") or None
-        for origin, mail, secret, pat in (
-            ("arguments", email, password, token),
+        for found_in, mail, secret, pat in (
+            ("arguments", given.email, given.password, given.token),
             ("environment", env.get("KOYEB_EMAIL"), env_password, env.get("KOYEB_TOKEN")),
         ):
             if mail or secret:
                 if not mail:
-                    raise ConfigurationError(f"A password was given without an email, in the {origin}.")
+                    raise ConfigurationError(f"A password was given without an email, in the {found_in}.")
                 # The password may come from the environment when the email is an argument. Without
                 # one the cache can still be read (status, logout); a login then says what is missing.
-                return Settings(url, email=mail, password=secret or env_password, organization_id=org, origin=origin)
+                return Settings(url, email=mail, password=secret or env_password, organization_id=org,
+                                found_in=found_in)
             if pat:
-                return Settings(url, token=pat, organization_id=org, origin=origin)
+                return Settings(url, token=pat, organization_id=org, found_in=found_in)
         if pat := self.cli().get("token"):
-            return Settings(url, token=pat, organization_id=org, origin=str(self.cli_path))
+            return Settings(url, token=pat, organization_id=org, found_in=str(self.cli_path))
         raise ConfigurationError(
             "No Koyeb credentials found. Pass email= and password= or token=, set KOYEB_EMAIL and "
             "KOYEB_PASSWORD or KOYEB_TOKEN, or run `koyeb login` to write ~/.koyeb.yaml."
         )
-
-
-def normalize_api_url(url: str) -> str:
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"The API URL {url!r} is not an http(s) URL such as {DEFAULT_API_URL}.")
-    return url.strip().rstrip("/")
 
 
 def read_cli_config(path: Path) -> dict[str, str]:
@@ -90,8 +88,15 @@ def read_cli_config(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigurationError(f"The Koyeb CLI config {path} cannot be read ({type(exc).__name__}). "
-                                 "Fix or remove it, or set KOYEB_CONFIG.") from None
+        failure = type(exc).__name__
+    else:
+        return _strings(path, document)
+    # Raised outside the handler: a YAML error holds the file's text (its token) in its context.
+    raise ConfigurationError(f"The Koyeb CLI config {path} cannot be read ({failure}). "
+                             "Fix or remove it, or set KOYEB_CONFIG.")
+
+
+def _strings(path: Path, document: object) -> dict[str, str]:
     if document is None:
         return {}
     if not isinstance(document, dict):

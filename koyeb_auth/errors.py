@@ -69,3 +69,7 @@ class StoreUnavailableError(TokenStoreError):
 
 class LeaseLostError(TokenStoreError):
     """The token lock's lease ran out before the holder wrote: a newer holder's token was kept."""
+
+
+class MissingExtraError(KoyebAuthError, ImportError):
+    """An optional integration was used without its extra installed."""

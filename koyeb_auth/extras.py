@@ -5,11 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import KoyebAuthError
-
-
-class MissingExtraError(KoyebAuthError, ImportError):
-    """An optional integration was used without its extra installed."""
+from .errors import MissingExtraError
 
 
 def require(module: str, extra: str, feature: str) -> ModuleType:

@@ -1,10 +1,14 @@
 """Admission to the renewal critical section: one caller per process, then one process per store.
 
-Order matters: the in-process lock first, then the store's lock. Threads of one process then
-queue in memory instead of all polling the lock file, and the store lock is only ever held by one
-thread of the process, so it needs no per-thread bookkeeping. The in-process locks belong to the
-store object, not to a gate: KoyebAuth objects that share a store share them too. (A filelock
-object is reentrant within a process: two gates with locks of their own would both get in.)
+Order matters: the in-process lock first (see `admission`), then the store's lock. Threads and
+tasks of one process then queue in memory instead of all polling the lock file, and the store
+lock is only ever held by one caller of the process, so it needs no per-thread bookkeeping.
+
+Entering is a context manager that says what it found: `INSIDE` (the caller holds both locks
+until the block ends), `BUSY` (someone else is inside and the caller did not want to wait), or
+`Seen(token)` (while waiting, the store's token changed: the caller decides whether that is what
+it was waiting for). The wait itself is written once, as a plan of probes that a blocking and an
+async driver carry out.
 """
 
 from __future__ import annotations
@@ -12,201 +16,76 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any
 
+from .admission import admission_for
 from .errors import LockTimeoutError, TokenStoreError
 from .store import TokenStore, async_face
 from .token import Token
 
 log = logging.getLogger("koyeb_auth")
 
-Ready = Callable[[Token | None], bool]
-
 # Waiters poll the store lock. In async code a blocking flock() would stall the event loop, and a
 # helper thread could still win the lock after its task was cancelled. Polls back off to this.
 _MAX_POLL = 0.02
 _LOCK_RETRY = 0.1
 
-_gates: weakref.WeakSet[Gate] = weakref.WeakSet()
+
+@dataclass(frozen=True)
+class Seen:
+    """While waiting, the store's token became this one (None: the store lost its token)."""
+
+    token: Token | None
 
 
-class _Admission:
-    """The in-process locks of one store: one thread at a time, and one task at a time per loop."""
+INSIDE = "inside"
+BUSY = "busy"
+Admission = Seen | str
 
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.thread_lock = threading.Lock()
-        # One asyncio.Lock per event loop: an asyncio.Lock is bound to the loop that first waits on it.
-        self.loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def loop_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        lock = self.loop_locks.get(loop)
-        if lock is None:
-            lock = self.loop_locks.setdefault(loop, asyncio.Lock())
-        return lock
+# The probes of a wait plan: try the locks, look at the store, or sleep this long.
+_TRY, _LOOK = "try", "look"
 
 
-# By the identity of the store (stores need not be hashable), dropped when the store is collected.
-_admissions: dict[int, _Admission] = {}
-_admissions_lock = threading.Lock()
+@dataclass(frozen=True)
+class Wait:
+    """How to enter: wait until `deadline` (time.monotonic()) or not at all; if `watch`, stop
+    early when the store's token is no longer `known`."""
+
+    wait: bool
+    deadline: float
+    watch: bool = False
+    known: Token | None = None
 
 
-def _admission_for(store: TokenStore) -> _Admission:
-    with _admissions_lock:
-        admission = _admissions.get(id(store))
-        if admission is None:
-            admission = _Admission()
-            try:
-                weakref.finalize(store, _admissions.pop, id(store), None)
-            except TypeError:  # a store that cannot be weakly referenced: locks of this gate's own
-                return admission
-            _admissions[id(store)] = admission
-        return admission
+def _plan(how: Wait) -> Generator[str | float, Any, Admission | None]:
+    """The one order of a wait: try the locks, then look at the store, then sleep; None at the deadline."""
+    known = how.known.value if how.known is not None else None
+    for delay, attempt in _polls(how.deadline, spaced=how.watch):
+        if attempt and (yield _TRY):
+            return INSIDE
+        if not how.wait:
+            return BUSY
+        if how.watch:
+            stored: Token | None = yield _LOOK
+            if (stored.value if stored is not None else None) != known:
+                return Seen(stored)
+        yield delay
+    return None
 
 
-class Gate:
-    """The locks guarding the renewal of `key`'s token in `store`.
+def _polls(deadline: float, spaced: bool) -> Iterator[tuple[float, bool]]:
+    """For each poll until `deadline`: the sleep after it, and whether it tries the lock.
 
-    `enter`/`aenter` return True when the caller is inside; it must then call `exit`/`aexit`.
-    While waiting, `ready(token in the store)` may say that whoever is inside has already produced
-    what the caller came for: the caller then stops waiting and is not inside.
-    """
-
-    def __init__(self, store: TokenStore, key: str, timeout: float) -> None:
-        self._store = store
-        self._astore = async_face(store)
-        self._key = key
-        self._timeout = timeout
-        self._admission = _admission_for(store)
-        _gates.add(self)
-
-    @property
-    def _thread_lock(self) -> threading.Lock:
-        return self._admission.thread_lock
-
-    def try_enter(self) -> bool:
-        """Enter if nobody in this process or in any other is inside; never wait."""
-        if not self._thread_lock.acquire(blocking=False):
-            return False
-        with self._releasing_on_error():
-            return self._kept(self._store.try_lock())
-
-    def enter(self, wait: bool, ready: Ready | None) -> bool:
-        """Enter, waiting up to the lock timeout when `wait`; LockTimeoutError if that runs out."""
-        if not wait:
-            return self.try_enter()
-        if not self._thread_lock.acquire(timeout=self._timeout):
-            raise self._timed_out()
-        try:
-            # Poll the store lock rather than block on it: between polls `ready()` re-reads the
-            # store, so N waiting processes adopt the new token together instead of queueing for
-            # the lock one by one after the holder is done.
-            for delay, attempt in _polls(self._timeout, ready is not None):
-                if ready is not None and ready(self._store.load(self._key)):
-                    break
-                if attempt and self._store.try_lock():
-                    return True
-                time.sleep(delay)
-            else:
-                raise self._timed_out()
-        except BaseException:
-            self._thread_lock.release()
-            raise
-        self._thread_lock.release()
-        return False
-
-    def exit(self) -> None:
-        try:
-            self._store.unlock()
-        except TokenStoreError as exc:
-            _unlock_failed(self._store, exc)
-        finally:
-            self._thread_lock.release()
-
-    async def aenter(self, wait: bool, ready: Ready | None) -> bool:
-        """`enter` for coroutines: never blocks the event loop; cancellation leaves nothing held."""
-        loop_lock = self._admission.loop_lock()
-        if not wait and loop_lock.locked():
-            return False
-        # Tasks of one loop queue here without polling; only the first polls the locks below.
-        await loop_lock.acquire()
-        try:
-            for delay, attempt in _polls(self._timeout, ready is not None):
-                if attempt and await self._atry_enter():
-                    return True
-                if not wait or (ready is not None and ready(await self._astore.aload(self._key))):
-                    break
-                await asyncio.sleep(delay)
-            else:
-                raise self._timed_out()
-        except BaseException:
-            loop_lock.release()
-            raise
-        loop_lock.release()
-        return False
-
-    async def _atry_enter(self) -> bool:
-        if not self._thread_lock.acquire(blocking=False):
-            return False
-        # Cancelled mid-call, a networked store may have granted the lock anyway: its lease bounds
-        # how long that lock outlives us.
-        with self._releasing_on_error():
-            return self._kept(await self._astore.atry_lock())
-
-    @contextlib.contextmanager
-    def _releasing_on_error(self) -> Iterator[None]:
-        try:
-            yield
-        except BaseException:
-            self._thread_lock.release()
-            raise
-
-    def _kept(self, entered: bool) -> bool:
-        """Keep the thread lock only if the store lock was taken too."""
-        if not entered:
-            self._thread_lock.release()
-        return entered
-
-    async def aexit(self) -> None:
-        try:
-            await self._astore.aunlock()
-        except TokenStoreError as exc:
-            _unlock_failed(self._store, exc)
-        finally:
-            self._thread_lock.release()
-            self._admission.loop_lock().release()
-
-    def _timed_out(self) -> LockTimeoutError:
-        return LockTimeoutError(
-            f"Waited {self._timeout:g} s for the token lock of {self._store!r}: another thread or process "
-            "is still logging in. Check that the Koyeb API answers, or raise lock_timeout."
-        )
-
-
-def _unlock_failed(store: TokenStore, exc: TokenStoreError) -> None:
-    # Whatever the flow produced stands; a lock we could not release ends with its lease.
-    log.warning("Could not release the token lock of %r (%s); it ends when its lease runs out", store, exc)
-
-
-def _polls(timeout: float, spaced: bool) -> Iterator[tuple[float, bool]]:
-    """For each poll until `timeout` has passed: the sleep after it, and whether it tries the lock.
-
-    When the store can be looked at instead (`spaced`: a stat while it is unchanged), that is done
-    on every poll, and the lock, which costs far more to try, is tried on the first poll and then
+    When the store is watched (a stat of the cache file while it is unchanged), that is done on
+    every poll, and the lock, which costs far more to try, is tried on the first poll and then
     every _LOCK_RETRY. With 32 waiting processes on 2 cores, that keeps the wait from being
     CPU-bound.
     """
     every = _LOCK_RETRY if spaced else 0.0
-    deadline, delay, next_attempt = time.monotonic() + timeout, 0.001, 0.0
+    delay, next_attempt = 0.001, 0.0
     while True:
         now = time.monotonic()
         attempt = now >= next_attempt
@@ -215,14 +94,145 @@ def _polls(timeout: float, spaced: bool) -> Iterator[tuple[float, bool]]:
         yield delay, attempt
         if time.monotonic() >= deadline:
             return
-        delay = min(delay * 2, _MAX_POLL)
+        delay = min(delay * 2, _MAX_POLL, max(deadline - time.monotonic(), 0.0))
 
 
-def _reset_after_fork() -> None:
-    # A lock held by a thread of the parent would never be released in the child: start afresh.
-    for gate in list(_gates):
-        gate._admission.reset()
+class Gate:
+    """The locks guarding the renewal of `key`'s token in `store`."""
+
+    def __init__(self, store: TokenStore, key: str, lock_timeout: float) -> None:
+        self._store = store
+        self._astore = async_face(store)
+        self._key = key
+        self._lock_timeout = lock_timeout
+        self._admission = admission_for(store)
+
+    @contextlib.contextmanager
+    def entry(self, how: Wait) -> Iterator[Admission]:
+        """Enter, blocking; the locks are held for the block if the admission is INSIDE."""
+        thread_lock = self._admission.thread_lock
+        timeout = max(how.deadline - time.monotonic(), 0.0) if how.wait else -1
+        if not thread_lock.acquire(blocking=how.wait, timeout=timeout):
+            if how.wait:
+                raise self._timed_out()
+            yield BUSY
+            return
+        try:
+            outcome = self._carry_out(how)
+        except BaseException:
+            thread_lock.release()
+            raise
+        if outcome != INSIDE:
+            thread_lock.release()
+            yield outcome
+            return
+        try:
+            yield INSIDE
+        finally:
+            self._leave()
+
+    @contextlib.asynccontextmanager
+    async def aentry(self, how: Wait) -> AsyncIterator[Admission]:
+        """`entry` for coroutines: never blocks the event loop; cancellation leaves nothing held."""
+        queue = self._admission.loop_queue()
+        if not how.wait and queue.busy:
+            yield BUSY
+            return
+        # Tasks of one loop queue here without polling; only the first polls the locks below.
+        if not await queue.acquire(how.deadline):
+            raise self._timed_out()
+        try:
+            outcome = await self._acarry_out(how)
+        except BaseException:
+            queue.release()
+            raise
+        if outcome != INSIDE:
+            queue.release()
+            yield outcome
+            return
+        try:
+            yield INSIDE
+        finally:
+            try:
+                await self._aleave()
+            finally:
+                queue.release()
+
+    def _carry_out(self, how: Wait) -> Admission:
+        plan, answer = _plan(how), None  # type: Generator[str | float, Any, Admission | None], Any
+        try:
+            while True:
+                probe = plan.send(answer)
+                if isinstance(probe, float):
+                    time.sleep(probe)
+                    answer = None
+                elif probe == _TRY:
+                    answer = self._store.try_lock()
+                else:
+                    answer = self._store.load(self._key)
+        except StopIteration as stop:
+            return self._admission_or_timeout(stop.value)
+
+    async def _acarry_out(self, how: Wait) -> Admission:
+        plan, answer = _plan(how), None  # type: Generator[str | float, Any, Admission | None], Any
+        try:
+            while True:
+                probe = plan.send(answer)
+                if isinstance(probe, float):
+                    await asyncio.sleep(probe)
+                    answer = None
+                elif probe == _TRY:
+                    answer = await self._atry_locks()
+                else:
+                    answer = await self._astore.aload(self._key)
+        except StopIteration as stop:
+            return self._admission_or_timeout(stop.value)
+
+    def _admission_or_timeout(self, outcome: Admission | None) -> Admission:
+        if outcome is None:
+            raise self._timed_out()
+        return outcome
+
+    async def _atry_locks(self) -> bool:
+        # Threads of this process take the thread lock by blocking; tasks try it, so as never to
+        # block the loop.
+        thread_lock = self._admission.thread_lock
+        if not thread_lock.acquire(blocking=False):
+            return False
+        try:
+            # Cancelled mid-call, a networked store may have granted the lock anyway: releasing
+            # what a failed attempt may have taken is the store's job (see RedisTokenStore).
+            entered = await self._astore.atry_lock()
+        except BaseException:
+            thread_lock.release()
+            raise
+        if not entered:
+            thread_lock.release()
+        return entered
+
+    def _leave(self) -> None:
+        try:
+            self._store.unlock()
+        except TokenStoreError as exc:
+            _unlock_failed(self._store, exc)
+        finally:
+            self._admission.thread_lock.release()
+
+    async def _aleave(self) -> None:
+        try:
+            await self._astore.aunlock()
+        except TokenStoreError as exc:
+            _unlock_failed(self._store, exc)
+        finally:
+            self._admission.thread_lock.release()
+
+    def _timed_out(self) -> LockTimeoutError:
+        return LockTimeoutError(
+            f"Waited {self._lock_timeout:g} s for the token lock of {self._store!r}: another thread or process "
+            "is still logging in. Check that the Koyeb API answers, or raise lock_timeout."
+        )
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+def _unlock_failed(store: TokenStore, exc: TokenStoreError) -> None:
+    # Whatever the flow produced stands; a lock we could not release ends with its lease.
+    log.warning("Could not release the token lock of %r (%s); it ends when its lease runs out", store, exc)

@@ -11,7 +11,11 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .auth import KoyebAuth, renewable, requests_rewinder, retry_of
+from .auth import KoyebAuth
+from .authorization import Authorization
+from .replay import requests_rewinder, resend_of
+
+__all__ = ["NiquestsAsyncKoyebAuth"]
 
 
 class NiquestsAsyncKoyebAuth:
@@ -30,27 +34,26 @@ class NiquestsAsyncKoyebAuth:
         return f"NiquestsAsyncKoyebAuth({self.auth!r})"
 
     async def __call__(self, r: Any) -> Any:
-        if not self.auth._origin_of().admits(r.method or "", r.url or ""):
+        authorization = await self.auth.aauthorize(r.method or "", r.url or "")
+        if authorization is None:
             return r
-        tokens = self.auth._tokens()
-        sent = tokens.fresh() or await tokens.aget_token()
-        r.headers["Authorization"] = f"Bearer {sent}"
+        r.headers["Authorization"] = authorization.header
         rewind = requests_rewinder(r.body)
 
         async def handle_401(response: Any, **kwargs: Any) -> Any:
-            if response.status_code != 401 or not renewable(await _settled(response.content)):
-                return response
-            renewed = await tokens.arenew_rejected(sent)
-            if renewed is None or not rewind():
-                return response
-            await _settled(response.close())
-            retry = retry_of(response, renewed)
-            again = await response.connection.send(retry, **kwargs)
-            again.history.append(response)
-            again.request = retry
-            if again.status_code == 401:
-                tokens.suspect(renewed)
-            return again
+            current: Authorization | None = authorization
+            while current is not None and current.refused(response.status_code, response.request.url,
+                                                          response.request.headers.get("Authorization")):
+                current = await current.arenew(await _settled(response.content) or b"")
+                if current is None or not rewind():
+                    break
+                await _settled(response.close())
+                retry = resend_of(response, current.header)
+                again = await response.connection.send(retry, **kwargs)
+                again.history.append(response)
+                again.request = retry
+                response = again
+            return response
 
         r.register_hook("response", handle_401)
         return r

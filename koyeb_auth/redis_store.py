@@ -22,8 +22,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, LeaseLostError, StoreUnavailableError, TokenStoreError
 from .extras import require
-from .store import entry_from_token, token_from_entry
-from .token import Token
+from .token import Token, entry_from_token, token_from_entry
 
 require("redis", "redis", "RedisTokenStore")
 # After the check, so that a missing redis-py is reported with the extra that installs it.

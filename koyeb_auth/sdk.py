@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .auth import KoyebAuth, renewable
+from .auth import KoyebAuth
 from .extras import require
+from .origin import key_of
 
 require("koyeb.api", "sdk", "The Koyeb SDK integration")
 import koyeb.api  # noqa: E402  (after the check that names the extra)
 import koyeb.api_async  # noqa: E402
+
+__all__ = ["async_sdk_client", "sdk_client", "sdk_configuration"]
 
 
 def sdk_configuration(auth: KoyebAuth | None = None) -> koyeb.api.Configuration:
@@ -38,19 +41,31 @@ class _RenewingApiClient(koyeb.api.ApiClient):  # type: ignore[misc]  # the SDK 
     def call_api(self, method: str, url: str, header_params: dict[str, str] | None = None, *args: Any,
                  **kwargs: Any) -> Any:
         headers = dict(header_params or {})
-        response = super().call_api(method, url, headers, *args, **kwargs)
-        sent = headers.get("Authorization", "").removeprefix("Bearer ")
-        if response.status != 401 or not sent or not renewable(response.read()):
-            return response
-        tokens = self._auth._tokens()
-        renewed = tokens.renew_rejected(sent)
-        if renewed is None:
-            return response
-        # The SDK passes bodies as JSON-ready objects or bytes: they can always be sent again.
-        retried = super().call_api(method, url, {**headers, "Authorization": f"Bearer {renewed}"}, *args, **kwargs)
-        if retried.status == 401:
-            tokens.suspect(renewed)
-        return retried
+        authorization = self._auth.authorize(method, url)
+        if authorization is None:  # not the API's origin: no token (the hook's is dropped)
+            headers.pop("Authorization", None)
+            return super().call_api(method, url, headers, *args, **kwargs)
+        response = None
+        while authorization is not None:
+            headers["Authorization"] = authorization.header
+            # The SDK passes bodies as JSON-ready objects or bytes: they can always be sent again.
+            response = super().call_api(method, url, headers, *args, **kwargs)
+            if not authorization.refused(response.status, *_answered(response, url, authorization.header)):
+                break
+            authorization = authorization.renew(response.read())
+        return response
+
+
+def _answered(response: Any, url: str, sent: str) -> tuple[str, str | None]:
+    """The URL the response came from, and the Authorization header its request still carried.
+
+    urllib3 follows redirects itself, and drops the header for good at the first hop to another
+    host: past such a hop, the 401 is not an answer to our token.
+    """
+    retries = response.response.retries
+    hops = [hop.redirect_location for hop in (retries.history if retries else ()) if hop.redirect_location]
+    left = any(key_of(hop) != key_of(url) for hop in hops)
+    return (hops[-1] if hops else url), None if left else sent
 
 
 def sdk_client(auth: KoyebAuth | None = None, **options: Any) -> koyeb.api.ApiClient:

@@ -2,6 +2,11 @@
 
 A source only builds requests; the manager sends them. A personal access token used as is needs
 no source at all: it is sent unchanged and never renewed.
+
+Each source names its tokens in the shared store with a key bound to the credential that opened
+the session, so that a wrong password never gets a cached session. For a password the key holds
+a salted scrypt hash (about 50 ms of work, done once per process), so a key read from a cache
+file or from Redis does not make the password cheap to guess.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from .config import Settings
 from .errors import ConfigurationError
 from .token import Token
 
+# scrypt at 16 MiB and 2^14 rounds: OWASP's interactive floor scaled to a once-per-process cost.
+_SCRYPT = {"n": 1 << 14, "r": 8, "p": 1, "maxmem": 64 << 20, "dklen": 32}
+
 
 class Source(Protocol):
     """Something that can obtain a session token, and perhaps renew one."""
@@ -24,7 +32,7 @@ class Source(Protocol):
 
     @property
     def key(self) -> str:
-        """The cache key: API URL, identity and organization, hashed so no email or secret shows."""
+        """The store key: API URL, identity, organization and credential, hashed so none shows."""
         ...
 
     def obtain(self) -> api.Call:
@@ -46,7 +54,10 @@ class PasswordLogin:
 
     @property
     def key(self) -> str:
-        return cache_key(self.api_url, "email", self.email.lower(), self.organization_id)
+        email = self.email.lower()
+        # Salted with what identifies the account, so one hash cannot be tried against every user.
+        credential = password_hash(self.password or "", f"{self.api_url}\n{email}")
+        return cache_key(self.api_url, "email", email, self.organization_id, credential)
 
     def obtain(self) -> api.Call:
         if not self.password:
@@ -69,8 +80,9 @@ class OrganizationSwitch:
 
     @property
     def key(self) -> str:
+        # A personal token is 64 random characters: a fast hash cannot be reversed by guessing.
         identity = hashlib.sha256(self.personal_token.encode()).hexdigest()
-        return cache_key(self.api_url, "token", identity, self.organization_id)
+        return cache_key(self.api_url, "token", identity, self.organization_id, "")
 
     def obtain(self) -> api.Call:
         return api.switch(self.api_url, self.organization_id, self.personal_token, self.seon_fp)
@@ -89,6 +101,18 @@ def source_for(settings: Settings, seon_fp: str | None) -> Source | None:
     return None
 
 
-def cache_key(api_url: str, kind: str, identity: str, organization_id: str | None) -> str:
-    material = "\n".join((api_url, kind, identity, organization_id or ""))
+def cache_key(api_url: str, kind: str, identity: str, organization_id: str | None, credential: str) -> str:
+    material = "\n".join((api_url, kind, identity, organization_id or "", credential))
     return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+def password_hash(password: str, salt: str) -> str:
+    """A deliberately slow hash of a password, computed once per process for each account."""
+    # Remembered by a digest, so the process keeps no copy of the password beyond its KoyebAuth.
+    memo = hashlib.sha256(f"{salt}\n{password}".encode()).digest()
+    if (known := _hashes.get(memo)) is None:
+        known = _hashes[memo] = hashlib.scrypt(password.encode(), salt=salt.encode(), **_SCRYPT).hex()
+    return known
+
+
+_hashes: dict[bytes, str] = {}

@@ -1,4 +1,4 @@
-"""The token value and the rules that decide when it must be renewed.
+"""The token value, the rules that say when it must be renewed, and its wire and cache forms.
 
 Pure: nothing here reads a clock, a file or the network. Times are POSIX seconds passed in by the
 caller, so the rules can be tested with any clock.
@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
+import functools
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any, TypeGuard
+
+__all__ = ["Token", "TokenState"]
 
 # RFC 3339 as grpc-gateway writes it: `Z` or an offset, up to nanosecond fractions. Written out
 # because `datetime.fromisoformat` rejects `Z` and 9 fractional digits before Python 3.11.
@@ -20,13 +26,21 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d\d):?(\d\d))"
 )
 
-
+# A token with less than this left may expire on its way to the API: it is not sent any more.
 SEND_MARGIN = 1.0
+
+
+class TokenState(enum.Enum):
+    """What a token is good for now: the one question every caller asks."""
+
+    FRESH = "fresh"  # send it; nothing to do
+    DUE = "due"  # still valid, but inside its refresh window: send it, and renew it
+    EXPIRED = "expired"  # never send it: wait for a new one
 
 
 @dataclass(frozen=True)
 class Token:
-    """A Koyeb session token with an absolute expiry.
+    """A Koyeb session token with an absolute expiry, in this machine's clock.
 
     `value` is the bearer secret; it is left out of `repr` so a token can be logged or shown in a
     traceback without leaking. `fingerprint` identifies it in logs.
@@ -42,39 +56,51 @@ class Token:
     def fingerprint(self) -> str:
         return fingerprint(self.value)
 
-    def expired(self, now: float) -> bool:
-        """True when the token must not be sent any more.
+    @functools.cached_property
+    def header(self) -> str:
+        """The `Authorization` header value that carries this token (built once: the hot path reads it)."""
+        return f"Bearer {self.value}"
 
-        A token with under a second left may expire on its way to the API, so it counts as expired
-        already (a tenth of the lifetime for tokens shorter than ten seconds).
-        """
-        if self.expires_at is None:
-            return False
-        return now >= self.expires_at - min(SEND_MARGIN, self._lifetime / 10)
+    def state(self, now: float, margin: float) -> TokenState:
+        """FRESH, DUE (time left below `min(margin, lifetime / 2)`) or EXPIRED (under a second left)."""
+        if now >= self.expires_at_latest:
+            return TokenState.EXPIRED
+        return TokenState.DUE if now >= self.due_at(margin) else TokenState.FRESH
+
+    def usable(self, now: float) -> bool:
+        """True while the token may still be sent (FRESH or DUE)."""
+        return now < self.expires_at_latest
 
     @property
-    def _lifetime(self) -> float:
-        return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else float("inf")
+    def expires_at_latest(self) -> float:
+        """The last moment the token is sent: a second before expiry (a tenth of the lifetime for
+        tokens shorter than ten seconds), so it cannot expire on its way to the API."""
+        if self.expires_at is None:
+            return math.inf
+        return self.expires_at - min(SEND_MARGIN, self._lifetime / 10)
 
-    def due(self, now: float, margin: float) -> bool:
-        """True when the token should be renewed: expired, or inside its refresh window."""
-        return now >= self.fresh_until(margin)
-
-    def fresh_until(self, margin: float) -> float:
+    def due_at(self, margin: float) -> float:
         """When the refresh window opens: `min(margin, lifetime / 2)` before expiry.
 
         Half the lifetime at most, because a fixed margin longer than a short token's life would
         make every call a refresh (the botocore 15-minute-window bug).
         """
         if self.expires_at is None:
-            return float("inf")
+            return math.inf
         window = max(min(margin, self._lifetime / 2), min(SEND_MARGIN, self._lifetime / 10))
         return self.expires_at - window
+
+    @property
+    def _lifetime(self) -> float:
+        return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else math.inf
 
 
 def fingerprint(secret: str) -> str:
     """A short, stable, non-reversible name for a secret, for log lines."""
     return hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+# --- the API's replies ----------------------------------------------------------------------------
 
 
 def parse_timestamp(text: str) -> float:
@@ -117,7 +143,7 @@ def token_from_reply(body: object, now: float) -> Token:
     if not isinstance(token, dict):
         raise ValueError("the reply has no `token` object")
     value = token.get("id")
-    if not isinstance(value, str) or not value or not value.isprintable() or " " in value:
+    if not isinstance(value, str) or not usable_bearer(value):
         raise ValueError("the reply's `token.id` is missing or not a usable bearer token")
     stamp = token.get("expires_at") or token.get("expires")
     if stamp is None:
@@ -135,5 +161,46 @@ def token_from_reply(body: object, now: float) -> Token:
     )
 
 
+def usable_bearer(value: str) -> bool:
+    """True for a string that can go in an `Authorization: Bearer` header as is."""
+    return bool(value) and value.isprintable() and " " not in value
+
+
 def _optional_str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+# --- the form a token takes in a shared store ------------------------------------------------------
+
+
+def entry_from_token(token: Token) -> dict[str, Any]:
+    return {
+        "token": token.value,
+        "obtained_at": token.obtained_at,
+        "expires_at": token.expires_at,
+        "user_id": token.user_id,
+        "organization_id": token.organization_id,
+    }
+
+
+def token_from_entry(entry: object) -> Token | None:
+    """The token a store entry holds, or None for anything that is not a well-formed entry."""
+    if not isinstance(entry, dict):
+        return None
+    value, obtained, expires = entry.get("token"), entry.get("obtained_at"), entry.get("expires_at")
+    if not isinstance(value, str) or not usable_bearer(value) or not _is_number(obtained):
+        return None
+    if expires is not None and not _is_number(expires):
+        return None
+    user, org = entry.get("user_id"), entry.get("organization_id")
+    return Token(
+        value=value,
+        obtained_at=obtained,
+        expires_at=expires,
+        user_id=user if isinstance(user, str) else None,
+        organization_id=org if isinstance(org, str) else None,
+    )
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -49,8 +49,8 @@ def test_login_status_logout_cycle(fake: FakeKoyebAPI, cache_path: Path) -> None
     login = cli("login", *cache, "--email", fake.EMAIL, "--password-stdin", env=env, stdin=fake.PASSWORD + "\n")
     assert login.returncode == 0, login.stderr
     assert "Logged in as demo@koyeb.com" in login.stdout
-    # status reads the cache only: no password needed, no network call.
-    status = cli("status", *cache, "--email", fake.EMAIL, "--json", env={**env, "KOYEB_PASSWORD": "unused"})
+    # status reads the cache only: no network call. (A cached session belongs to its password.)
+    status = cli("status", *cache, "--email", fake.EMAIL, "--json", env={**env, "KOYEB_PASSWORD": fake.PASSWORD})
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert report["logged_in"] is True
@@ -58,9 +58,9 @@ def test_login_status_logout_cycle(fake: FakeKoyebAPI, cache_path: Path) -> None
     assert 3500 < report["expires_in_seconds"] <= 3600
     assert report["cache"] == f"FileTokenStore({str(cache_path)!r})"
     assert all(token not in status.stdout for token in fake.live_tokens())
-    logout = cli("logout", *cache, "--email", fake.EMAIL, env={**env, "KOYEB_PASSWORD": "unused"})
+    logout = cli("logout", *cache, "--email", fake.EMAIL, env={**env, "KOYEB_PASSWORD": fake.PASSWORD})
     assert logout.returncode == 0, logout.stderr
-    after = cli("status", *cache, "--email", fake.EMAIL, env={**env, "KOYEB_PASSWORD": "unused"})
+    after = cli("status", *cache, "--email", fake.EMAIL, env={**env, "KOYEB_PASSWORD": fake.PASSWORD})
     assert after.returncode == 1
     assert "logged in: False" in after.stdout
     assert fake.stats == {"login": 1, "logout": 1}

@@ -259,12 +259,12 @@ def test_credentials_from_the_environment_and_the_cli_file(
     monkeypatch.setenv("KOYEB_CONFIG", str(config))
     auth = KoyebAuth(cache_path=cache_path)
     assert httpx.get(fake.url + "/v1/apps", auth=auth).status_code == 200
-    assert auth.settings.origin == str(config) and fake.stats["switch"] == 1
+    assert auth.settings.found_in == str(config) and fake.stats["switch"] == 1
     monkeypatch.setenv("KOYEB_EMAIL", fake.EMAIL)
     monkeypatch.setenv("KOYEB_PASSWORD", fake.PASSWORD)
     auth = KoyebAuth(store=MemoryTokenStore())
     assert httpx.get(fake.url + "/v1/apps", auth=auth).status_code == 200
-    assert auth.settings.origin == "environment" and fake.stats["login"] == 1
+    assert auth.settings.found_in == "environment" and fake.stats["login"] == 1
 
 
 def test_a_refresh_that_fails_keeps_the_still_valid_token(

@@ -15,7 +15,7 @@ import requests
 from freezegun import freeze_time
 
 from koyeb_auth import KoyebAuth, LockTimeoutError
-from koyeb_auth.store import FileTokenStore, MemoryTokenStore
+from koyeb_auth import FileTokenStore, MemoryTokenStore
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import release_workers, start_workers

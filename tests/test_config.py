@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from koyeb_auth import ConfigurationError, KoyebAuth
-from koyeb_auth.config import DEFAULT_API_URL, Config
+from koyeb_auth.config import DEFAULT_API_URL, Config, Credentials
 from koyeb_auth.testing import FakeKoyebAPI
 
 
@@ -21,24 +21,24 @@ def config(tmp_path: Path, yaml_text: str | None = None, **env: str) -> Config:
 def test_arguments_win_over_the_environment_which_wins_over_the_cli_file(tmp_path: Path) -> None:
     cfg = config(tmp_path, "token: file-token\nurl: https://file.example\norganization: org-file\n",
                  KOYEB_TOKEN="env-token", KOYEB_URL="https://env.example")
-    from_args = cfg.settings(None, None, "arg-token", "org-arg", "https://arg.example/")
-    assert (from_args.token, from_args.api_url, from_args.organization_id, from_args.origin) == (
+    from_args = cfg.settings(Credentials(token="arg-token", organization_id="org-arg", api_url="https://arg.example/"))
+    assert (from_args.token, from_args.api_url, from_args.organization_id, from_args.found_in) == (
         "arg-token", "https://arg.example", "org-arg", "arguments")
-    from_env = cfg.settings(None, None, None, None, None)
-    assert (from_env.token, from_env.api_url, from_env.organization_id, from_env.origin) == (
+    from_env = cfg.settings(Credentials())
+    assert (from_env.token, from_env.api_url, from_env.organization_id, from_env.found_in) == (
         "env-token", "https://env.example", "org-file", "environment")
 
 
 def test_the_cli_file_supplies_token_url_and_organization(tmp_path: Path) -> None:
     cfg = config(tmp_path, "token: file-token\nurl: https://file.example\norganization: ''\ndebug: false\n")
-    settings = cfg.settings(None, None, None, None, None)
+    settings = cfg.settings(Credentials())
     assert (settings.token, settings.api_url, settings.organization_id) == ("file-token", "https://file.example", None)
-    assert settings.origin.endswith("koyeb.yaml")
+    assert settings.found_in.endswith("koyeb.yaml")
 
 
 def test_email_and_password_from_the_environment_beat_a_token_there(tmp_path: Path) -> None:
     cfg = config(tmp_path, KOYEB_EMAIL="a@b.c", KOYEB_PASSWORD="pw", KOYEB_TOKEN="t")
-    settings = cfg.settings(None, None, None, None, None)
+    settings = cfg.settings(Credentials())
     assert (settings.email, settings.password, settings.token, settings.api_url) == ("a@b.c", "pw", None,
                                                                                       DEFAULT_API_URL)
     assert "pw" not in repr(settings)
@@ -46,12 +46,12 @@ def test_email_and_password_from_the_environment_beat_a_token_there(tmp_path: Pa
 
 def test_a_password_without_an_email_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="without an email"):
-        config(tmp_path).settings(None, "pw", None, None, None)
+        config(tmp_path).settings(Credentials(password="pw"))
 
 
 def test_an_email_argument_takes_its_password_from_the_environment(tmp_path: Path) -> None:
-    settings = config(tmp_path, KOYEB_PASSWORD="pw", KOYEB_TOKEN="t").settings("a@b.c", None, None, None, None)
-    assert (settings.email, settings.password, settings.token, settings.origin) == ("a@b.c", "pw", None, "arguments")
+    settings = config(tmp_path, KOYEB_PASSWORD="pw", KOYEB_TOKEN="t").settings(Credentials(email="a@b.c"))
+    assert (settings.email, settings.password, settings.token, settings.found_in) == ("a@b.c", "pw", None, "arguments")
 
 
 def test_an_email_without_any_password_fails_only_when_a_login_is_needed(fake: FakeKoyebAPI, tmp_path: Path) -> None:
@@ -64,21 +64,21 @@ def test_an_email_without_any_password_fails_only_when_a_login_is_needed(fake: F
 
 def test_no_credentials_anywhere_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="No Koyeb credentials"):
-        config(tmp_path).settings(None, None, None, None, None)
+        config(tmp_path).settings(Credentials())
 
 
 @pytest.mark.parametrize("text", ["token: [unclosed", "- a list\n- not a mapping\n"])
 def test_a_broken_cli_file_names_the_file(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigurationError, match=r"koyeb\.yaml"):
-        config(tmp_path, text).settings(None, None, None, None, None)
+        config(tmp_path, text).settings(Credentials())
 
 
 def test_the_cli_file_is_not_read_when_arguments_say_everything(tmp_path: Path) -> None:
     cfg = config(tmp_path, "token: [unclosed")  # would fail if read
-    assert cfg.settings("a@b.c", "pw", None, "org", "https://x.example").email == "a@b.c"
+    assert cfg.settings(Credentials(email="a@b.c", password="pw", organization_id="org", api_url="https://x.example")).email == "a@b.c"
 
 
 @pytest.mark.parametrize("url", ["app.koyeb.com", "ftp://app.koyeb.com", "https://"])
 def test_an_api_url_that_is_not_http_is_refused(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigurationError, match="not an http"):
-        config(tmp_path).settings(None, None, "t", None, url)
+        config(tmp_path).settings(Credentials(token="t", api_url=url))

@@ -133,7 +133,7 @@ def test_a_missing_extra_is_a_clear_error_naming_it(name: str, module: str, extr
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("koyeb_auth.extras.MissingExtraError: ")
+    assert last.startswith("koyeb_auth.errors.MissingExtraError: ")
     assert f"pip install 'koyeb-auth[{extra}]'" in last
 
 

@@ -79,7 +79,10 @@ def test_warm_processes_pick_up_a_peer_refresh_after_at_most_one_401_each(
     for worker in workers:
         assert worker.stdout is not None
         assert worker.stdout.readline().strip() == "ready"
-    assert peer._tokens().renew_rejected(old) not in (None, old)  # a refresh, which revokes `old`
+    authorization = peer.authorize("GET", fake.url + "/v1/apps")
+    assert authorization is not None and authorization.token.value == old
+    renewed = authorization.renew(b"")  # as after a 401: a refresh, which revokes `old`
+    assert renewed is not None and renewed.token.value != old
     results = [json.loads(worker.communicate("go\n", timeout=60)[0]) for worker in workers]
     assert all(r["statuses"] == [200] * 6 for r in results)
     assert all(r["401s"] <= 1 for r in results)

@@ -32,7 +32,7 @@ from koyeb_auth import (
     Token,
     TokenStoreError,
 )
-from koyeb_auth.config import Config
+from koyeb_auth.config import Config, Credentials
 from koyeb_auth.sources import source_for
 from koyeb_auth.testing import FakeKoyebAPI
 
@@ -314,7 +314,7 @@ def test_without_redis_py_the_error_names_the_extra() -> None:
 
 def fleet_key(fake: FakeKoyebAPI) -> str:
     """The store key of the fake API's demo account."""
-    source = source_for(Config({}).settings(fake.EMAIL, fake.PASSWORD, None, None, fake.url), None)
+    source = source_for(Config({}).settings(Credentials(fake.EMAIL, fake.PASSWORD, api_url=fake.url)), None)
     assert source is not None
     return source.key
 

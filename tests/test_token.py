@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from koyeb_auth.token import Token, fingerprint, jwt_expiry, parse_timestamp, token_from_reply
+from koyeb_auth.token import Token, TokenState, fingerprint, jwt_expiry, parse_timestamp, token_from_reply
 
 EPOCH_2022_09_08_14H = 1662645600.0
 
@@ -54,7 +54,7 @@ def test_expiry_comes_from_expires_at_then_expires_then_jwt_exp() -> None:
 def test_a_token_without_any_expiry_never_falls_due() -> None:
     token = token_from_reply({"token": {"id": "opaque"}}, now=0)
     assert token.expires_at is None
-    assert not token.due(now=10**12, margin=300)
+    assert token.state(now=10**12, margin=300) is TokenState.FRESH
 
 
 @pytest.mark.parametrize("claims_segment", ["not-base64!", base64.urlsafe_b64encode(b"[1]").decode(), "e30"])
@@ -75,21 +75,20 @@ def test_unusable_replies_are_refused(body: object) -> None:
 
 def test_refresh_window_is_the_margin_capped_at_half_the_lifetime() -> None:
     long_lived = Token("t", obtained_at=0, expires_at=3600)
-    assert not long_lived.due(now=3299, margin=300)
-    assert long_lived.due(now=3301, margin=300)
+    assert long_lived.state(now=3299, margin=300) is TokenState.FRESH
+    assert long_lived.state(now=3301, margin=300) is TokenState.DUE
     short_lived = Token("t", obtained_at=0, expires_at=60)  # margin 300 > lifetime: window is 30 s
-    assert not short_lived.due(now=29, margin=300)
-    assert short_lived.due(now=31, margin=300)
+    assert short_lived.state(now=29, margin=300) is TokenState.FRESH
+    assert short_lived.state(now=31, margin=300) is TokenState.DUE
 
 
 def test_expired_one_second_early_so_it_cannot_expire_in_flight() -> None:
     token = Token("t", obtained_at=0, expires_at=100)
-    assert not token.expired(98.999)
-    assert token.expired(99)
-    assert token.due(99, margin=0)
+    assert token.state(98.999, margin=0) is TokenState.FRESH
+    assert token.state(99, margin=0) is TokenState.EXPIRED
     short = Token("t", obtained_at=0, expires_at=2)  # a tenth of the lifetime for short tokens
-    assert not short.expired(1.79)
-    assert short.expired(1.8)
+    assert short.state(1.79, margin=0) is not TokenState.EXPIRED
+    assert short.state(1.8, margin=0) is TokenState.EXPIRED
 
 
 def test_repr_hides_the_value_and_fingerprint_is_stable() -> None:

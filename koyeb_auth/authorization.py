@@ -1,0 +1,93 @@
+"""The token one request carries, and the 401 rule for it, written once for every client.
+
+Sans-I/O, in the spirit of httpx's `auth_flow`: an `Authorization` never sends anything. Each
+adapter (httpx, requests, niquests, aiohttp, the Koyeb SDK, or one of yours) drives it with its
+own I/O:
+
+```python
+authorization = auth.authorize(method, url)  # None: not the API's origin, send it untouched
+if authorization is not None:
+    request.headers["Authorization"] = authorization.header
+response = send(request)
+while authorization and authorization.refused(response.status, response_request_url, response_request_auth):
+    authorization = authorization.renew(read_body(response))  # `await arenew(...)` in async code
+    if authorization is None or not rewind_body(request):
+        break  # the 401 goes back to the caller
+    request.headers["Authorization"] = authorization.header
+    response = send(request)
+```
+
+The rule: a 401 counts only if the request it answers went to the API's origin carrying this
+token (after a redirect to another origin it did not). Then, unless the API said `Token rejected`
+(a deactivated organization), the token is renewed once, single-flight, and the request may be
+sent again, once. If the retry is refused too, the renewed token is marked suspect: further 401s
+with it go back to the caller for a while instead of causing a renewal each.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from . import api
+from .origin import Origin
+from .token import Token
+
+__all__ = ["Authorization"]
+
+
+class Renewer(Protocol):
+    """What an Authorization needs from the token provider behind it."""
+
+    def renew_rejected(self, rejected: Token) -> Token | None: ...
+
+    async def arenew_rejected(self, rejected: Token) -> Token | None: ...
+
+    def suspect(self, renewed: Token) -> None: ...
+
+
+class Authorization:
+    """The token a request to the API carries, and whether a 401 calls for another one."""
+
+    __slots__ = ("_origin", "_renewer", "retry", "token")
+
+    def __init__(self, token: Token, renewer: Renewer, origin: Origin, *, retry: bool = False) -> None:
+        self.token = token
+        self.retry = retry  # True for the one resend after a renewal
+        self._renewer = renewer
+        self._origin = origin
+
+    def __repr__(self) -> str:
+        return f"Authorization(token={self.token.fingerprint}, retry={self.retry})"
+
+    @property
+    def header(self) -> str:
+        """The value of the `Authorization` header: `Bearer <token>`."""
+        return self.token.header
+
+    def refused(self, status: int, url: Any, sent: str | None) -> bool:
+        """True if this response is the API refusing this token: read its body and call `renew`.
+
+        `url` and `sent` are those of the request the response answers (the last hop of a
+        redirect chain): its URL and its `Authorization` header. On the retry, a refusal is
+        recorded (the renewed token becomes suspect) and False returned: one retry per request.
+        """
+        if status != 401 or sent != self.token.header or not self._origin.owns(url):
+            return False
+        if self.retry:
+            self._renewer.suspect(self.token)
+            return False
+        return True
+
+    def renew(self, body: bytes) -> Authorization | None:
+        """The authorization to send the request again with, or None to return the 401 as is."""
+        if not api.renewal_may_help(body):
+            return None
+        renewed = self._renewer.renew_rejected(self.token)
+        return None if renewed is None else Authorization(renewed, self._renewer, self._origin, retry=True)
+
+    async def arenew(self, body: bytes) -> Authorization | None:
+        """`renew` for coroutines: never blocks the event loop."""
+        if not api.renewal_may_help(body):
+            return None
+        renewed = await self._renewer.arenew_rejected(self.token)
+        return None if renewed is None else Authorization(renewed, self._renewer, self._origin, retry=True)

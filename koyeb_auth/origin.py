@@ -1,0 +1,91 @@
+"""The API's origin (scheme, host, port): the one place a token may go, decided here only.
+
+URLs are compared after normalising case and default ports, the way clients send them: a scheme
+written `HTTPS` and a host written `App.Koyeb.com` are the API; `app.koyeb.com.evil.example`,
+`app.koyeb.com@evil.example` and another port are not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+__all__ = ["Origin", "normalize_api_url"]
+
+DEFAULT_API_URL = "https://app.koyeb.com"
+LOGIN_PATH = "/v1/account/login"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Key = tuple[str, str, int]
+
+
+def normalize_api_url(url: str) -> str:
+    """The API URL with its scheme and host in lower case and no trailing slash.
+
+    Done once, where the URL is read: every later check (TLS, origin) then compares plain strings.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or port == -1 or parts.username or parts.password:
+        raise ConfigurationError(f"The API URL {url!r} is not an http(s) URL such as {DEFAULT_API_URL}.")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path}".rstrip("/")
+
+
+def key_of(url: str) -> Key | None:
+    """(scheme, host, port) of a URL, lower case, default port filled in; None if it has none."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
+    except ValueError:  # a port that is not a number, a malformed IPv6 host
+        return None
+
+
+class Origin:
+    """The API's scheme, host and port, and the URLs that belong to it."""
+
+    __slots__ = ("key", "login_path", "netloc", "prefix", "scheme")
+
+    def __init__(self, api_url: str) -> None:
+        api_url = normalize_api_url(api_url)
+        key = key_of(api_url)
+        assert key is not None
+        self.key = key
+        self.login_path = urlsplit(api_url).path + LOGIN_PATH
+        scheme, host, port = key
+        host = f"[{host}]" if ":" in host else host
+        self.scheme = scheme
+        # httpx normalizes URLs (lower-case host, brackets around IPv6, no default port): its
+        # netloc compares as bytes, which keeps this check off the per-request profile.
+        self.netloc = (host if port == _DEFAULT_PORTS[scheme] else f"{host}:{port}").encode()
+        # requests lower-cases the host of a prepared URL, so most URLs of the API start with this.
+        self.prefix = f"{scheme}://{self.netloc.decode()}/"
+
+    def __repr__(self) -> str:
+        return f"Origin({self.prefix.rstrip('/')!r})"
+
+    def owns(self, url: Any) -> bool:
+        """True if `url` (a str, or an httpx or httpx2 URL) is on the API's origin."""
+        if url.__class__ is str:
+            return url.startswith(self.prefix) or key_of(url) == self.key
+        netloc = getattr(url, "netloc", None)
+        if isinstance(netloc, bytes):  # httpx.URL, httpx2.URL: already normalized
+            return netloc == self.netloc and url.scheme == self.scheme
+        return key_of(str(url)) == self.key
+
+    def authorizes(self, method: str, url: Any) -> bool:
+        """True if a request for `url` gets the token: the API's origin, and not the login call."""
+        if not self.owns(url):
+            return False
+        if method.upper() != "POST":
+            return True
+        path = urlsplit(url).path if url.__class__ is str else getattr(url, "path", None)
+        return path != self.login_path

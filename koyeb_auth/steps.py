@@ -1,0 +1,130 @@
+"""The steps a token flow asks for, and the two drivers that carry them out.
+
+A flow (see `manager`) is a generator that yields what it needs done: `Enter` (take the
+in-process and cross-process locks), `Load`, `Save` or `Delete` (the shared store), or an
+`api.Call` (send a session request), and gets each outcome back. `run` does the steps blocking,
+`arun` with awaits, in the style of httpx's sans-I/O auth flows, so a store with a network round
+trip (Redis) never blocks an event loop. The locks a flow entered are released when it ends,
+whatever ended it, cancellation included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from . import api, transport
+from .gate import Gate, Wait
+from .store import TokenStore, async_face
+from .token import Token
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Enter:
+    """Take the locks as `how` says; the outcome is a `gate.Admission`."""
+
+    how: Wait
+
+
+@dataclass(frozen=True)
+class Load:
+    """The token the store holds, or None."""
+
+
+@dataclass(frozen=True)
+class Save:
+    token: Token
+
+
+@dataclass(frozen=True)
+class Delete:
+    pass
+
+
+Step = Enter | Load | Save | Delete | api.Call
+Flow = Generator[Step, Any, T]
+
+
+class Driver:
+    """Carries out the steps of the flows of one token (`key` in `store`)."""
+
+    def __init__(self, store: TokenStore, key: str, gate: Gate, timeout: float) -> None:
+        self._store = store
+        self._astore = async_face(store)
+        self._key = key
+        self._gate = gate
+        self._timeout = timeout
+
+    def run(self, flow: Flow[T]) -> T:
+        steps = _Steps(flow)
+        with contextlib.ExitStack() as held:
+            for step in steps:
+                try:
+                    if isinstance(step, Enter):
+                        steps.done(held.enter_context(self._gate.entry(step.how)))
+                    elif isinstance(step, api.Call):
+                        steps.done(transport.send(step, self._timeout))
+                    elif isinstance(step, Load):
+                        steps.done(self._store.load(self._key))
+                    elif isinstance(step, Save):
+                        self._store.save(self._key, step.token)
+                        steps.done(None)
+                    else:
+                        self._store.delete(self._key)
+                        steps.done(None)
+                except BaseException as exc:
+                    steps.failed(exc)
+        return steps.result
+
+    async def arun(self, flow: Flow[T]) -> T:
+        steps = _Steps(flow)
+        async with contextlib.AsyncExitStack() as held:
+            for step in steps:
+                try:
+                    if isinstance(step, Enter):
+                        steps.done(await held.enter_async_context(self._gate.aentry(step.how)))
+                    elif isinstance(step, api.Call):
+                        steps.done(await transport.asend(step, self._timeout))
+                    elif isinstance(step, Load):
+                        steps.done(await self._astore.aload(self._key))
+                    elif isinstance(step, Save):
+                        await self._astore.asave(self._key, step.token)
+                        steps.done(None)
+                    else:
+                        await self._astore.adelete(self._key)
+                        steps.done(None)
+                except BaseException as exc:  # CancelledError too: the flow decides, then we release
+                    steps.failed(exc)
+        return steps.result
+
+
+class _Steps(Generic[T]):
+    """Iterates over the steps a flow asks for, feeding each one's outcome back into the flow."""
+
+    def __init__(self, flow: Flow[T]) -> None:
+        self._flow = flow
+        self._outcome: tuple[bool, Any] = (True, None)
+        self.result: T
+
+    def __iter__(self) -> Iterator[Step]:
+        try:
+            while True:
+                succeeded, value = self._outcome
+                try:
+                    step = self._flow.send(value) if succeeded else self._flow.throw(value)
+                except StopIteration as stop:
+                    self.result = stop.value
+                    return
+                yield step
+        finally:
+            self._flow.close()
+
+    def done(self, value: object) -> None:
+        self._outcome = (True, value)
+
+    def failed(self, error: BaseException) -> None:
+        self._outcome = (False, error)
