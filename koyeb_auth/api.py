@@ -49,11 +49,11 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    """What came back: status, lower-cased headers and the raw body."""
+    """What came back: status, lower-cased headers and the raw body (a token: never in a repr)."""
 
     status: int
     headers: Mapping[str, str]
-    body: bytes
+    body: bytes = field(repr=False)
 
 
 def login(api_url: str, email: str, password: str, organization_id: str | None, seon_fp: str | None) -> Call:
@@ -90,7 +90,12 @@ def token_from(call: Call, reply: Reply, now: float) -> Token:
     try:
         token = token_from_reply(json.loads(reply.body), now)
     except ValueError as exc:  # JSONDecodeError is a ValueError too
-        raise APIError(f"{_what(call)} returned an unusable reply: {exc}. Is the API URL right?", 200) from None
+        # Only the message: a JSONDecodeError holds the whole reply, which may hold a token.
+        problem = str(exc) if not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
+    else:
+        problem = ""
+    if problem:  # raised outside the handler, so the exception has no context to leak from
+        raise APIError(f"{_what(call)} returned an unusable reply: {problem}. Is the API URL right?", 200)
     if not token.usable(now):
         raise APIError(
             f"{_what(call)} returned a token that has already expired. Check this machine's clock.", 200

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import ssl
 import threading
 from collections.abc import AsyncGenerator, Generator
 from datetime import timedelta
@@ -26,6 +27,7 @@ from .replay import httpx_rewinder, requests_rewinder, resend_of
 from .sources import source_for
 from .store import TokenStore
 from .token import Token
+from .transport import Network
 
 __all__ = ["KoyebAuth"]
 
@@ -63,6 +65,10 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         store: TokenStore | None = None,
         timeout: float = 15.0,
         lock_timeout: float = 60.0,
+        verify: ssl.SSLContext | str | os.PathLike[str] | None = None,
+        proxy: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if store is not None and cache_path is not None:
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
@@ -71,6 +77,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             raise ConfigurationError("refresh_margin must be >= 0, and timeout and lock_timeout > 0 seconds.")
         self._credentials = Credentials(email, password, token, organization_id, api_url)
         self._timing = Timing(margin, timeout, lock_timeout)
+        self._network = Network(verify, proxy, transport, async_transport)
         self._config = Config(os.environ)
         if store is None:
             from .file_store import FileTokenStore  # noqa: PLC0415 - the default, built only when used
@@ -80,6 +87,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         self._seon_fp = seon_fp
         self._setup_lock = threading.Lock()
         self._ready: tuple[Origin, Settings, TokenProvider] | None = None
+        self._last: Authorization | None = None
 
     def __repr__(self) -> str:
         given = self._credentials
@@ -131,14 +139,23 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         origin, _, provider = self._setup()
         if not origin.authorizes(method, url):
             return None
-        return Authorization(provider.peek() or provider.get_token(), provider, origin)
+        return self._authorization(provider.peek() or provider.get_token())
 
     async def aauthorize(self, method: str, url: Any) -> Authorization | None:
         """`authorize` for coroutines: never blocks the event loop."""
         origin, _, provider = self._setup()
         if not origin.authorizes(method, url):
             return None
-        return Authorization(provider.peek() or await provider.aget_token(), provider, origin)
+        return self._authorization(provider.peek() or await provider.aget_token())
+
+    def _authorization(self, token: Token) -> Authorization:
+        # One Authorization per token, reused by every request that carries it: the hot path
+        # then builds nothing.
+        last = self._last
+        if last is None or last.token is not token:
+            origin, _, provider = self._setup()
+            last = self._last = Authorization(token, provider, origin)
+        return last
 
     # --- httpx ------------------------------------------------------------------------------------
 
@@ -150,8 +167,10 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         rewind = httpx_rewinder(request, self._httpx)
         request.headers["Authorization"] = authorization.header
         response = yield request
-        while authorization.refused(response.status_code, response.request.url,
-                                    response.request.headers.get("Authorization")):
+        # The status first: reading the request's headers costs more than the rest of the flow.
+        while response.status_code == 401 and authorization.refused(
+            response.status_code, response.request.url, response.request.headers.get("Authorization")
+        ):
             authorization = authorization.renew(response.read())
             if authorization is None or not rewind():
                 return
@@ -166,8 +185,9 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         rewind = httpx_rewinder(request, self._httpx)
         request.headers["Authorization"] = authorization.header
         response = yield request
-        while authorization.refused(response.status_code, response.request.url,
-                                    response.request.headers.get("Authorization")):
+        while response.status_code == 401 and authorization.refused(
+            response.status_code, response.request.url, response.request.headers.get("Authorization")
+        ):
             authorization = await authorization.arenew(await response.aread())
             if authorization is None or not rewind():
                 return
@@ -235,6 +255,6 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             assert settings.token is not None
             provider: TokenProvider = PersonalTokenProvider(settings.token)
         else:
-            provider = TokenManager(source, self._store, self._timing)
+            provider = TokenManager(source, self._store, self._timing, self._network)
         self._ready = (Origin(settings.api_url), settings, provider)
         return self._ready

@@ -30,6 +30,9 @@ EXIT_CODES: tuple[tuple[type[errors.KoyebAuthError], int], ...] = (
     (errors.TokenStoreError, 7),
 )
 
+# What `exec` removes from the child's environment: it gets KOYEB_TOKEN instead.
+CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD"})
+
 EXAMPLES = {
     "token": 'curl -H "Authorization: Bearer $(koyeb-auth token)" https://app.koyeb.com/v1/apps',
     "exec": "koyeb-auth exec -- koyeb apps list",
@@ -76,9 +79,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise errors.ConfigurationError("Give the command to run after `--`, e.g. koyeb-auth exec -- koyeb apps list")
-    token = _auth(args).get_token()
+    env = {name: value for name, value in os.environ.items() if name not in CREDENTIALS_KEPT_FROM_CHILD}
+    # The child gets a token, never the credentials that made it (as credential-exec tools do).
+    env["KOYEB_TOKEN"] = _auth(args).get_token()
     try:
-        return subprocess.call(command, env={**os.environ, "KOYEB_TOKEN": token})  # noqa: S603 - the user's command
+        return subprocess.call(command, env=env)  # noqa: S603 - the user's command
     except OSError as exc:
         raise errors.ConfigurationError(f"Could not run {command[0]!r}: {exc.strerror or exc}") from None
 

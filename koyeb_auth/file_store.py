@@ -51,7 +51,7 @@ class FileTokenStore:
         self._lock_pid = 0
         # The last file read, by identity: waiters poll the store, and a stat is far cheaper than a
         # parse. Every write is a rename to a new inode, so a changed file never looks the same.
-        self._seen: tuple[tuple[int, ...], dict[str, Any]] | None = None
+        self._seen: tuple[tuple[int, ...], _Entries] | None = None
 
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self.path)!r})"
@@ -92,18 +92,18 @@ class FileTokenStore:
     def load(self, key: str) -> Token | None:
         return token_from_entry(self._read().get(key))
 
-    def _read(self) -> dict[str, Any]:
+    def _read(self) -> _Entries:
         """The `tokens` mapping of the cache file, or {} for any kind of miss."""
         try:
             info = os.stat(self.path, follow_symlinks=False)
         except OSError:
-            return {}
+            return _Entries()
         identity = (info.st_ino, info.st_dev, info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_mode)
         if self._seen is not None and self._seen[0] == identity:
-            return dict(self._seen[1])
-        tokens = self._parse()
+            return _Entries(self._seen[1])
+        tokens = _Entries(self._parse())
         self._seen = (identity, tokens)
-        return dict(tokens)
+        return _Entries(tokens)
 
     def _parse(self) -> dict[str, Any]:
         try:
@@ -158,7 +158,7 @@ class FileTokenStore:
     def save(self, key: str, token: Token) -> None:
         tokens = self._read()
         # Drop other accounts' tokens that expired before this one was issued, so the file cannot grow.
-        tokens = {k: v for k, v in tokens.items() if not _expired_entry(v, token.obtained_at)}
+        tokens = _Entries({k: v for k, v in tokens.items() if not _expired_entry(v, token.obtained_at)})
         tokens[key] = entry_from_token(token)
         self._write(tokens)
 
@@ -176,8 +176,7 @@ class FileTokenStore:
             "Fix its directory's permissions or pass another cache_path."
         )
 
-    def _write(self, tokens: dict[str, Any]) -> None:
-        data = json.dumps({"version": FORMAT_VERSION, "tokens": tokens}, indent=1).encode()
+    def _write(self, tokens: _Entries) -> None:
         directory = self.path.parent
         self._ensure_directory()
         prefix = f".{self.path.name}."
@@ -190,7 +189,8 @@ class FileTokenStore:
         fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
         try:
             with os.fdopen(fd, "wb") as file:
-                file.write(data)
+                # No local holds the encoded file: a traceback's locals never show the tokens.
+                file.write(json.dumps({"version": FORMAT_VERSION, "tokens": tokens}, indent=1).encode())
                 file.flush()
                 os.fsync(file.fileno())  # the data is on disk before the name points at it
             # Atomic: a reader sees the old file or the new one, never a torn one. A symlink at the
@@ -211,6 +211,13 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class _Entries(dict[str, Any]):
+    """The cache file's entries: their tokens stay out of reprs and tracebacks' locals."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} token entries>"
 
 
 def _expired_entry(entry: object, now: float) -> bool:

@@ -21,6 +21,7 @@ from .sources import Source
 from .steps import Delete, Driver, Enter, Flow, Load, Save
 from .store import TokenStore
 from .token import Token, TokenState
+from .transport import Network, SessionClient
 
 log = logging.getLogger("koyeb_auth")
 
@@ -116,14 +117,20 @@ class TokenManager:
     """Session tokens from `source`, shared through `store`, renewed by one caller at a time."""
 
     def __init__(
-        self, source: Source, store: TokenStore, timing: Timing, clock: Callable[[], float] = wall_clock
+        self,
+        source: Source,
+        store: TokenStore,
+        timing: Timing,
+        network: Network,
+        clock: Callable[[], float] = wall_clock,
     ) -> None:
         self._source = source
         self._store = store
         self._key = source.key
         self._timing = timing
         self._clock = clock
-        self._driver = Driver(store, self._key, Gate(store, self._key, timing.lock_timeout), timing.timeout)
+        gate = Gate(store, self._key, timing.lock_timeout)
+        self._driver = Driver(store, self._key, gate, SessionClient(network, timing.timeout))
         self._backoff = Backoff()
         self._token: Token | None = None
         # The hot path reads this one tuple: the token and when it falls due. Replaced as a whole,
@@ -197,10 +204,14 @@ class TokenManager:
         # No valid token: everyone waits for the one caller that fetches it, or for a peer's.
         how = Wait(wait=held is None, deadline=self._deadline(), watch=True, known=known)
         while (outcome := (yield Enter(how))) != INSIDE:
-            if outcome == BUSY:  # a peer holds the lock to refresh: go on with the valid token
-                assert held is not None
-                self._look_again_at = self._clock() + PEER_REFRESH_POLL
-                return held
+            if outcome == BUSY:
+                # A peer holds the lock to refresh: go on with the valid token, if it still is one
+                # (a slow store may have taken the attempt past its expiry: then wait like everyone).
+                if (still := self._usable(held)) is not None:
+                    self._look_again_at = self._clock() + PEER_REFRESH_POLL
+                    return still
+                how = Wait(wait=True, deadline=how.deadline, watch=True, known=known)
+                continue
             assert isinstance(outcome, Seen)
             if (adopted := self._adopt(outcome.token)) is not None:
                 return adopted

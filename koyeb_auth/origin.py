@@ -32,7 +32,10 @@ def normalize_api_url(url: str) -> str:
         port = parts.port
     except ValueError:
         port = -1
-    if scheme not in _DEFAULT_PORTS or not parts.hostname or port == -1 or parts.username or parts.password:
+    if parts.username is not None or parts.password is not None:
+        # Not echoed: the user part of a URL is where a password would be.
+        raise ConfigurationError(f"The API URL must hold no user name or password; use one such as {DEFAULT_API_URL}.")
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or port == -1:
         raise ConfigurationError(f"The API URL {url!r} is not an http(s) URL such as {DEFAULT_API_URL}.")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
@@ -83,6 +86,8 @@ class Origin:
 
     def authorizes(self, method: str, url: Any) -> bool:
         """True if a request for `url` gets the token: the API's origin, and not the login call."""
+        if method != "POST" and url.__class__ is str and url.startswith(self.prefix):
+            return True  # the common case with requests, decided without parsing the URL
         if not self.owns(url):
             return False
         if method.upper() != "POST":

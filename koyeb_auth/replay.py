@@ -39,7 +39,8 @@ def requests_rewinder(body: object) -> Rewinder:
 
 
 def resend_of(response: Any, header: str) -> Any:
-    """The request that got `response`, again: its cookies, and `header` as its Authorization."""
+    """The request that got `response`, again: its cookies, and `header` (a token's
+    `Redacted` header) as its Authorization."""
     retry = response.request.copy()
     jar = retry._cookies
     extract_cookies_to_jar(jar, response.request, response.raw)  # type: ignore[no-untyped-call]

@@ -15,10 +15,11 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from . import api, transport
+from . import api
 from .gate import Gate, Wait
 from .store import TokenStore, async_face
 from .token import Token
+from .transport import SessionClient
 
 T = TypeVar("T")
 
@@ -52,12 +53,12 @@ Flow = Generator[Step, Any, T]
 class Driver:
     """Carries out the steps of the flows of one token (`key` in `store`)."""
 
-    def __init__(self, store: TokenStore, key: str, gate: Gate, timeout: float) -> None:
+    def __init__(self, store: TokenStore, key: str, gate: Gate, session: SessionClient) -> None:
         self._store = store
         self._astore = async_face(store)
         self._key = key
         self._gate = gate
-        self._timeout = timeout
+        self._session = session
 
     def run(self, flow: Flow[T]) -> T:
         steps = _Steps(flow)
@@ -67,7 +68,7 @@ class Driver:
                     if isinstance(step, Enter):
                         steps.done(held.enter_context(self._gate.entry(step.how)))
                     elif isinstance(step, api.Call):
-                        steps.done(transport.send(step, self._timeout))
+                        steps.done(self._session.send(step))
                     elif isinstance(step, Load):
                         steps.done(self._store.load(self._key))
                     elif isinstance(step, Save):
@@ -88,7 +89,7 @@ class Driver:
                     if isinstance(step, Enter):
                         steps.done(await held.enter_async_context(self._gate.aentry(step.how)))
                     elif isinstance(step, api.Call):
-                        steps.done(await transport.asend(step, self._timeout))
+                        steps.done(await self._session.asend(step))
                     elif isinstance(step, Load):
                         steps.done(await self._astore.aload(self._key))
                     elif isinstance(step, Save):

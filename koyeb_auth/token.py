@@ -59,7 +59,7 @@ class Token:
     @functools.cached_property
     def header(self) -> str:
         """The `Authorization` header value that carries this token (built once: the hot path reads it)."""
-        return f"Bearer {self.value}"
+        return Redacted(f"Bearer {self.value}")
 
     def state(self, now: float, margin: float) -> TokenState:
         """FRESH, DUE (time left below `min(margin, lifetime / 2)`) or EXPIRED (under a second left)."""
@@ -93,6 +93,16 @@ class Token:
     @property
     def _lifetime(self) -> float:
         return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else math.inf
+
+
+class Redacted(str):
+    """A str whose repr hides it: a header value that stays secret in the header dicts, frame
+    locals and tracebacks of every client it passes through, while sending as a plain str."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
 
 
 def fingerprint(secret: str) -> str:

@@ -1,4 +1,8 @@
-"""The only module that talks to the network: it sends one session call and returns the reply.
+"""The only module that talks to the API: it sends one session call and returns the reply.
+
+`timeout` bounds the whole call: connecting, sending, and reading the whole reply. httpx's own
+timeouts bound each read, so a server that sends a byte every half second would hold a login (and
+the token lock) forever; here every read and write gets only the time left until the deadline.
 
 A new client per call: calls are rare (one per token lifetime), and a client kept between them
 would have to be rebuilt after fork() and bound to each event loop.
@@ -6,37 +10,85 @@ would have to be rebuilt after fork() and bound to each event loop.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import os
 import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
 
+import httpcore
 import httpx
 
 from .api import Call, Reply
-from .errors import APIError, APIUnreachableError, KoyebAuthError
+from .errors import APIError, APIUnreachableError, ConfigurationError, KoyebAuthError
+
+__all__ = ["Network", "SessionClient"]
 
 # A session reply is a few hundred bytes; stop reading anything much larger.
 MAX_REPLY_BYTES = 1 << 20
 
 
-def send(call: Call, timeout: float) -> Reply:
-    try:
-        with (
-            httpx.Client(timeout=timeout, verify=_verify(call.url)) as client,
-            client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
-        ):
-            body = _Body()
-            for chunk in response.iter_bytes():
-                if body.full(chunk):
-                    break
-            return body.reply(response)
-    except httpx.HTTPError as exc:
-        raise _failure(call, exc) from None
+@dataclass(frozen=True)
+class Network:
+    """How session calls reach the API. None everywhere: the environment's settings (proxies from
+    HTTPS_PROXY, CA certificates from SSL_CERT_FILE, else the system's trust store).
+
+    `verify` is an `ssl.SSLContext` or the path of a CA bundle: TLS is always verified. `proxy`
+    is a proxy URL. `transport` and `async_transport` replace httpx's own (a mock in tests, a
+    transport with settings of yours): koyeb-auth then leaves their timeouts to them.
+    """
+
+    verify: ssl.SSLContext | str | os.PathLike[str] | None = None
+    proxy: str | None = None
+    transport: httpx.BaseTransport | None = None
+    async_transport: httpx.AsyncBaseTransport | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.verify, bool):  # verify=False would turn TLS checks off: never
+            raise ConfigurationError(
+                "verify= takes an ssl.SSLContext or the path of a CA bundle: koyeb-auth always verifies TLS "
+                "certificates (leave it out for the system's trust store)."
+            )
 
 
-async def asend(call: Call, timeout: float) -> Reply:
-    try:
+class SessionClient:
+    """Sends session calls with the given network settings, each bounded by `timeout` seconds."""
+
+    def __init__(self, network: Network, timeout: float) -> None:
+        self._network = network
+        self._timeout = timeout
+
+    def send(self, call: Call) -> Reply:
+        deadline = time.monotonic() + self._timeout
+        try:
+            with (
+                httpx.Client(timeout=self._timeout, **self._options(call, deadline)) as client,
+                client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
+            ):
+                body = _Body()
+                for chunk in response.iter_bytes():
+                    if body.full(chunk):
+                        break
+                return body.reply(response)
+        except httpx.HTTPError as exc:
+            failure = _failure(call, exc, self._timeout)
+        # Raised outside the handler: the httpx error holds the request, whose body is the password.
+        raise failure
+
+    async def asend(self, call: Call) -> Reply:
+        try:
+            return await asyncio.wait_for(self._asend(call), self._timeout)
+        except asyncio.TimeoutError:
+            failure = _failure(call, httpx.ReadTimeout("the whole call took longer"), self._timeout)
+        except httpx.HTTPError as exc:
+            failure = _failure(call, exc, self._timeout)
+        raise failure
+
+    async def _asend(self, call: Call) -> Reply:
         async with (
-            httpx.AsyncClient(timeout=timeout, verify=_verify(call.url)) as client,
+            httpx.AsyncClient(timeout=self._timeout, **self._async_options(call)) as client,
             client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
         ):
             body = _Body()
@@ -44,19 +96,96 @@ async def asend(call: Call, timeout: float) -> Reply:
                 if body.full(chunk):
                     break
             return body.reply(response)
-    except httpx.HTTPError as exc:
-        raise _failure(call, exc) from None
+
+    def _options(self, call: Call, deadline: float) -> dict[str, Any]:
+        network = self._network
+        if network.transport is not None:
+            return {"transport": network.transport}
+        transport = httpx.HTTPTransport(verify=_tls_context(call.url, network.verify), proxy=network.proxy)
+        pool = transport._pool  # httpx has no public hook for httpcore's network backend
+        pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
+        return {"transport": transport}
+
+    def _async_options(self, call: Call) -> dict[str, Any]:
+        network = self._network
+        if network.async_transport is not None:
+            return {"transport": network.async_transport}
+        return {"verify": _tls_context(call.url, network.verify), "proxy": network.proxy}
 
 
-def _verify(url: str) -> ssl.SSLContext | bool:
-    # Certificates matter only over TLS; loading them costs ~50 ms, so it is done once per process
-    # and skipped for a plain-http API (a local fake or proxy).
-    return _tls_context() if url.startswith("https:") else False
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write gets only the time left until the deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _left(self._deadline, timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _left(self._deadline, timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        stream = self._stream.start_tls(ssl_context, server_hostname, _left(self._deadline, timeout))
+        return _DeadlineStream(stream, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend, deadline: float) -> None:
+        self._backend = backend
+        self._deadline = deadline
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Any = None) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, _left(self._deadline, timeout), local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def _left(deadline: float, timeout: float | None) -> float:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise httpcore.ReadTimeout("the whole call took longer than its timeout")
+    return left if timeout is None else min(timeout, left)
+
+
+def _tls_context(url: str, verify: ssl.SSLContext | str | os.PathLike[str] | None) -> ssl.SSLContext:
+    """Always a verifying context: the user's, else the trust store over TLS, and none at all otherwise.
+
+    Loading the trust store costs ~50 ms, so it is done once per process, and not for a plain-http
+    API (a local fake): there a context that trusts nothing stands in, never one that checks nothing.
+    """
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is not None:
+        return _ca_bundle(os.fspath(verify))
+    return _trust_store() if url.startswith("https://") else _trusts_nothing()
 
 
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
+def _ca_bundle(path: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=path) if os.path.isfile(path) else ssl.create_default_context(capath=path)
+
+
+@functools.cache
+def _trust_store() -> ssl.SSLContext:
     return httpx.create_ssl_context()
+
+
+@functools.cache
+def _trusts_nothing() -> ssl.SSLContext:
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
 
 
 class _Body:
@@ -74,11 +203,22 @@ class _Body:
         return Reply(response.status_code, headers, self._data[:MAX_REPLY_BYTES])
 
 
-def _failure(call: Call, exc: httpx.HTTPError) -> KoyebAuthError:
+def _failure(call: Call, exc: httpx.HTTPError, timeout: float) -> KoyebAuthError:
     reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    where = f"{call.action} ({call.method} {call.url})"
+    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return APIUnreachableError(
+            f"Could not reach the Koyeb API for {where}: its TLS certificate is not trusted ({reason}). Nothing "
+            "was sent. Check KOYEB_URL; behind a TLS-inspecting proxy, give its CA certificate (verify=, or "
+            "SSL_CERT_FILE)."
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return APIUnreachableError(
+            f"The Koyeb API did not answer {where} within {timeout:g} s ({reason}). Check the network and the "
+            "API URL (KOYEB_URL), or raise timeout."
+        )
     if isinstance(exc, httpx.TransportError):
         return APIUnreachableError(
-            f"Could not reach the Koyeb API for {call.action} ({call.method} {call.url}): {reason}. "
-            "Check the network and the API URL (KOYEB_URL)."
+            f"Could not reach the Koyeb API for {where}: {reason}. Check the network and the API URL (KOYEB_URL)."
         )
-    return APIError(f"Koyeb {call.action} ({call.method} {call.url}) sent a reply that could not be read: {reason}.")
+    return APIError(f"Koyeb {where} sent a reply that could not be read: {reason}.")

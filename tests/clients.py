@@ -30,14 +30,17 @@ class Reply:
 
 
 def send(client: str, auth: KoyebAuth, method: str, url: str, **kwargs: Any) -> Reply:
-    """One request through the named client library, with `auth` as that library takes it."""
+    """One request through the named client library, with `auth` as that library takes it.
+
+    Redirects are followed, whatever the library's default.
+    """
     if client in ("async", "httpx2-async", "aiohttp", "niquests-async"):
         return asyncio.run(_asend(client, auth, method, url, **kwargs))
     if client == "httpx":
-        with httpx.Client(auth=auth) as session:
+        with httpx.Client(auth=auth, follow_redirects=True) as session:
             return _reply(session.request(method, url, **kwargs))
     if client == "httpx2":
-        with httpx2.Client(auth=as_httpx2(auth)) as session2:
+        with httpx2.Client(auth=as_httpx2(auth), follow_redirects=True) as session2:
             return _reply(session2.request(method, url, **kwargs))
     library: Any = requests if client == "requests" else niquests
     return _reply(library.request(method, url, auth=auth, timeout=10, **kwargs))
@@ -45,10 +48,10 @@ def send(client: str, auth: KoyebAuth, method: str, url: str, **kwargs: Any) -> 
 
 async def _asend(client: str, auth: KoyebAuth, method: str, url: str, **kwargs: Any) -> Reply:
     if client == "async":
-        async with httpx.AsyncClient(auth=auth) as session:
+        async with httpx.AsyncClient(auth=auth, follow_redirects=True) as session:
             return _reply(await session.request(method, url, **kwargs))
     if client == "httpx2-async":
-        async with httpx2.AsyncClient(auth=as_httpx2(auth)) as session2:
+        async with httpx2.AsyncClient(auth=as_httpx2(auth), follow_redirects=True) as session2:
             return _reply(await session2.request(method, url, **kwargs))
     if client == "niquests-async":
         async with niquests.AsyncSession() as session3:

@@ -14,8 +14,7 @@ import pytest
 import requests
 from freezegun import freeze_time
 
-from koyeb_auth import KoyebAuth, LockTimeoutError
-from koyeb_auth import FileTokenStore, MemoryTokenStore
+from koyeb_auth import FileTokenStore, KoyebAuth, LockTimeoutError, MemoryTokenStore
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import release_workers, start_workers

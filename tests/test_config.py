@@ -75,7 +75,8 @@ def test_a_broken_cli_file_names_the_file(tmp_path: Path, text: str) -> None:
 
 def test_the_cli_file_is_not_read_when_arguments_say_everything(tmp_path: Path) -> None:
     cfg = config(tmp_path, "token: [unclosed")  # would fail if read
-    assert cfg.settings(Credentials(email="a@b.c", password="pw", organization_id="org", api_url="https://x.example")).email == "a@b.c"
+    given = Credentials(email="a@b.c", password="pw", organization_id="org", api_url="https://x.example")
+    assert cfg.settings(given).email == "a@b.c"
 
 
 @pytest.mark.parametrize("url", ["app.koyeb.com", "ftp://app.koyeb.com", "https://"])

@@ -320,7 +320,7 @@ def fleet_key(fake: FakeKoyebAPI) -> str:
 
 
 def test_the_acl_the_readme_recommends_is_enough(fake: FakeKoyebAPI, redis_url: str) -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[1] / "docs" / "redis.md").read_text()
     rule = re.search(r"`ACL SETUSER koyeb-auth (.+?)`", readme)
     assert rule is not None
     user = f"koyeb-auth-{uuid.uuid4().hex[:8]}"

@@ -1,0 +1,97 @@
+"""A hostile server on loopback for the attack tests: it records what reached it and answers as told.
+
+Plain HTTP, or TLS with a certificate from a throwaway CA (trustme) that no client trusts, which
+is what a man in the middle presents.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import trustme
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Answer:
+    status: int = 401
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = field(default_factory=lambda: {"status": 401, "code": "authentication_error",
+                                               "message": "Request unauthenticated with bearer"})
+
+
+class Recorder:
+    """`with Recorder() as server:` `server.url`, `server.seen`, `server.answer = Answer(...)`."""
+
+    def __init__(self, tls: bool = False) -> None:
+        self.seen: list[Seen] = []
+        self.answer = Answer()
+        self.handshakes_failed = 0
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.recorder = self  # type: ignore[attr-defined]
+        self.scheme = "https" if tls else "http"
+        self.ca = trustme.CA()  # a CA nobody trusts, unless a test hands it to the client
+        if tls:
+            certificate = self.ca.issue_cert("127.0.0.1", "localhost")
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            certificate.configure_cert(context)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
+                                                      do_handshake_on_connect=False)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _serve(self) -> None:
+        recorder: Recorder = self.server.recorder  # type: ignore[attr-defined]
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        recorder.seen.append(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        answer = recorder.answer
+        data = json.dumps(answer.body).encode()
+        self.send_response(answer.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def handle(self) -> None:
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError):  # the client refused our certificate: nothing was sent
+                self.server.recorder.handshakes_failed += 1  # type: ignore[attr-defined]
+                return
+        super().handle()
