@@ -6,19 +6,19 @@ import contextvars
 
 from .auth import KoyebAuth
 from .extras import require
-from .origin import key_of
 
 require("aiohttp", "aiohttp", "KoyebAuthMiddleware")
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse  # noqa: E402
-from yarl import URL  # noqa: E402  (aiohttp's own URL type)
 
 __all__ = ["KoyebAuthMiddleware"]
 
 _REDIRECTS = (301, 302, 303, 307, 308)
-# aiohttp runs middlewares on every hop of a redirect chain, in the caller's task. A hop the
-# middleware left untouched that redirects is noted here, so the hop it leads to (the next
-# request this task makes) is recognised as part of a chain that started elsewhere.
-_led_from_elsewhere: contextvars.ContextVar[URL | None] = contextvars.ContextVar("koyeb_auth_redirect", default=None)
+# aiohttp runs middlewares on every hop of a redirect chain, in the caller's task, one after the
+# other. A response to a request the middleware left untouched that redirects is noted here: the
+# next request this task makes is the hop it leads to (when aiohttp follows it), and is never
+# authorized, wherever it goes. (With allow_redirects=False, a request of the caller's own right
+# after such a response goes out without a token once: failing safe.)
+_after_foreign_redirect: contextvars.ContextVar[bool] = contextvars.ContextVar("koyeb_auth_redirect", default=False)
 
 
 class KoyebAuthMiddleware:
@@ -44,14 +44,12 @@ class KoyebAuthMiddleware:
         return f"KoyebAuthMiddleware({self.auth!r})"
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
-        led_from = _led_from_elsewhere.get()
-        _led_from_elsewhere.set(None)
-        hop_of_foreign_chain = led_from is not None and _same_target(led_from, request.url)
+        hop_of_foreign_chain = _after_foreign_redirect.get()
+        _after_foreign_redirect.set(False)
         authorization = None if hop_of_foreign_chain else await self.auth.aauthorize(request.method, request.url)
         if authorization is None:
             response = await handler(request)
-            if response.status in _REDIRECTS and (location := response.headers.get("Location")):
-                _led_from_elsewhere.set(request.url.join(URL(location)))
+            _after_foreign_redirect.set(response.status in _REDIRECTS)
             return response
         while True:
             request.headers["Authorization"] = authorization.header
@@ -65,8 +63,3 @@ class KoyebAuthMiddleware:
                 return response
             response.release()
             authorization = renewed
-
-
-def _same_target(target: URL, url: URL) -> bool:
-    """The hop aiohttp makes to a redirect target: same origin and path."""
-    return key_of(str(target)) == key_of(str(url)) and target.path == url.path

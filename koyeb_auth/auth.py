@@ -48,8 +48,8 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
     threads, tasks and processes. Only requests to the API's own origin get the token.
     """
 
-    # The module whose Request and stream classes the httpx flows handle (httpx2 in the subclass).
-    _httpx: ClassVar[ModuleType] = httpx
+    #: The module whose Request and stream classes the httpx flows handle (httpx2 in Httpx2KoyebAuth).
+    httpx_module: ClassVar[ModuleType] = httpx
 
     def __init__(
         self,
@@ -164,7 +164,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         if authorization is None:
             yield request
             return
-        rewind = httpx_rewinder(request, self._httpx)
+        rewind = httpx_rewinder(request, self.httpx_module)
         request.headers["Authorization"] = authorization.header
         response = yield request
         # The status first: reading the request's headers costs more than the rest of the flow.
@@ -182,7 +182,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         if authorization is None:
             yield request
             return
-        rewind = httpx_rewinder(request, self._httpx)
+        rewind = httpx_rewinder(request, self.httpx_module)
         request.headers["Authorization"] = authorization.header
         response = yield request
         while response.status_code == 401 and authorization.refused(

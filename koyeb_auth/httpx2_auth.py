@@ -27,4 +27,4 @@ class Httpx2KoyebAuth(KoyebAuth, httpx2.Auth):  # type: ignore[misc]
     ```
     """
 
-    _httpx: ClassVar[ModuleType] = httpx2
+    httpx_module: ClassVar[ModuleType] = httpx2
