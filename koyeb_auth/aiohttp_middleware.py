@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+from typing import Any
 
 from .auth import KoyebAuth
+from .errors import ConfigurationError
 from .extras import require
 
 require("aiohttp", "aiohttp", "KoyebAuthMiddleware")
@@ -12,14 +14,7 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse  # noqa: E4
 
 __all__ = ["KoyebAuthMiddleware"]
 
-_REDIRECTS = (301, 302, 303, 307, 308)
-# aiohttp runs middlewares on every hop of a redirect chain, in the caller's task, one after the
-# other. A response to a request the middleware left untouched that redirects is noted here: the
-# next request this task makes is the hop it leads to (when aiohttp follows it), and is never
-# authorized, wherever it goes. (With allow_redirects=False, a request of the caller's own right
-# after such a response goes out without a token once: failing safe.)
-_after_foreign_redirect: contextvars.ContextVar[bool] = contextvars.ContextVar("koyeb_auth_redirect", default=False)
-
+_CHAINS_KEPT = 8
 
 class KoyebAuthMiddleware:
     """Authenticates an `aiohttp.ClientSession`'s requests to the Koyeb API.
@@ -39,18 +34,25 @@ class KoyebAuthMiddleware:
 
     def __init__(self, auth: KoyebAuth | None = None) -> None:
         self.auth = auth if auth is not None else KoyebAuth()
+        # The last redirect chains of the caller's task, and whether each one's first request was
+        # the API's. Several, in case a middleware makes requests of its own during a chain.
+        self._chains: contextvars.ContextVar[tuple[tuple[list[Any], bool], ...]] = contextvars.ContextVar(
+            "koyeb_auth_chains", default=()
+        )
 
     def __repr__(self) -> str:
         return f"KoyebAuthMiddleware({self.auth!r})"
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
-        hop_of_foreign_chain = _after_foreign_redirect.get()
-        _after_foreign_redirect.set(False)
-        authorization = None if hop_of_foreign_chain else await self.auth.aauthorize(request.method, request.url)
+        chain, chains = _chain_of(request), self._chains.get()
+        started_on_the_api = next((verdict for known, verdict in chains if known is chain), None)
+        if started_on_the_api is False:
+            return await handler(request)  # a hop (or a retry) of a chain that started elsewhere
+        authorization = await self.auth.aauthorize(request.method, request.url)
+        if started_on_the_api is None:  # the first request of a chain decides for all of it
+            self._chains.set(((chain, authorization is not None), *chains[:_CHAINS_KEPT - 1]))
         if authorization is None:
-            response = await handler(request)
-            _after_foreign_redirect.set(response.status in _REDIRECTS)
-            return response
+            return await handler(request)
         while True:
             request.headers["Authorization"] = authorization.header
             response = await handler(request)
@@ -63,3 +65,20 @@ class KoyebAuthMiddleware:
                 return response
             response.release()
             authorization = renewed
+
+
+def _chain_of(request: ClientRequest) -> list[Any]:
+    """The identity of the redirect chain `request` belongs to.
+
+    aiohttp runs middlewares on every hop of a redirect chain, and again on a retry after a
+    dropped connection. It gives every request of one `session.request()` call (its first, its
+    hops, their retries) the same list object as `_traces`: that is the chain's identity,
+    whatever the redirect header (Location or URI) and however the URL was normalised.
+    """
+    chain = getattr(request, "_traces", None)
+    if not isinstance(chain, list):
+        raise ConfigurationError(
+            "KoyebAuthMiddleware cannot tell the hops of a redirect chain apart with this aiohttp version, "
+            "so it authorizes nothing. Use aiohttp 3.12 to 3.14, or httpx with KoyebAuth."
+        )
+    return chain

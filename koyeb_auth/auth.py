@@ -23,10 +23,11 @@ from .config import Config, Credentials, Settings
 from .errors import ConfigurationError
 from .manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider
 from .origin import Origin
+from .origin import shown as url_shown
 from .replay import httpx_rewinder, requests_rewinder, resend_of
 from .sources import source_for
 from .store import TokenStore
-from .token import Token
+from .token import Token, usable_bearer
 from .transport import Network
 
 __all__ = ["KoyebAuth"]
@@ -72,6 +73,8 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
     ) -> None:
         if store is not None and cache_path is not None:
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
+        if seon_fp is not None and not usable_bearer(seon_fp):
+            raise ConfigurationError("seon_fp= must be printable ASCII without spaces (it is sent as a header).")
         margin = refresh_margin.total_seconds() if isinstance(refresh_margin, timedelta) else float(refresh_margin)
         if not margin >= 0 or not timeout > 0 or not lock_timeout > 0:
             raise ConfigurationError("refresh_margin must be >= 0, and timeout and lock_timeout > 0 seconds.")
@@ -93,7 +96,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         given = self._credentials
         shown = [f"email={given.email!r}"] if given.email else ["token=<redacted>"] if given.token else []
         shown += [f"organization_id={given.organization_id!r}"] if given.organization_id else []
-        shown += [f"api_url={given.api_url!r}"] if given.api_url else []
+        shown += [f"api_url={url_shown(given.api_url)!r}"] if given.api_url else []
         return f"KoyebAuth({', '.join(shown)})"
 
     # --- tokens -----------------------------------------------------------------------------------
@@ -106,13 +109,18 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         """`get_token` for coroutines: never blocks the event loop."""
         return (await self._provider().aget_token()).value
 
-    def logout(self) -> None:
-        """End the session (DELETE /v1/account/logout) and drop it from the shared cache."""
-        self._provider().logout()
+    def logout(self) -> bool:
+        """End the session (DELETE /v1/account/logout) and drop it from the shared cache.
 
-    async def alogout(self) -> None:
+        Returns False when there was no session to end: none cached for these credentials (a
+        session belongs to the password that opened it), or a personal access token (which only
+        the Koyeb console revokes).
+        """
+        return self._provider().logout()
+
+    async def alogout(self) -> bool:
         """`logout` for coroutines."""
-        await self._provider().alogout()
+        return await self._provider().alogout()
 
     @property
     def settings(self) -> Settings:
@@ -169,7 +177,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         response = yield request
         # The status first: reading the request's headers costs more than the rest of the flow.
         while response.status_code == 401 and authorization.refused(
-            response.status_code, response.request.url, response.request.headers.get("Authorization")
+            response.status_code, response.request.url, _sent_again(request, response)
         ):
             authorization = authorization.renew(response.read())
             if authorization is None or not rewind():
@@ -186,7 +194,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         request.headers["Authorization"] = authorization.header
         response = yield request
         while response.status_code == 401 and authorization.refused(
-            response.status_code, response.request.url, response.request.headers.get("Authorization")
+            response.status_code, response.request.url, _sent_again(request, response)
         ):
             authorization = await authorization.arenew(await response.aread())
             if authorization is None or not rewind():
@@ -258,3 +266,13 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             provider = TokenManager(source, self._store, self._timing, self._network)
         self._ready = (Origin(settings.api_url), settings, provider)
         return self._ready
+
+
+def _sent_again(request: httpx.Request, response: httpx.Response) -> str | None:
+    """The Authorization header of the request a 401 answers, if resending `request` (what the
+    flow does) repeats it: the same method, so no redirect turned it into another (a 303, or a
+    302 after a POST, makes a GET: resending the POST would make it twice)."""
+    if response.request.method != request.method:
+        return None
+    sent: str | None = response.request.headers.get("Authorization")
+    return sent

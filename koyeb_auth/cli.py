@@ -102,7 +102,9 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_logout(args: argparse.Namespace) -> int:
     auth = _auth(args)
-    auth.logout()
+    if not auth.logout():
+        print(f"No session to log out in {auth.store!r} for these credentials.", file=sys.stderr)
+        return EXIT_NO_TOKEN
     print(f"Logged out; the token was removed from {auth.store!r}.")
     return 0
 

@@ -14,6 +14,7 @@ import yaml
 
 from .errors import ConfigurationError
 from .origin import DEFAULT_API_URL, normalize_api_url
+from .token import Redacted, usable_bearer
 
 __all__ = ["Config", "Credentials", "Settings"]
 
@@ -55,30 +56,53 @@ class Config:
         return self._cli
 
     def settings(self, given: Credentials) -> Settings:
-        """Pick each setting from the first place that has it; ConfigurationError if nothing does."""
-        env = self.environ
-        url = normalize_api_url(given.api_url or env.get("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
-        org = given.organization_id or env.get("KOYEB_ORGANIZATION") or self.cli().get("organization") or None
-        env_password = env.get("KOYEB_PASSWORD") or None
+        """Pick each setting from the first place that has it; ConfigurationError if nothing does.
+
+        Secrets are held as `Redacted` strings from the moment they are read, and the environment
+        is never held in a local: a traceback's locals then show neither (Sentry renders them).
+        """
+        url = normalize_api_url(given.api_url or self._env("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
+        org = given.organization_id or self._env("KOYEB_ORGANIZATION") or self.cli().get("organization") or None
+        env_password = _secret(self._env("KOYEB_PASSWORD"))
         for found_in, mail, secret, pat in (
-            ("arguments", given.email, given.password, given.token),
-            ("environment", env.get("KOYEB_EMAIL"), env_password, env.get("KOYEB_TOKEN")),
+            ("arguments", given.email, _secret(given.password), _secret(given.token)),
+            ("environment", self._env("KOYEB_EMAIL"), env_password, _secret(self._env("KOYEB_TOKEN"))),
         ):
             if mail or secret:
                 if not mail:
                     raise ConfigurationError(f"A password was given without an email, in the {found_in}.")
                 # The password may come from the environment when the email is an argument. Without
-                # one the cache can still be read (status, logout); a login then says what is missing.
-                return Settings(url, email=mail, password=secret or env_password, organization_id=org,
+                # one, a login says what is missing.
+                return Settings(url, email=mail.strip(), password=secret or env_password, organization_id=org,
                                 found_in=found_in)
             if pat:
-                return Settings(url, token=pat, organization_id=org, found_in=found_in)
-        if pat := self.cli().get("token"):
-            return Settings(url, token=pat, organization_id=org, found_in=str(self.cli_path))
+                return Settings(url, token=personal_token(pat, found_in), organization_id=org, found_in=found_in)
+        if pat := _secret(self.cli().get("token")):
+            found_in = str(self.cli_path)
+            return Settings(url, token=personal_token(pat, found_in), organization_id=org, found_in=found_in)
         raise ConfigurationError(
             "No Koyeb credentials found. Pass email= and password= or token=, set KOYEB_EMAIL and "
             "KOYEB_PASSWORD or KOYEB_TOKEN, or run `koyeb login` to write ~/.koyeb.yaml."
         )
+
+    def _env(self, name: str) -> str | None:
+        return self.environ.get(name) or None
+
+
+def _secret(value: str | None) -> Redacted | None:
+    return Redacted(value) if value else None
+
+
+def personal_token(value: str, found_in: str) -> Redacted:
+    """The token without the white space a file or a secret mount leaves around it; it must then be
+    fit for an HTTP header, or every request would fail with an error that quotes it."""
+    token = Redacted(value.strip())
+    if not usable_bearer(token):
+        raise ConfigurationError(
+            f"The personal access token in the {found_in} is not a token: it holds spaces, control or "
+            "non-ASCII characters. Copy it again from the Koyeb console (the token itself is not shown here)."
+        )
+    return token
 
 
 def read_cli_config(path: Path) -> dict[str, str]:

@@ -71,9 +71,11 @@ class TokenProvider(Protocol):
         """Note that a request retried with the renewed token got a 401 again."""
         ...
 
-    def logout(self) -> None: ...
+    def logout(self) -> bool:
+        """End the session; False if there was none to end."""
+        ...
 
-    async def alogout(self) -> None: ...
+    async def alogout(self) -> bool: ...
 
     def cached(self) -> Token | None: ...
 
@@ -102,12 +104,13 @@ class PersonalTokenProvider:
     def suspect(self, renewed: Token) -> None:
         pass  # never renewed, so never retried
 
-    def logout(self) -> None:
+    def logout(self) -> bool:
         # Logging out would end nothing: a personal access token is revoked in the console.
         log.info("Nothing to log out: a personal access token stays valid until revoked in the Koyeb console")
+        return False
 
-    async def alogout(self) -> None:
-        self.logout()
+    async def alogout(self) -> bool:
+        return self.logout()
 
     def cached(self) -> Token | None:
         return self._token
@@ -163,11 +166,11 @@ class TokenManager:
     def suspect(self, renewed: Token) -> None:
         self._suspect = (renewed, self._clock())
 
-    def logout(self) -> None:
-        self._driver.run(self._logout_flow())
+    def logout(self) -> bool:
+        return self._driver.run(self._logout_flow())
 
-    async def alogout(self) -> None:
-        await self._driver.arun(self._logout_flow())
+    async def alogout(self) -> bool:
+        return await self._driver.arun(self._logout_flow())
 
     def cached(self) -> Token | None:
         """The token this process would use now, from memory or the store, with no network call."""
@@ -237,7 +240,7 @@ class TokenManager:
         log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
         return (yield from self._network(current))
 
-    def _logout_flow(self) -> Flow[None]:
+    def _logout_flow(self) -> Flow[bool]:
         yield Enter(Wait(wait=True, deadline=self._deadline()))
         token = self._usable(self._token or (yield Load()))
         if token is not None:
@@ -245,6 +248,7 @@ class TokenManager:
             api.check_logout(call, (yield call))
         self._remember(None)
         yield Delete()
+        return token is not None
 
     # --- decisions --------------------------------------------------------------------------------
 

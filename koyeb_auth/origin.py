@@ -7,8 +7,10 @@ written `HTTPS` and a host written `App.Koyeb.com` are the API; `app.koyeb.com.e
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError
 
@@ -19,6 +21,8 @@ LOGIN_PATH = "/v1/account/login"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Key = tuple[str, str, int]
+# Methods as clients send them that can never be the login call (a "post" in lower case can).
+_NOT_LOGIN = frozenset({"GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
 def normalize_api_url(url: str) -> str:
@@ -26,20 +30,39 @@ def normalize_api_url(url: str) -> str:
 
     Done once, where the URL is read: every later check (TLS, origin) then compares plain strings.
     """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
     try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if parts.username is not None or parts.password is not None:
-        # Not echoed: the user part of a URL is where a password would be.
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError:  # a port that is not a number (maybe a password cut at a "/"), a bad IPv6 host
+        scheme, host, port = "", None, None
+    # Raised outside any handler, and without the URL: a mistyped one may hold a password.
+    if "@" in url.partition("//")[2].partition("/")[0]:
         raise ConfigurationError(f"The API URL must hold no user name or password; use one such as {DEFAULT_API_URL}.")
-    if scheme not in _DEFAULT_PORTS or not parts.hostname or port == -1:
-        raise ConfigurationError(f"The API URL {url!r} is not an http(s) URL such as {DEFAULT_API_URL}.")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    if scheme not in _DEFAULT_PORTS or not host:
+        raise ConfigurationError(f"The API URL (api_url=, KOYEB_URL) is not an http(s) URL such as {DEFAULT_API_URL}.")
+    if scheme == "http" and not _loopback(host):
+        raise ConfigurationError(
+            f"The API URL http://{host} is plain http: the password and tokens would cross the network in clear. "
+            "Use https (plain http is for a loopback host only, such as the bundled fake API)."
+        )
+    shown_host = f"[{host}]" if ":" in host else host
+    netloc = shown_host if port in (None, _DEFAULT_PORTS[scheme]) else f"{shown_host}:{port}"
     return f"{scheme}://{netloc}{parts.path}".rstrip("/")
+
+
+def shown(url: str) -> str:
+    """`url` as it may appear in a repr: not at all if it holds a user part (where a password
+    would be, cut anywhere by a "/", "?" or "#" in it)."""
+    return "<a URL with a user part, not shown>" if "@" in url else url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def key_of(url: str) -> Key | None:
@@ -62,7 +85,7 @@ class Origin:
         key = key_of(api_url)
         assert key is not None
         self.key = key
-        self.login_path = urlsplit(api_url).path + LOGIN_PATH
+        self.login_path = _canonical_path(urlsplit(api_url).path + LOGIN_PATH)
         scheme, host, port = key
         host = f"[{host}]" if ":" in host else host
         self.scheme = scheme
@@ -86,11 +109,18 @@ class Origin:
 
     def authorizes(self, method: str, url: Any) -> bool:
         """True if a request for `url` gets the token: the API's origin, and not the login call."""
-        if method != "POST" and url.__class__ is str and url.startswith(self.prefix):
+        if method in _NOT_LOGIN and url.__class__ is str and url.startswith(self.prefix):
             return True  # the common case with requests, decided without parsing the URL
         if not self.owns(url):
             return False
         if method.upper() != "POST":
             return True
-        path = urlsplit(url).path if url.__class__ is str else getattr(url, "path", None)
-        return path != self.login_path
+        path = urlsplit(url).path if url.__class__ is str else getattr(url, "path", "")
+        return _canonical_path(path) != self.login_path
+
+
+def _canonical_path(path: str) -> str:
+    """A path as a server is likely to route it: decoded, no parameters, single slashes, no
+    trailing slash, lower case. Variants of the login path must not get the token either."""
+    path = unquote(path.split(";", 1)[0])
+    return re.sub("/{2,}", "/", path).rstrip("/").lower()

@@ -19,8 +19,12 @@ Rewinder = Callable[[], bool]
 def httpx_rewinder(request: Any, flavour: ModuleType) -> Rewinder:
     """The rewinder of an httpx (or httpx2: `flavour` is the module) request's body."""
     stream = request.stream
-    if isinstance(stream, (flavour.ByteStream, flavour._multipart.MultipartStream)):
-        return _always  # bytes, str, JSON, forms; multipart re-reads its files from the start
+    if isinstance(stream, flavour.ByteStream):
+        return _always  # bytes, str, JSON, forms
+    if isinstance(stream, flavour._multipart.MultipartStream):
+        # Multipart re-reads each file from the start: only if every file can seek back there.
+        files = [getattr(part, "file", b"") for part in stream.fields]
+        return _always if all(isinstance(f, (str, bytes)) or _seekable(f) for f in files) else _never
     # A file passed as content= is read from where it stands: note that, to seek back to it.
     # A generator can be read once only, so it is never replayed.
     file: Any = getattr(stream, "_stream", None)

@@ -9,14 +9,15 @@ through, renews the token and sends again once on a 401. The async SDK sends wit
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urljoin
 
 from .auth import KoyebAuth
 from .extras import require
-from .origin import key_of
 
 require("koyeb.api", "sdk", "The Koyeb SDK integration")
 import koyeb.api  # noqa: E402  (after the check that names the extra)
 import koyeb.api_async  # noqa: E402
+import urllib3  # noqa: E402  (the sync SDK's own client)
 
 __all__ = ["async_sdk_client", "sdk_client", "sdk_configuration"]
 
@@ -25,47 +26,65 @@ def sdk_configuration(auth: KoyebAuth | None = None) -> koyeb.api.Configuration:
     """A `koyeb.api.Configuration` whose every request carries a valid token from `auth`."""
     auth = auth if auth is not None else KoyebAuth()
     configuration = koyeb.api.Configuration(host=auth.settings.api_url)
-    # The SDK calls the hook only when a `Bearer` key is already set, and sends the key bare
-    # unless the prefix is set too.
+    # The SDK calls the hook only when a `Bearer` key is already set. With no prefix it sends the
+    # key as is: the whole header value, a `Redacted` str, so that the SDK's own frames and dicts
+    # never show the token either.
     configuration.api_key["Bearer"] = ""
-    configuration.api_key_prefix["Bearer"] = "Bearer"
-    configuration.refresh_api_key_hook = lambda c: c.api_key.__setitem__("Bearer", auth.get_token())
+    configuration.refresh_api_key_hook = lambda c: c.api_key.__setitem__("Bearer", _header(auth, c.host))
     return configuration
+
+
+def _header(auth: KoyebAuth, host: str) -> str:
+    authorization = auth.authorize("GET", host + "/")
+    return authorization.header if authorization is not None else ""
 
 
 class _RenewingApiClient(koyeb.api.ApiClient):  # type: ignore[misc]  # the SDK has no type information
     def __init__(self, auth: KoyebAuth, **options: Any) -> None:
-        super().__init__(sdk_configuration(auth), **options)
+        # No API key: the SDK adds no header; call_api sets the one of the authorization it sends.
+        super().__init__(koyeb.api.Configuration(host=auth.settings.api_url), **options)
         self._auth = auth
 
     def call_api(self, method: str, url: str, header_params: dict[str, str] | None = None, *args: Any,
                  **kwargs: Any) -> Any:
         headers = dict(header_params or {})
         authorization = self._auth.authorize(method, url)
-        if authorization is None:  # not the API's origin: no token (the hook's is dropped)
-            headers.pop("Authorization", None)
+        if authorization is None:  # not the API's origin: no token
             return super().call_api(method, url, headers, *args, **kwargs)
         response = None
         while authorization is not None:
             headers["Authorization"] = authorization.header
             # The SDK passes bodies as JSON-ready objects or bytes: they can always be sent again.
             response = super().call_api(method, url, headers, *args, **kwargs)
-            if not authorization.refused(response.status, *_answered(response, url, authorization.header)):
+            if not authorization.refused(response.status, *_answered(response, method, url, authorization.header)):
                 break
             authorization = authorization.renew(response.read())
         return response
 
 
-def _answered(response: Any, url: str, sent: str) -> tuple[str, str | None]:
+def _answered(response: Any, method: str, url: str, sent: str) -> tuple[str, str | None]:
     """The URL the response came from, and the Authorization header its request still carried.
 
-    urllib3 follows redirects itself, and drops the header for good at the first hop to another
-    host: past such a hop, the 401 is not an answer to our token.
+    urllib3 follows redirects itself, with its own URL parser, and drops the header for good at
+    the first hop to another origin: past such a hop, or after a redirect that changed the request
+    (a 303, or a 301/302 after a POST, makes a GET), the 401 is not an answer to what we resend.
     """
     retries = response.response.retries
-    hops = [hop.redirect_location for hop in (retries.history if retries else ()) if hop.redirect_location]
-    left = any(key_of(hop) != key_of(url) for hop in hops)
-    return (hops[-1] if hops else url), None if left else sent
+    current, kept = url, True
+    same_request = method.upper() in ("GET", "HEAD")  # no redirect changes those
+    for hop in retries.history if retries else ():
+        if hop.redirect_location:  # as urllib3 follows it: joined to where it came from
+            target = urljoin(current, hop.redirect_location)
+            unchanged = same_request or hop.status in (307, 308)
+            kept = kept and unchanged and _origin(target) == _origin(current)
+            current = target
+    return current, sent if kept else None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib3.util.parse_url(url)  # urllib3's reading, not urlsplit's: they differ on "\\@"
+    scheme = (parts.scheme or "").lower()
+    return scheme, (parts.host or "").lower(), parts.port or {"http": 80, "https": 443}.get(scheme)
 
 
 def sdk_client(auth: KoyebAuth | None = None, **options: Any) -> koyeb.api.ApiClient:

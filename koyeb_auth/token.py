@@ -172,8 +172,9 @@ def token_from_reply(body: object, now: float) -> Token:
 
 
 def usable_bearer(value: str) -> bool:
-    """True for a string that can go in an `Authorization: Bearer` header as is."""
-    return bool(value) and value.isprintable() and " " not in value
+    """True for a string that can go in an `Authorization: Bearer` header as is: printable ASCII,
+    no space. (Anything else makes the HTTP client raise an error that quotes the header.)"""
+    return bool(value) and value.isascii() and value.isprintable() and " " not in value
 
 
 def _optional_str(value: object) -> str | None:

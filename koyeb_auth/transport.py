@@ -15,7 +15,7 @@ import functools
 import os
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpcore
@@ -41,7 +41,7 @@ class Network:
     """
 
     verify: ssl.SSLContext | str | os.PathLike[str] | None = None
-    proxy: str | None = None
+    proxy: str | None = field(default=None, repr=False)  # may hold a password
     transport: httpx.BaseTransport | None = None
     async_transport: httpx.AsyncBaseTransport | None = None
 
@@ -64,7 +64,7 @@ class SessionClient:
         deadline = time.monotonic() + self._timeout
         try:
             with (
-                httpx.Client(timeout=self._timeout, **self._options(call, deadline)) as client,
+                self._client(call, deadline) as client,
                 client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
             ):
                 body = _Body()
@@ -97,14 +97,19 @@ class SessionClient:
                     break
             return body.reply(response)
 
-    def _options(self, call: Call, deadline: float) -> dict[str, Any]:
+    def _client(self, call: Call, deadline: float) -> httpx.Client:
         network = self._network
         if network.transport is not None:
-            return {"transport": network.transport}
-        transport = httpx.HTTPTransport(verify=_tls_context(call.url, network.verify), proxy=network.proxy)
-        pool = transport._pool  # httpx has no public hook for httpcore's network backend
-        pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
-        return {"transport": transport}
+            return httpx.Client(timeout=self._timeout, transport=network.transport)
+        client = httpx.Client(timeout=self._timeout, verify=_tls_context(call.url, network.verify),
+                              proxy=network.proxy)
+        # httpx builds one transport, and one per proxy of the environment (HTTPS_PROXY...): bound
+        # each one's connections by the deadline. httpx has no public hook for httpcore's backend.
+        for transport in (client._transport, *client._mounts.values()):
+            pool = getattr(transport, "_pool", None)
+            if pool is not None:
+                pool._network_backend = _DeadlineBackend(pool._network_backend, deadline)
+        return client
 
     def _async_options(self, call: Call) -> dict[str, Any]:
         network = self._network
@@ -204,7 +209,9 @@ class _Body:
 
 
 def _failure(call: Call, exc: httpx.HTTPError, timeout: float) -> KoyebAuthError:
-    reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    # A local protocol error quotes the request's own headers: its type only.
+    quoted = str(exc) and not isinstance(exc, httpx.LocalProtocolError)
+    reason = f"{type(exc).__name__}: {exc}" if quoted else type(exc).__name__
     where = f"{call.action} ({call.method} {call.url})"
     if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return APIUnreachableError(

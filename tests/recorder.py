@@ -95,3 +95,51 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.recorder.handshakes_failed += 1  # type: ignore[attr-defined]
                 return
         super().handle()
+
+
+class DroppingAPI:
+    """An API that answers the first request of each connection (keep-alive), and reads the second
+    and hangs up without a word: a load balancer dropping an idle connection just as it is reused.
+    Records the path and whether each request carried a token."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, bool]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _DroppingHandler)
+        self._server.daemon_threads = True
+        self._server.api = self  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> DroppingAPI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _DroppingHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    served = 0
+
+    def do_GET(self) -> None:
+        api: DroppingAPI = self.server.api  # type: ignore[attr-defined]
+        api.seen.append((self.path, "authorization" in {k.lower() for k in self.headers}))
+        self.served += 1
+        if self.served > 1:
+            self.close_connection = True  # no reply: the client sees the connection dropped
+            return
+        authorized = "authorization" in {k.lower() for k in self.headers}
+        data = b'{"apps": []}' if authorized else b'{"status": 401, "message": "Request unauthenticated"}'
+        self.send_response(200 if authorized else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

@@ -7,6 +7,8 @@ code before the fix it guards (see SECURITY.md for the list).
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
 import subprocess
@@ -14,8 +16,11 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import httpx
+import koyeb.api
 import pytest
 
 from koyeb_auth import (
@@ -26,14 +31,16 @@ from koyeb_auth import (
     InvalidCredentialsError,
     KoyebAuth,
     KoyebAuthError,
+    KoyebAuthMiddleware,
     MemoryTokenStore,
+    sdk_client,
 )
 from koyeb_auth.origin import Origin
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 from koyeb_auth.token import fingerprint
 
 from .clients import CLIENTS, send
-from .recorder import Answer, Recorder
+from .recorder import Answer, DroppingAPI, Recorder
 
 
 @pytest.fixture(params=CLIENTS)
@@ -86,6 +93,112 @@ def test_a_redirect_chain_that_started_elsewhere_never_carries_the_token(
     assert fake.stats == {"unauthorized": 1}
 
 
+def test_aiohttp_never_authorizes_a_foreign_chain_whatever_the_redirect_header_or_url_form(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    auth = make_auth()
+
+    async def fetch(url: str, method: str = "GET", **options: Any) -> int:
+        async with aiohttp.ClientSession(middlewares=(KoyebAuthMiddleware(auth),), **options) as session, \
+                session.request(method, url, json={"caller": "data"} if method == "POST" else None) as response:
+            return response.status
+
+    with Recorder() as attacker:
+        # aiohttp follows the legacy `URI` header when there is no Location.
+        for status in (302, 307):
+            attacker.answer = Answer(status, {"URI": fake.url + "/v1/apps/app-demo/delete"}, {})
+            assert asyncio.run(fetch(attacker.url + "/innocent", "POST")) == 401
+        # Without requoting, aiohttp and a URL parser of ours would read these paths differently.
+        for path in ("/x/../v1/apps", "/v1/./apps", "/v1/%2e%2e/v1/apps", "/v1/app\u00e9"):
+            attacker.answer = Answer(307, {"Location": fake.url + path}, {})
+            assert asyncio.run(fetch(attacker.url + "/innocent", requote_redirect_url=False)) == 401
+    assert "api" not in fake.stats and "login" not in fake.stats
+
+
+def test_aiohttp_never_authorizes_a_foreign_chain_s_hop_when_aiohttp_retries_it() -> None:
+    # aiohttp sends an idempotent request again when its pooled connection was dropped: the
+    # middleware runs again for the retry, which is still a hop of the attacker's chain.
+    with DroppingAPI() as api, Recorder() as attacker:
+        auth = KoyebAuth(token="p" * 64, api_url=api.url, store=MemoryTokenStore())
+        attacker.answer = Answer(307, {"Location": api.url + "/v1/secrets"}, {})
+
+        async def scenario() -> None:
+            async with aiohttp.ClientSession(middlewares=(KoyebAuthMiddleware(auth),)) as session:
+                async with session.get(api.url + "/v1/warm") as warm:  # its connection is now pooled
+                    await warm.read()
+                async with session.get(attacker.url + "/innocent") as response:
+                    await response.read()
+
+        asyncio.run(scenario())
+    assert [carried for path, carried in api.seen if path == "/v1/secrets"] == [False, False]
+
+
+def test_a_401_after_a_redirect_that_changed_the_request_does_not_resend_the_original(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    # POST -> 303 -> GET (refused): resending the POST with a new token would make it twice.
+    for client in ("httpx", "async", "httpx2", "httpx2-async", "requests", "sdk"):
+        auth = make_auth(store=MemoryTokenStore())
+        auth.get_token()
+        fake.reset_stats()
+        fake.fail("api", Fault(303, {}, {"Location": fake.url + "/v1/apps/created"}))
+        fake.fail("api", Fault(401, {"status": 401, "code": "authentication_error", "message": "no"}))
+        if client == "sdk":
+            with sdk_client(auth) as sdk:
+                sdk.call_api("POST", fake.url + "/v1/apps", {"Content-Type": "application/json"}, {"name": "x"})
+        else:
+            response = send(client, auth, "POST", fake.url + "/v1/apps", json={"name": "x"})
+        if client == "requests":  # requests resends the hop itself (the GET): that is right
+            assert response.json()["method"] == "GET" and fake.stats["api"] == 1, fake.stats
+        else:  # the others would resend the POST: they return the 401
+            assert "api" not in fake.stats, (client, fake.stats)
+
+
+class ReadOnce(io.RawIOBase):
+    """A stream that can be read once: a pipe, a socket, an upload being relayed."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), len(self._data))
+        buffer[:size], self._data = self._data[:size], self._data[size:]
+        return size
+
+
+def test_a_multipart_upload_of_a_read_once_file_is_not_replayed_empty(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    auth = make_auth()
+    auth.get_token()
+    fake.revoke()
+    response = httpx.post(fake.url + "/v1/upload", auth=auth, files={"f": ("f.bin", ReadOnce(b"DATA" * 100))})
+    assert response.status_code == 401 and "api" not in fake.stats  # not a 200 for an empty upload
+    assert httpx.get(fake.url + "/v1/apps", auth=auth).status_code == 200  # the token was renewed
+
+
+def test_the_sync_sdk_reads_redirects_as_urllib3_follows_them(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    auth = make_auth(store=MemoryTokenStore())
+    with Recorder() as attacker, sdk_client(auth) as client:
+        koyeb.api.AppsApi(client).list_apps()
+        fake.reset_stats()
+        # urlsplit reads the API in this Location; urllib3 goes to the attacker (and drops our header).
+        api_netloc, attacker_netloc = fake.url.split("//")[1], attacker.url.split("//")[1]
+        fake.fail("api", Fault(307, {}, {"Location": f"http://{attacker_netloc}\\@{api_netloc}/v1/apps"}))
+        with pytest.raises(koyeb.api.ApiException):
+            koyeb.api.AppsApi(client).list_apps()
+        assert len(attacker.seen) == 1 and "refresh" not in fake.stats and "login" not in fake.stats
+        # A relative redirect stays on the API: a revoked token there is renewed and the call retried.
+        fake.fail("api", Fault(307, {}, {"Location": "/v1/apps"}))
+        fake.revoke()
+        assert koyeb.api.AppsApi(client).list_apps().apps
+
+
 @pytest.mark.parametrize("url", ["https://app.koyeb.com.evil.example", "https://app.koyeb.com@evil.example",
                                  "https://evil.example/app.koyeb.com", "http://app.koyeb.com",
                                  "https://app.koyeb.com:8443", "https://app.koyeb.com\\@evil.example"])
@@ -95,6 +208,13 @@ def test_look_alike_urls_are_another_origin(url: str) -> None:
     assert origin.authorizes("GET", httpx.URL("https://APP.koyeb.com:443/v1/apps"))
     assert not origin.authorizes("GET", url + "/v1/apps")
     assert not origin.authorizes("GET", httpx.URL(url.replace("\\", "%5C") + "/v1/apps"))
+
+
+@pytest.mark.parametrize("path", ["/v1/account/login/", "//v1/account/login", "/v1/account/login;x",
+                                  "/v1/Account/Login", "/v1/account/%6Cogin"])
+@pytest.mark.parametrize("method", ["POST", "post"])
+def test_no_variant_of_the_login_call_gets_the_token(path: str, method: str) -> None:
+    assert not Origin("https://app.koyeb.com").authorizes(method, "https://app.koyeb.com" + path)
 
 
 # --- TLS ----------------------------------------------------------------------------------------------
@@ -122,10 +242,38 @@ def test_an_untrusted_certificate_stops_the_login_whatever_the_scheme_case(
     assert caught.value.__context__ is None and leaked(rendered(caught.value), secrets_of(fake)) == []
 
 
-def test_a_user_and_password_in_the_api_url_are_refused_without_being_echoed() -> None:
+@pytest.mark.parametrize("url", ["https://me:hunter2@app.koyeb.com", "https://me:hun/ter2@app.koyeb.com",
+                                 "https://me:hun#ter2@app.koyeb.com", "https://me:hun?ter2@app.koyeb.com",
+                                 "https:/me:hunter2@app.koyeb.com"])
+def test_a_user_and_password_in_the_api_url_are_refused_without_being_echoed(url: str) -> None:
+    auth = KoyebAuth("a@b.c", "pw", api_url=url)
     with pytest.raises(ConfigurationError) as caught:
-        KoyebAuth("a@b.c", "pw", api_url="https://me:hunter2@app.koyeb.com").get_token()
-    assert "hunter2" not in str(caught.value)
+        auth.get_token()
+    assert "ter2" not in str(caught.value) and "ter2" not in repr(auth) and caught.value.__context__ is None
+    assert "ProxyPass" not in repr(KoyebAuth(proxy="http://user:ProxyPass@proxy.internal:3128")._network)
+
+
+def test_a_plain_http_api_url_is_refused_unless_it_is_loopback() -> None:
+    with pytest.raises(ConfigurationError, match="plain http"):
+        KoyebAuth("a@b.c", "pw", api_url="http://app.koyeb.com").get_token()
+    for loopback in ("http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"):
+        with pytest.raises(APIUnreachableError):  # accepted: nothing listens there
+            KoyebAuth("a@b.c", "pw", api_url=loopback, timeout=2).get_token()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_session_calls_go_through_the_environment_s_proxy(
+    flavour: str, fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Recorder() as proxy:
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy.url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        auth = make_auth()
+        with pytest.raises(InvalidCredentialsError):  # the recording proxy answers 401
+            auth.get_token() if flavour == "sync" else asyncio.run(auth.aget_token())
+    assert [seen.path for seen in proxy.seen] == [fake.url + "/v1/account/login"] and fake.stats == {}
 
 
 # --- a cached session and a guessed password -----------------------------------------------------------
@@ -151,6 +299,32 @@ def test_a_wrong_password_never_gets_the_cached_session(
 
 
 # --- what reaches a child process, an exception, a traceback ---------------------------------------------
+
+
+def test_a_personal_token_is_trimmed_and_a_broken_one_is_never_echoed(
+    fake: FakeKoyebAPI, cache_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = fake._issue("user-pat", "org")["token"]["id"]  # stands in for a valid long-lived token
+    monkeypatch.setenv("KOYEB_TOKEN", session + "\n")  # as a secret mounted from a file leaves it
+    assert httpx.get(fake.url + "/v1/apps", auth=KoyebAuth(api_url=fake.url, cache_path=cache_path)).status_code == 200
+    for broken in ("\u201c" + "p" * 62 + "\u201d", "p" * 30 + " " + "p" * 33, "p" * 30 + "\r\n" + "p" * 32):
+        auth = KoyebAuth(token=broken, organization_id="org-1", api_url=fake.url, cache_path=cache_path)
+        with pytest.raises(ConfigurationError, match="is not a token") as caught:
+            auth.get_token()
+        assert leaked(rendered(caught.value), [broken.strip()]) == []
+    with pytest.raises(ConfigurationError):
+        KoyebAuth(fake.EMAIL, fake.PASSWORD, seon_fp="finger print\n")
+    assert fake.stats == {"api": 1}
+
+
+def test_logout_without_the_password_says_it_ended_nothing(fake: FakeKoyebAPI, cache_path: Path) -> None:
+    KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=cache_path).get_token()
+    assert KoyebAuth(fake.EMAIL, api_url=fake.url, cache_path=cache_path).logout() is False
+    result = subprocess.run([sys.executable, "-m", "koyeb_auth", "logout", "--email", fake.EMAIL, "--cache-path",
+                             str(cache_path)], capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, "KOYEB_URL": fake.url})
+    assert result.returncode == 1 and "No session to log out" in result.stderr
+    assert "logout" not in fake.stats and len(fake.live_tokens()) == 1  # the session still stands
 
 
 def test_exec_gives_the_child_a_token_and_not_the_credentials(fake: FakeKoyebAPI, cache_path: Path) -> None:
@@ -187,6 +361,22 @@ def test_an_unreadable_reply_holding_a_token_leaks_it_nowhere(
     with pytest.raises(APIError, match="unusable reply") as caught:
         make_auth().get_token()
     assert caught.value.__context__ is None and planted not in rendered(caught.value)
+
+
+@pytest.mark.parametrize("failure", ["renewal fails", "connection dropped"])
+def test_the_sync_sdk_s_frames_never_hold_the_token(
+    failure: str, fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    client = sdk_client(make_auth(store=MemoryTokenStore()))
+    koyeb.api.AppsApi(client).list_apps()
+    if failure == "renewal fails":
+        fake.revoke()
+        fake.fail("login", Fault(500, {"message": "down"}))
+    else:
+        fake.fail("api", Fault(drop=True), times=10)
+    with pytest.raises(Exception) as caught:
+        koyeb.api.AppsApi(client).list_apps()
+    assert leaked(rendered(caught.value), secrets_of(fake)) == []
 
 
 def test_tracebacks_with_locals_show_no_token_when_a_renewal_fails_mid_request(
