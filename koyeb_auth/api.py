@@ -5,6 +5,9 @@ bearer goes in `Authorization: Bearer <id>`; login takes a JSON body and an opti
 header; refresh and logout take no body; the organization switch needs an empty JSON object.
 Errors are branched on HTTP status, not on the `code` string, which the API does not use
 consistently.
+
+Times in a reply are in the API's clock: expiries are counted from the reply's `Date` (see
+`clock`), not from this machine's clock.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .clock import clock_skew
 from .errors import (
     AccessDeniedError,
     AccountLockedError,
@@ -84,11 +88,17 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def token_from(call: Call, reply: Reply, now: float) -> Token:
-    """The token in a login, refresh or switch reply, or the error the reply stands for."""
+    """The token in a login, refresh or switch reply, or the error the reply stands for.
+
+    The reply's expiry is in the API's clock: the token's remaining lifetime is that expiry minus
+    the reply's `Date` (see `clock_skew`), and its expiry is held in our clock (`now` plus that
+    lifetime), so every process of this machine agrees on it. An absurd expiry is an APIError.
+    """
     if reply.status != 200:
         raise error_for(call, reply)
+    skew = clock_skew(reply.headers, now)
     try:
-        token = token_from_reply(json.loads(reply.body), now)
+        token = token_from_reply(json.loads(reply.body), now, skew or 0.0)
     except ValueError as exc:  # JSONDecodeError is a ValueError too
         # Only the message: a JSONDecodeError holds the whole reply, which may hold a token.
         problem = str(exc) if not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
@@ -97,9 +107,9 @@ def token_from(call: Call, reply: Reply, now: float) -> Token:
     if problem:  # raised outside the handler, so the exception has no context to leak from
         raise APIError(f"{_what(call)} returned an unusable reply: {problem}. Is the API URL right?", 200)
     if not token.usable(now):
-        raise APIError(
-            f"{_what(call)} returned a token that has already expired. Check this machine's clock.", 200
-        )
+        why = ("Check this machine's clock." if skew is None
+               else "The API's own clock (its Date header) agrees: try again later.")
+        raise APIError(f"{_what(call)} returned a token that has already expired. {why}", 200)
     return token
 
 
