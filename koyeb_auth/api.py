@@ -6,18 +6,20 @@ header; refresh and logout take no body; the organization switch needs an empty 
 Errors are branched on HTTP status, not on the `code` string, which the API does not use
 consistently.
 
-Times in a reply are in the API's clock: expiries are counted from the reply's `Date` (see
-`clock`), not from this machine's clock.
+Times in a reply are in the API's clock: expiries and waits are counted from the reply's `Date`
+(see `clock`), not from this machine's clock.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .clock import clock_skew
+from .clock import clock_skew, http_date
 from .errors import (
     AccessDeniedError,
     AccountLockedError,
@@ -35,8 +37,13 @@ Action = Literal["login", "refresh", "switch", "logout"]
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
 TOKEN_REJECTED = "Token rejected"
-# Without x-ratelimit-reset, wait this long after a 429 (the API's window is about a minute).
+# Without a usable x-ratelimit-reset or Retry-After, wait this long after a 429 (the API's window
+# is about a minute).
 DEFAULT_RATE_LIMIT_WAIT = 30.0
+# The longest a server can keep us away: a finite ask beyond it is capped (the server did ask for
+# a long wait, and an hour is plenty); one that is not a number of seconds (nan, inf, negative) is
+# treated as absent.
+MAX_RETRY_AFTER = 3600.0
 _MAX_MESSAGE = 300
 
 
@@ -162,13 +169,33 @@ def error_for(call: Call, reply: Reply) -> KoyebAuthError:
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
-    """Seconds to wait after a 429: `x-ratelimit-reset` is a delta in seconds; else Retry-After."""
+    """Seconds to wait after a 429, at most MAX_RETRY_AFTER (an hour).
+
+    `x-ratelimit-reset` (Koyeb's) is a delay in seconds; else `Retry-After`, a delay or an HTTP
+    date, counted from the reply's `Date` (the API's clock), else from ours. A value that is not
+    a number of seconds (nan, inf, negative, garbage) is absent; a longer one is capped. Nothing
+    usable: DEFAULT_RATE_LIMIT_WAIT.
+    """
     for name in ("x-ratelimit-reset", "retry-after"):
-        try:
-            return max(float(headers[name]), 0.0)
-        except (KeyError, ValueError):
-            continue
+        wait = _wait(headers, name)
+        if wait is not None:
+            return min(wait, MAX_RETRY_AFTER)
     return DEFAULT_RATE_LIMIT_WAIT
+
+
+def _wait(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        moment = http_date(value) if name == "retry-after" else None
+        if moment is None:
+            return None
+        now = http_date(headers.get("date"))
+        seconds = max(moment - (time.time() if now is None else now), 0.0)  # a date past: now
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _what(call: Call) -> str:

@@ -1,20 +1,24 @@
-"""No clock trusted: the API's clock hours off, and absurd expiries."""
+"""No clock trusted: the API's clock hours off, a wall clock stepped back, absurd waits and expiries."""
 
 from __future__ import annotations
 
 import base64
 import json
 import logging
+import time
 from collections.abc import Callable
+from email.utils import formatdate
 
 import httpx
 import pytest
 from freezegun import freeze_time
 
-from koyeb_auth import APIError, KoyebAuth, api, clock
+from koyeb_auth import APIError, KoyebAuth, RateLimitedError, api, clock
+from koyeb_auth.backoff import Backoff
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 HOUR = 3600.0
+RATE_LIMITED = {"status": 429, "code": "rate_limit_error", "message": "Rate limit exceeded"}
 LOGIN = api.login("https://app.koyeb.com", "a@b.c", "pw", None, None)
 MIDNIGHT = 1767225600.0  # 2026-01-01T00:00:00Z, our clock in the unit tests
 
@@ -110,6 +114,84 @@ def test_a_token_expired_by_the_api_own_clock_does_not_blame_ours() -> None:
     reply = _reply("Thu, 01 Jan 2026 02:00:00 GMT", "2026-01-01T01:00:00Z")  # 2 h ahead, expired an hour ago
     with pytest.raises(APIError, match=r"already expired\. The API's own clock \(its Date header\) agrees"):
         api.token_from(LOGIN, reply, now=MIDNIGHT)
+
+
+# --- waits: monotonic, capped, never nan -------------------------------------------------------------
+
+
+def test_a_wall_clock_stepped_back_an_hour_does_not_stretch_a_backoff(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    fake.fail("login", Fault(503))
+    auth = make_auth()
+    # freezegun moves time.monotonic() with the wall clock; the machine's monotonic clock does not
+    # move when the wall clock is stepped, so the backoff's (in koyeb_auth.backoff) is left real.
+    with freeze_time(tick=True, ignore=["koyeb_auth.backoff"]) as frozen:
+        with pytest.raises(APIError, match="503"):
+            auth.get_token()
+        frozen.tick(-HOUR)  # NTP, a resumed VM or a user steps the wall clock back
+        time.sleep(1.05)  # the first backoff lasts at most 1 s
+        assert auth.get_token()
+    assert fake.stats == {"fault_login": 1, "login": 1}
+
+
+def _api_date_in(fake: FakeKoyebAPI, seconds: float) -> str:
+    return formatdate(fake.now() + seconds, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "wait"),
+    [
+        ("x-ratelimit-reset", "1e9", HOUR),  # capped
+        ("retry-after", "1e9", HOUR),
+        ("x-ratelimit-reset", "inf", api.DEFAULT_RATE_LIMIT_WAIT),  # not a number of seconds: absent
+        ("x-ratelimit-reset", "nan", api.DEFAULT_RATE_LIMIT_WAIT),
+        ("retry-after", "-5", api.DEFAULT_RATE_LIMIT_WAIT),
+        ("retry-after", "in 120 s", 120),  # an HTTP date 120 s after the reply's Date, in the API's clock
+    ],
+)
+def test_a_wait_a_server_asks_for_is_capped_and_absurd_ones_are_absent(
+    header: str, value: str, wait: float, fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    fake.clock_offset = 2 * HOUR  # an HTTP date counts from the API's Date, not from our clock
+    auth = make_auth()
+    with freeze_time(tick=True) as frozen:
+        asked = _api_date_in(fake, 120) if value == "in 120 s" else value
+        fake.fail("login", Fault(429, RATE_LIMITED, {header: asked}))
+        for _ in range(3):
+            with pytest.raises(RateLimitedError) as caught:
+                auth.get_token()
+            assert caught.value.retry_after == pytest.approx(wait, abs=1.5)
+            message = str(caught.value)
+            assert f"Try again in {caught.value.retry_after:.0f} s." in message
+            assert "nan" not in message and "inf" not in message
+        assert fake.stats == {"fault_login": 1}  # three calls, one request
+        frozen.tick(wait + 2)
+        assert auth.get_token()  # the wait is over, not decades later
+    assert fake.stats == {"fault_login": 1, "login": 1}
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"x-ratelimit-reset": "42", "retry-after": "7"}, 42),
+        ({"x-ratelimit-reset": "nan", "retry-after": "7"}, 7),  # an absurd one is absent: the next counts
+        ({"retry-after": "3601"}, HOUR),
+        ({"retry-after": "Infinity"}, api.DEFAULT_RATE_LIMIT_WAIT),
+        ({"retry-after": "Thu, 01 Jan 2026 00:01:00 GMT", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, 60),
+        ({"retry-after": "Thu, 01 Jan 2026 00:00:00 GMT", "date": "Thu, 01 Jan 2026 00:01:00 GMT"}, 0),  # past
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, HOUR),
+    ],
+)
+def test_retry_after_reads_delays_and_http_dates(headers: dict[str, str], wait: float) -> None:
+    assert api.retry_after(headers) == wait
+
+
+def test_a_backoff_after_a_thousand_failures_is_still_a_minute() -> None:
+    backoff = Backoff(clock=lambda: 0.0)
+    for _ in range(1100):  # 2 ** 1100 seconds would not even fit a float
+        backoff.failed(APIError("down", 503))
+    assert 30 <= backoff.not_before <= 60
 
 
 # --- absurd expiries ---------------------------------------------------------------------------------
