@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from koyeb_auth import CacheFileError, FileTokenStore, KoyebAuth, LockTimeoutError
+from koyeb_auth.config import Config, Credentials, Settings
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import heartbeat
@@ -165,3 +168,47 @@ def test_a_lock_file_of_another_user_is_refused(fake: FakeKoyebAPI, cache_path: 
     with pytest.raises(CacheFileError, match="another user"):
         auth.get_token()
     assert fake.stats == {}
+
+
+# --- fork() during first use -------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+# Python 3.12+ warns about forking with threads running: that is the case this test proves safe.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_fork_while_a_thread_sets_up_does_not_deadlock_the_child(
+    fake: FakeKoyebAPI, cache_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent, inside, release = os.getpid(), threading.Event(), threading.Event()
+    real_settings = Config.settings
+
+    def slow_settings(self: Config, given: Credentials) -> Settings:
+        if os.getpid() == parent:  # the parent's thread stays inside its setup, holding the setup lock
+            inside.set()
+            release.wait(30)
+        return real_settings(self, given)
+
+    monkeypatch.setattr(Config, "settings", slow_settings)
+    auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=cache_path)
+    setup = threading.Thread(target=auth.get_token)
+    setup.start()
+    try:
+        assert inside.wait(10)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: no setup thread here, so the lock it inherited would never be released
+            try:
+                os.write(write, b"ok" if auth.get_token() else b"no")
+            finally:
+                os._exit(0)
+        os.close(write)
+        answered, _, _ = select.select([read], [], [], 10)
+        if not answered:
+            os.kill(pid, signal.SIGKILL)  # deadlocked
+        answer = os.read(read, 2) if answered else b""
+        os.waitpid(pid, 0)
+    finally:
+        release.set()
+        setup.join(10)
+    assert answer == b"ok"  # the child got its token
+    assert fake.stats == {"login": 1}  # the child's login; the parent's thread then adopted its token
