@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import api
-from .backoff import Backoff, monotonic
+from .backoff import Backoff
+from .backoff import monotonic as monotonic_clock
 from .errors import InvalidCredentialsError, KoyebAuthError, TokenStoreError
 from .gate import BUSY, INSIDE, Gate, Seen, Wait
 from .sources import Source
@@ -124,7 +125,7 @@ class TokenManager:
         network: Network,
         *,
         clock: Callable[[], float] = wall_clock,
-        monotonic: Callable[[], float] = monotonic,
+        monotonic: Callable[[], float] = monotonic_clock,
     ) -> None:
         self._source = source
         self._store = store
