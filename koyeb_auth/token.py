@@ -30,8 +30,8 @@ _RFC3339 = re.compile(
 SEND_MARGIN = 1.0
 # A session lives hours or days. An expiry further away than this is a broken reply or a
 # placeholder for "never" (year 9999), not a session: it is refused, like a non-finite one.
-MAX_LIFETIME = 10 * 365.25 * 86400.0
 _YEAR = 365.25 * 86400.0
+MAX_LIFETIME = 10 * _YEAR
 
 
 class TokenState(enum.Enum):
