@@ -5,15 +5,21 @@ bearer goes in `Authorization: Bearer <id>`; login takes a JSON body and an opti
 header; refresh and logout take no body; the organization switch needs an empty JSON object.
 Errors are branched on HTTP status, not on the `code` string, which the API does not use
 consistently.
+
+Times in a reply are in the API's clock: expiries and waits are counted from the reply's `Date`
+(see `clock`), not from this machine's clock.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .clock import clock_skew, http_date
 from .errors import (
     AccessDeniedError,
     AccountLockedError,
@@ -31,8 +37,13 @@ Action = Literal["login", "refresh", "switch", "logout"]
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
 TOKEN_REJECTED = "Token rejected"
-# Without x-ratelimit-reset, wait this long after a 429 (the API's window is about a minute).
+# Without a usable x-ratelimit-reset or Retry-After, wait this long after a 429 (the API's window
+# is about a minute).
 DEFAULT_RATE_LIMIT_WAIT = 30.0
+# The longest a server can keep us away: a finite ask beyond it is capped (the server did ask for
+# a long wait, and an hour is plenty); one that is not a number of seconds (nan, inf, negative) is
+# treated as absent.
+MAX_RETRY_AFTER = 3600.0
 _MAX_MESSAGE = 300
 
 
@@ -84,11 +95,17 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def token_from(call: Call, reply: Reply, now: float) -> Token:
-    """The token in a login, refresh or switch reply, or the error the reply stands for."""
+    """The token in a login, refresh or switch reply, or the error the reply stands for.
+
+    The reply's expiry is in the API's clock: the token's remaining lifetime is that expiry minus
+    the reply's `Date` (see `clock_skew`), and its expiry is held in our clock (`now` plus that
+    lifetime), so every process of this machine agrees on it. An absurd expiry is an APIError.
+    """
     if reply.status != 200:
         raise error_for(call, reply)
+    skew = clock_skew(reply.headers, now)
     try:
-        token = token_from_reply(json.loads(reply.body), now)
+        token = token_from_reply(json.loads(reply.body), now, skew or 0.0)
     except ValueError as exc:  # JSONDecodeError is a ValueError too
         # Only the message: a JSONDecodeError holds the whole reply, which may hold a token.
         problem = str(exc) if not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
@@ -97,9 +114,9 @@ def token_from(call: Call, reply: Reply, now: float) -> Token:
     if problem:  # raised outside the handler, so the exception has no context to leak from
         raise APIError(f"{_what(call)} returned an unusable reply: {problem}. Is the API URL right?", 200)
     if not token.usable(now):
-        raise APIError(
-            f"{_what(call)} returned a token that has already expired. Check this machine's clock.", 200
-        )
+        why = ("Check this machine's clock." if skew is None
+               else "The API's own clock (its Date header) agrees: try again later.")
+        raise APIError(f"{_what(call)} returned a token that has already expired. {why}", 200)
     return token
 
 
@@ -152,13 +169,33 @@ def error_for(call: Call, reply: Reply) -> KoyebAuthError:
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
-    """Seconds to wait after a 429: `x-ratelimit-reset` is a delta in seconds; else Retry-After."""
+    """Seconds to wait after a 429, at most MAX_RETRY_AFTER (an hour).
+
+    `x-ratelimit-reset` (Koyeb's) is a delay in seconds; else `Retry-After`, a delay or an HTTP
+    date, counted from the reply's `Date` (the API's clock), else from ours. A value that is not
+    a number of seconds (nan, inf, negative, garbage) is absent; a longer one is capped. Nothing
+    usable: DEFAULT_RATE_LIMIT_WAIT.
+    """
     for name in ("x-ratelimit-reset", "retry-after"):
-        try:
-            return max(float(headers[name]), 0.0)
-        except (KeyError, ValueError):
-            continue
+        wait = _wait(headers, name)
+        if wait is not None:
+            return min(wait, MAX_RETRY_AFTER)
     return DEFAULT_RATE_LIMIT_WAIT
+
+
+def _wait(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        moment = http_date(value) if name == "retry-after" else None
+        if moment is None:
+            return None
+        now = http_date(headers.get("date"))
+        seconds = max(moment - (time.time() if now is None else now), 0.0)  # a date past: now
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _what(call: Call) -> str:

@@ -10,6 +10,7 @@ import inspect
 import os
 import ssl
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Generator
 from datetime import timedelta
 from types import ModuleType
@@ -89,6 +90,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         self._store = store
         self._seon_fp = seon_fp
         self._setup_lock = threading.Lock()
+        _instances.add(self)
         self._ready: tuple[Origin, Settings, TokenProvider] | None = None
         self._last: Authorization | None = None
 
@@ -276,3 +278,18 @@ def _sent_again(request: httpx.Request, response: httpx.Response) -> str | None:
         return None
     sent: str | None = response.request.headers.get("Authorization")
     return sent
+
+
+# Every KoyebAuth, weakly, so that a fork can give each a setup lock of its own.
+_instances: weakref.WeakSet[KoyebAuth] = weakref.WeakSet()
+
+
+def _reset_after_fork() -> None:
+    # A thread of the parent may have been setting up (reading ~/.koyeb.yaml, hashing the password)
+    # when another thread forked: the child has no such thread, and its copy of the lock stays held.
+    for auth in list(_instances):
+        auth._setup_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

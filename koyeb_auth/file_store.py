@@ -2,6 +2,9 @@
 
 The file is written atomically and guarded by a separate lock file. Locks are kernel `flock`
 locks (through filelock), so a process that dies holding one releases it: no stale lock.
+
+Only regular files we own are used, and none is opened in a way that can wait: a FIFO planted at
+either path would otherwise hang every caller (and freeze an async caller's event loop).
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ log = logging.getLogger("koyeb_auth")
 
 FORMAT_VERSION = 1
 MAX_CACHE_BYTES = 1 << 20
+# O_NONBLOCK: opening a FIFO waits for a writer, forever; with it, open returns at once and the
+# fstat that follows refuses the FIFO. O_NOFOLLOW: a symlink must not make us read another file.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def default_cache_path() -> Path:
@@ -38,8 +44,10 @@ class FileTokenStore:
     """Tokens in a JSON file (0600, in a 0700 directory) with a separate lock file beside it.
 
     A missing, empty, corrupt, foreign or unknown-version file is a cache miss, and the next good
-    token replaces it. A symlink or a file owned by another user is refused with CacheFileError:
-    reading it could hand us someone else's token, and replacing it could clobber their file.
+    token replaces it; so is a FIFO, a directory or anything else that is not a regular file,
+    which is never opened. A symlink or a file owned by another user is refused with
+    CacheFileError: reading it could hand us someone else's token, and replacing it could clobber
+    their file. A lock file that is not a regular file of ours is refused the same way.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -63,7 +71,9 @@ class FileTokenStore:
 
     def lock(self, timeout: float, blocking: bool = True) -> bool:
         try:
-            self._file_lock().acquire(timeout=max(timeout, 0.0), blocking=blocking, poll_interval=0.01)
+            lock = self._file_lock()
+            self._check_lock_file()
+            lock.acquire(timeout=max(timeout, 0.0), blocking=blocking, poll_interval=0.01)
         except filelock.Timeout:
             return False
         except OSError as exc:
@@ -83,6 +93,36 @@ class FileTokenStore:
             self._lock_pid = os.getpid()
         return self._lock
 
+    def _check_lock_file(self) -> None:
+        """Refuse a lock file that is not a regular file of ours, before filelock opens it.
+
+        filelock opens the lock file itself, read-write (filelock 3.x without O_NONBLOCK, so a
+        device there could block it), and would lock a FIFO or another user's file as readily as
+        its own. lstat opens nothing. The path can still change between this check and filelock's
+        open, but only by someone who can write to the cache directory (0700 when we create it),
+        and filelock opens with O_NOFOLLOW: at worst we lock a file that is not ours, never follow
+        a link, and the next lock attempt refuses it.
+        """
+        try:
+            info = os.stat(self.lock_path, follow_symlinks=False)
+        except FileNotFoundError:
+            return  # filelock creates it, 0600
+        if not stat.S_ISREG(info.st_mode):
+            raise CacheFileError(
+                f"The token lock file {self.lock_path} is {_kind(info.st_mode)}, not a regular file. "
+                "Remove it (it is created again) or pass another cache_path."
+            )
+        self._check_owner(self.lock_path, info, "token lock file")
+
+    @staticmethod
+    def _check_owner(path: Path, info: os.stat_result, what: str) -> None:
+        # Owners exist only where the platform has them: Windows has no geteuid.
+        geteuid = getattr(os, "geteuid", None)
+        if geteuid is not None and info.st_uid != geteuid():
+            raise CacheFileError(
+                f"The {what} {path} belongs to another user (uid {info.st_uid}). Remove it or pass another cache_path."
+            )
+
     def _ensure_directory(self) -> None:
         # Only directories we create get 0700; an existing directory is the user's choice.
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -101,13 +141,13 @@ class FileTokenStore:
         identity = (info.st_ino, info.st_dev, info.st_mtime_ns, info.st_ctime_ns, info.st_size, info.st_mode)
         if self._seen is not None and self._seen[0] == identity:
             return _Entries(self._seen[1])
-        tokens = _Entries(self._parse())
+        tokens = _Entries(self._parse(info))
         self._seen = (identity, tokens)
         return _Entries(tokens)
 
-    def _parse(self) -> dict[str, Any]:
+    def _parse(self, seen: os.stat_result) -> dict[str, Any]:
         try:
-            raw = self._read_bytes()
+            raw = self._read_bytes(seen)
         except OSError as exc:
             log.warning("Ignoring the token cache %s: %s", self.path, exc.strerror or exc)
             return {}
@@ -124,34 +164,46 @@ class FileTokenStore:
             return {}
         return tokens
 
-    def _read_bytes(self) -> bytes | None:
+    def _read_bytes(self, seen: os.stat_result) -> bytes | None:
+        # Checked before opening (lstat), so that a device or a FIFO is never opened, and again on
+        # what was opened, since the path may have changed in between.
+        self._check_cache_file(seen)
         try:
-            # O_NOFOLLOW: a symlink planted at the cache path must not make us read another file.
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(self.path, _READ_FLAGS)
         except FileNotFoundError:
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise CacheFileError(
-                    f"The token cache {self.path} is a symlink; koyeb-auth does not follow links. "
-                    "Remove it or pass another cache_path."
-                ) from None
+                raise self._symlink() from None
+            raise
+        try:
+            self._check_cache_file(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
             raise
         with os.fdopen(fd, "rb") as file:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise OSError(errno.EISDIR, "not a regular file")
-            if info.st_uid != os.geteuid():
-                raise CacheFileError(
-                    f"The token cache {self.path} belongs to another user (uid {info.st_uid}). "
-                    "Remove it or pass another cache_path."
-                )
-            if info.st_mode & 0o077:
-                raise OSError(errno.EPERM, "readable by other users; it will be replaced by a private file")
             raw = file.read(MAX_CACHE_BYTES + 1)
         if len(raw) > MAX_CACHE_BYTES:
             raise OSError(errno.EFBIG, "larger than any token cache")
         return raw
+
+    def _check_cache_file(self, info: os.stat_result) -> None:
+        """CacheFileError for a symlink or another user's file; OSError (a miss, and the file is
+        replaced) for a file of ours that is not a private regular file."""
+        if stat.S_ISLNK(info.st_mode):
+            raise self._symlink()
+        self._check_owner(self.path, info, "token cache")
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, f"it is {_kind(info.st_mode)}, not a regular file; it will be replaced")
+        # Permission bits mean something only where owners do: Windows' stat() makes them up.
+        if hasattr(os, "geteuid") and info.st_mode & 0o077:
+            raise OSError(errno.EPERM, "readable by other users; it will be replaced by a private file")
+
+    def _symlink(self) -> CacheFileError:
+        return CacheFileError(
+            f"The token cache {self.path} is a symlink; koyeb-auth does not follow links. "
+            "Remove it or pass another cache_path."
+        )
 
     # --- writing (always under the lock) -------------------------------------------------------
 
@@ -201,6 +253,12 @@ class FileTokenStore:
                 os.unlink(temp)
             raise
         _fsync_directory(directory)
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISLNK, "a symlink"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+    return next((name for test, name in kinds if test(mode)), "an unknown kind of file")
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from . import api
 from .backoff import Backoff
+from .backoff import monotonic as monotonic_clock
 from .errors import InvalidCredentialsError, KoyebAuthError, TokenStoreError
 from .gate import BUSY, INSIDE, Gate, Seen, Wait
 from .sources import Source
@@ -125,16 +126,19 @@ class TokenManager:
         store: TokenStore,
         timing: Timing,
         network: Network,
+        *,
         clock: Callable[[], float] = wall_clock,
+        monotonic: Callable[[], float] = monotonic_clock,
     ) -> None:
         self._source = source
         self._store = store
         self._key = source.key
         self._timing = timing
-        self._clock = clock
+        self._clock = clock  # expiries: the wall clock, which every process shares
+        self._monotonic = monotonic  # intervals: a stepped wall clock must not stretch them
         gate = Gate(store, self._key, timing.lock_timeout)
         self._driver = Driver(store, self._key, gate, SessionClient(network, timing.timeout))
-        self._backoff = Backoff()
+        self._backoff = Backoff(monotonic)
         self._token: Token | None = None
         # The hot path reads this one tuple: the token and when it falls due. Replaced as a whole,
         # so a thread never pairs one token with another's deadline.
@@ -164,7 +168,7 @@ class TokenManager:
         return await self._driver.arun(self._rejection_flow(rejected))
 
     def suspect(self, renewed: Token) -> None:
-        self._suspect = (renewed, self._clock())
+        self._suspect = (renewed, self._monotonic())
 
     def logout(self) -> bool:
         return self._driver.run(self._logout_flow())
@@ -179,7 +183,6 @@ class TokenManager:
     # --- the flows ------------------------------------------------------------------------------
 
     def _token_flow(self) -> Flow[Token]:
-        now = self._clock()
         held = self._usable(self._token)
         known = held
         if held is None:
@@ -190,14 +193,14 @@ class TokenManager:
             self._remember(held)
             if held is not None and self._state(held) is TokenState.FRESH:
                 return held
-        elif self._backoff.active(now) or now < self._look_again_at:
+        elif self._backoff.active() or self._monotonic() < self._look_again_at:
             return held  # a renewal failed moments ago, or a peer is refreshing: still good
         try:
             return (yield from self._renew_due(held, known))
         except KoyebAuthError as exc:
             if held is None or self._usable(held) is None:
                 raise
-            self._look_again_at = self._clock() + RETRY_AFTER_FAILURE
+            self._look_again_at = self._monotonic() + RETRY_AFTER_FAILURE
             log.warning("Refreshing the Koyeb token %s failed, keeping it until it expires: %s",
                         held.fingerprint, exc)
             return held
@@ -211,7 +214,7 @@ class TokenManager:
                 # A peer holds the lock to refresh: go on with the valid token, if it still is one
                 # (a slow store may have taken the attempt past its expiry: then wait like everyone).
                 if (still := self._usable(held)) is not None:
-                    self._look_again_at = self._clock() + PEER_REFRESH_POLL
+                    self._look_again_at = self._monotonic() + PEER_REFRESH_POLL
                     return still
                 how = Wait(wait=True, deadline=how.deadline, watch=True, known=known)
                 continue
@@ -231,7 +234,7 @@ class TokenManager:
         if (token := self._adopt(stored, refused=rejected)) is not None:
             return token
         suspect, since = self._suspect
-        if suspect is not None and rejected.value == suspect.value and self._clock() - since < SUSPECT_INTERVAL:
+        if suspect is not None and rejected.value == suspect.value and self._monotonic() - since < SUSPECT_INTERVAL:
             return None
         # Renew a peer's token that is due rather than retry with it (its refresh would revoke
         # it under the retry), else the refused one: refresh, or log in if that is refused too.
@@ -281,12 +284,11 @@ class TokenManager:
 
     def _network(self, current: Token | None) -> Flow[Token]:
         """Renew `current` (or open a new session), then share the result."""
-        now = self._clock()
-        self._backoff.check(now)
+        self._backoff.check()
         try:
             token = yield from self._fetch(current)
         except KoyebAuthError as exc:
-            self._backoff.failed(now, exc)
+            self._backoff.failed(exc)
             raise
         self._backoff.succeeded()
         self._remember(token)

@@ -90,8 +90,12 @@ class FakeKoyebAPI:
         expiry_style: ExpiryStyle = "expires_at",
         host: str = "127.0.0.1",
         port: int = 0,
+        clock_offset: float = 0.0,
     ) -> None:
         self.ttl = ttl
+        # Seconds this API's clock runs ahead of the machine's (negative: behind). The expiries it
+        # issues, its expiry checks and its Date header are all in its own clock.
+        self.clock_offset = clock_offset
         self.login_delay = login_delay
         self.refresh_delay = refresh_delay
         # The last tokens issued, for leak checks (bounded: a long-running fake stays small).
@@ -179,8 +183,12 @@ class FakeKoyebAPI:
             for value in [token] if token is not None else list(self._sessions):
                 self._sessions.pop(value, None)
 
+    def now(self) -> float:
+        """The time on this API's clock."""
+        return time.time() + self.clock_offset
+
     def live_tokens(self) -> list[str]:
-        now = time.time()
+        now = self.now()
         with self._lock:
             return [v for v, s in self._sessions.items() if s.expires_at > now]
 
@@ -256,13 +264,13 @@ class FakeKoyebAPI:
             return None, _UNAUTHENTICATED
         if session.organization_id in self.deactivated_organizations:
             return None, "Token rejected"
-        if time.time() >= session.expires_at:
+        if self.now() >= session.expires_at:
             self._count("expired_sent")
             return None, _UNAUTHENTICATED
         return session, ""
 
     def _issue(self, user_id: str, organization_id: str) -> dict[str, Any]:
-        now = time.time()
+        now = self.now()
         expires = now + self.ttl
         value = self._jwt({"sub": user_id, "org": organization_id, "iat": int(now), "exp": expires,
                            "jti": secrets.token_hex(8)})
@@ -341,6 +349,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header, in the fake API's clock (see clock_offset).
+        fake: FakeKoyebAPI = self.server.fake  # type: ignore[attr-defined]
+        return super().date_time_string(fake.now() if timestamp is None else timestamp)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests and the demo print what matters

@@ -28,6 +28,10 @@ _RFC3339 = re.compile(
 
 # A token with less than this left may expire on its way to the API: it is not sent any more.
 SEND_MARGIN = 1.0
+# A session lives hours or days. An expiry further away than this is a broken reply or a
+# placeholder for "never" (year 9999), not a session: it is refused, like a non-finite one.
+_YEAR = 365.25 * 86400.0
+MAX_LIFETIME = 10 * _YEAR
 
 
 class TokenState(enum.Enum):
@@ -140,14 +144,21 @@ def jwt_expiry(value: str) -> float | None:
     except (binascii.Error, ValueError):
         return None
     exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else None
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+        return None
+    try:
+        return float(exp)
+    except OverflowError:  # an integer beyond any float (10**400): infinitely far, hence refused
+        return math.inf
 
 
-def token_from_reply(body: object, now: float) -> Token:
+def token_from_reply(body: object, now: float, skew: float = 0.0) -> Token:
     """Build a Token from a decoded `LoginReply`; ValueError says what is missing or malformed.
 
     Expiry comes from `expires_at`, else the `expires` key the spec's example uses, else the JWT
-    `exp` claim (the console's own fallback).
+    `exp` claim (the console's own fallback). It is in the API's clock, which runs `skew` seconds
+    ahead of ours (`now`); the Token holds it in ours. An absurd expiry, one that is not a finite
+    time or is more than MAX_LIFETIME (ten years) after `now`, is a ValueError.
     """
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, dict):
@@ -162,6 +173,8 @@ def token_from_reply(body: object, now: float) -> Token:
         expires_at = parse_timestamp(stamp)
     else:
         raise ValueError("the reply's `token.expires_at` is not a timestamp")
+    if expires_at is not None:
+        expires_at = _in_our_clock(expires_at, now, skew)
     return Token(
         value=value,
         obtained_at=now,
@@ -169,6 +182,15 @@ def token_from_reply(body: object, now: float) -> Token:
         user_id=_optional_str(token.get("user_id")),
         organization_id=_optional_str(token.get("organization_id")),
     )
+
+
+def _in_our_clock(expires_at: float, now: float, skew: float) -> float:
+    ours = expires_at - skew
+    if not math.isfinite(ours):
+        raise ValueError("the token's expiry is not a finite time")
+    if ours - now > MAX_LIFETIME:
+        raise ValueError(f"the token's expiry is {(ours - now) / _YEAR:.0f} years away, and no session lasts 10")
+    return ours
 
 
 def usable_bearer(value: str) -> bool:

@@ -140,3 +140,22 @@ def test_a_cache_directory_that_cannot_be_created_is_a_clear_error_before_any_lo
     with pytest.raises(CacheFileError, match="cannot be used"):
         auth.get_token()
     assert fake.stats == {}
+
+
+def test_the_file_store_works_where_the_platform_has_no_owners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeKoyebAPI
+) -> None:
+    # Windows has no os.geteuid, and its stat() makes up the permission bits (0o666 for any
+    # writable file): owner and privacy checks apply only where the platform has owners.
+    monkeypatch.delattr(os, "geteuid")
+    store = FileTokenStore(tmp_path / "tokens.json")
+    assert store.try_lock()
+    store.save("k", GOOD)
+    store.unlock()
+    store.path.chmod(0o666)
+    assert store.load("k") == GOOD
+    path = tmp_path / "auth" / "tokens.json"
+    first, second = (KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=path) for _ in range(2))
+    adopted = first.get_token() == second.get_token()  # a bool: a failing test must not print a token
+    assert adopted
+    assert fake.stats == {"login": 1}

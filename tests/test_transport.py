@@ -20,7 +20,9 @@ from koyeb_auth.testing import FakeKoyebAPI
 
 from .recorder import Answer, Recorder
 
-LOGIN_REPLY = {"token": {"id": "session-token", "expires_at": "2099-01-01T00:00:00Z"}}
+# Expires in a day, as a session does (one said to last decades is refused as absurd).
+LOGIN_REPLY = {"token": {"id": "session-token",
+                         "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 86400))}}
 
 
 @contextmanager
