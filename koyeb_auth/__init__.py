@@ -7,6 +7,7 @@ httpx2, aiohttp and Koyeb's own SDK, and `KoyebAuth.authorize()` to any other cl
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .auth import KoyebAuth
 from .authorization import Authorization
 from .errors import (
@@ -54,8 +55,6 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'koyeb_auth' has no attribute {name!r}")
     return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "APIError",
