@@ -27,6 +27,7 @@ from .errors import (
     StoreUnavailableError,
     TokenStoreError,
 )
+from .events import TokenEvent
 from .file_store import FileTokenStore
 from .niquests_auth import NiquestsAsyncKoyebAuth
 from .store import AsyncTokenStore, MemoryTokenStore, TokenStore
@@ -81,6 +82,7 @@ __all__ = [
     "RedisTokenStore",
     "StoreUnavailableError",
     "Token",
+    "TokenEvent",
     "TokenState",
     "TokenStore",
     "TokenStoreError",

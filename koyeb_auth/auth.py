@@ -21,6 +21,7 @@ import requests
 from .authorization import Authorization
 from .config import Config, Credentials, Settings
 from .errors import ConfigurationError
+from .events import EventHook
 from .manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider
 from .origin import Origin
 from .replay import httpx_rewinder, requests_rewinder, resend_of
@@ -69,6 +70,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         proxy: str | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         if store is not None and cache_path is not None:
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
@@ -85,6 +87,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             store = FileTokenStore(cache_path)
         self._store = store
         self._seon_fp = seon_fp
+        self._on_event = on_event
         self._setup_lock = threading.Lock()
         self._ready: tuple[Origin, Settings, TokenProvider] | None = None
         self._last: Authorization | None = None
@@ -255,6 +258,6 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             assert settings.token is not None
             provider: TokenProvider = PersonalTokenProvider(settings.token)
         else:
-            provider = TokenManager(source, self._store, self._timing, self._network)
+            provider = TokenManager(source, self._store, self._timing, self._network, on_event=self._on_event)
         self._ready = (Origin(settings.api_url), settings, provider)
         return self._ready
