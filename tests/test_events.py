@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -147,7 +148,13 @@ def test_a_hook_that_raises_is_logged_and_the_request_goes_on(
     assert fake.stats["login"] == 1
 
 
-def test_an_event_is_frozen() -> None:
+def test_an_event_is_frozen_and_a_module_level_hook_pickles(make_auth: Callable[..., KoyebAuth]) -> None:
     event = TokenEvent("obtained", "abcd1234", 1.0, "login")
     with pytest.raises(AttributeError):
         event.kind = "failed"  # type: ignore[misc]
+    restored = pickle.loads(pickle.dumps(make_auth(on_event=module_level_hook)))
+    assert restored._on_event is module_level_hook
+
+
+def module_level_hook(event: TokenEvent) -> None:
+    pass
