@@ -1,8 +1,8 @@
 """Token events, for the metrics and alerts of long-running services: `KoyebAuth(on_event=...)`.
 
 The hook is called by the caller that did the work (a thread, or a task on its event loop), at
-the moment it happened; for "obtained" and "refreshed" it still holds the renewal lock, so keep
-the hook short: count, or hand the event to a queue. A hook that raises is logged and ignored:
+the moment it happened, usually while that caller still holds the renewal lock: keep the hook
+short (count, or hand the event to a queue). A hook that raises is logged and ignored:
 metrics must never break a request.
 """
 
