@@ -236,7 +236,8 @@ def test_a_pool_of_workers_given_one_koyeb_auth_logs_in_once(
     context = multiprocessing.get_context(method)
     start = context.Barrier(WORKERS)
     with context.Pool(WORKERS, initializer=pool_tasks.init_worker, initargs=(start,)) as pool:
-        results = pool.map(pool_tasks.fetch_apps, [auth] * WORKERS, chunksize=1)
+        # map_async and a timeout: a worker that died would leave a plain map() waiting forever.
+        results = pool.map_async(pool_tasks.fetch_apps, [auth] * WORKERS, chunksize=1).get(timeout=180)
     pids = {pid for pid, _, _ in results}
     assert len(pids) == WORKERS  # one task per worker: each waited for the others
     statuses = [status for _, each, _ in results for status in each]
