@@ -7,6 +7,7 @@ httpx2, aiohttp and Koyeb's own SDK, and `KoyebAuth.authorize()` to any other cl
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .auth import KoyebAuth
 from .authorization import Authorization
 from .errors import (
@@ -26,6 +27,7 @@ from .errors import (
     StoreUnavailableError,
     TokenStoreError,
 )
+from .events import TokenEvent
 from .file_store import FileTokenStore
 from .niquests_auth import NiquestsAsyncKoyebAuth
 from .store import AsyncTokenStore, MemoryTokenStore, TokenStore
@@ -55,8 +57,6 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
 
 
-__version__ = "0.1.0"
-
 __all__ = [
     "APIError",
     "APIUnreachableError",
@@ -82,6 +82,7 @@ __all__ = [
     "RedisTokenStore",
     "StoreUnavailableError",
     "Token",
+    "TokenEvent",
     "TokenState",
     "TokenStore",
     "TokenStoreError",

@@ -22,9 +22,11 @@ import requests
 from .authorization import Authorization
 from .config import Config, Credentials, Settings
 from .errors import ConfigurationError
+from .events import EventHook
 from .manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider
 from .origin import Origin
 from .origin import shown as url_shown
+from .pickling import check_picklable
 from .replay import httpx_rewinder, requests_rewinder, resend_of
 from .sources import source_for
 from .store import TokenStore
@@ -48,6 +50,9 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
     Construction does no I/O: the first request logs in (or adopts a token another process
     cached). Tokens are renewed before they expire and after a 401, by one caller at a time across
     threads, tasks and processes. Only requests to the API's own origin get the token.
+
+    A KoyebAuth pickles and copies as its configuration (see `__getstate__`), so a worker pool can
+    be handed one: the copies share its store, and so its token.
     """
 
     #: The module whose Request and stream classes the httpx flows handle (httpx2 in Httpx2KoyebAuth).
@@ -71,6 +76,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         proxy: str | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        on_event: EventHook | None = None,
     ) -> None:
         if store is not None and cache_path is not None:
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
@@ -82,13 +88,18 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         self._credentials = Credentials(email, password, token, organization_id, api_url)
         self._timing = Timing(margin, timeout, lock_timeout)
         self._network = Network(verify, proxy, transport, async_transport)
-        self._config = Config(os.environ)
         if store is None:
             from .file_store import FileTokenStore  # noqa: PLC0415 - the default, built only when used
 
             store = FileTokenStore(cache_path)
         self._store = store
         self._seon_fp = seon_fp
+        self._on_event = on_event
+        self._start()
+
+    def _start(self) -> None:
+        # What belongs to this process: built here, and again in a copy, never pickled.
+        self._config = Config(os.environ)
         self._setup_lock = threading.Lock()
         _instances.add(self)
         self._ready: tuple[Origin, Settings, TokenProvider] | None = None
@@ -265,9 +276,39 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             assert settings.token is not None
             provider: TokenProvider = PersonalTokenProvider(settings.token)
         else:
-            provider = TokenManager(source, self._store, self._timing, self._network)
+            provider = TokenManager(source, self._store, self._timing, self._network, on_event=self._on_event)
         self._ready = (Origin(settings.api_url), settings, provider)
         return self._ready
+
+    # --- pickling and copies ----------------------------------------------------------------------
+
+    # What a copy is made of: the arguments as given. Not the environment (the copy reads its own),
+    # not a token (the copy finds it in the shared store), not locks (the copy makes its own).
+    _CONFIGURATION: ClassVar[tuple[str, ...]] = ("_credentials", "_timing", "_network", "_store", "_seon_fp",
+                                                 "_on_event")
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The configuration: arguments as given, so a password or token passed as an argument travels
+        (the copy must log in) but one read from the environment does not. Never a token obtained."""
+        network = self._network
+        for argument, value in (("store", self._store), ("on_event", self._on_event), ("verify", network.verify),
+                                ("transport", network.transport), ("async_transport", network.async_transport)):
+            check_picklable(argument, value)
+        return {name: getattr(self, name) for name in self._CONFIGURATION}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({name: state[name] for name in self._CONFIGURATION})
+        self._start()
+
+    def __copy__(self) -> KoyebAuth:
+        # A copy in this process shares the store object itself (and so its in-process locks) and
+        # the network settings as they are: an SSLContext or a transport need not pickle here.
+        clone = type(self).__new__(type(self))
+        clone.__setstate__({name: getattr(self, name) for name in self._CONFIGURATION})
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> KoyebAuth:
+        return self.__copy__()
 
 
 def _sent_again(request: httpx.Request, response: httpx.Response) -> str | None:

@@ -2,9 +2,15 @@
 
 Messages say what happened and what to do, carry the server's own message where there is one,
 and never contain a token or a password.
+
+Every error pickles with its attributes (worker pools send them back to the parent): those whose
+constructor takes more than the message say how to rebuild them in `__reduce__`, as filelock's
+`Timeout` does.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class KoyebAuthError(Exception):
@@ -38,6 +44,10 @@ class RateLimitedError(KoyebAuthError):
         super().__init__(message)
         self.retry_after = retry_after
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds from `args`, the message alone: the constructor needs retry_after too.
+        return type(self), (*self.args, self.retry_after), self.__dict__
+
 
 class APIUnreachableError(KoyebAuthError):
     """The API could not be reached: DNS, connection or timeout."""
@@ -49,6 +59,9 @@ class APIError(KoyebAuthError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (*self.args, self.status), self.__dict__
 
 
 class LockTimeoutError(KoyebAuthError):

@@ -64,6 +64,11 @@ class FileTokenStore:
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self.path)!r})"
 
+    def __reduce__(self) -> tuple[type[FileTokenStore], tuple[Path]]:
+        # Pickled as its path, resolved here: the copy shares this very file (whatever the other
+        # process's cache directory), and builds its own lock and read cache when first used.
+        return type(self), (self.path,)
+
     # --- locking -------------------------------------------------------------------------------
 
     def try_lock(self) -> bool:

@@ -17,6 +17,7 @@ from . import api
 from .backoff import Backoff
 from .backoff import monotonic as monotonic_clock
 from .errors import InvalidCredentialsError, KoyebAuthError, TokenStoreError
+from .events import EventHook, emit
 from .gate import BUSY, INSIDE, Gate, Seen, Wait
 from .sources import Source
 from .steps import Delete, Driver, Enter, Flow, Load, Save
@@ -129,6 +130,7 @@ class TokenManager:
         *,
         clock: Callable[[], float] = wall_clock,
         monotonic: Callable[[], float] = monotonic_clock,
+        on_event: EventHook | None = None,
     ) -> None:
         self._source = source
         self._store = store
@@ -136,6 +138,7 @@ class TokenManager:
         self._timing = timing
         self._clock = clock  # expiries: the wall clock, which every process shares
         self._monotonic = monotonic  # intervals: a stepped wall clock must not stretch them
+        self._on_event = on_event
         gate = Gate(store, self._key, timing.lock_timeout)
         self._driver = Driver(store, self._key, gate, SessionClient(network, timing.timeout))
         self._backoff = Backoff(monotonic)
@@ -162,10 +165,10 @@ class TokenManager:
         return token if token is not None else await self._driver.arun(self._token_flow())
 
     def renew_rejected(self, rejected: Token) -> Token | None:
-        return self._driver.run(self._rejection_flow(rejected))
+        return self._driver.run(self._reported(self._rejection_flow(rejected), rejected))
 
     async def arenew_rejected(self, rejected: Token) -> Token | None:
-        return await self._driver.arun(self._rejection_flow(rejected))
+        return await self._driver.arun(self._reported(self._rejection_flow(rejected), rejected))
 
     def suspect(self, renewed: Token) -> None:
         self._suspect = (renewed, self._monotonic())
@@ -199,10 +202,12 @@ class TokenManager:
             return (yield from self._renew_due(held, known))
         except KoyebAuthError as exc:
             if held is None or self._usable(held) is None:
+                emit(self._on_event, "failed", held, error=exc)
                 raise
             self._look_again_at = self._monotonic() + RETRY_AFTER_FAILURE
             log.warning("Refreshing the Koyeb token %s failed, keeping it until it expires: %s",
                         held.fingerprint, exc)
+            emit(self._on_event, "failed", held, error=exc, kept=True)
             return held
 
     def _renew_due(self, held: Token | None, known: Token | None) -> Flow[Token]:
@@ -241,7 +246,16 @@ class TokenManager:
         valid = [t for t in (self._usable(stored), self._usable(self._token)) if t is not None]
         current = next((t for t in valid if t.value != rejected.value), valid[0] if valid else None)
         log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
+        emit(self._on_event, "rejected", rejected)
         return (yield from self._network(current))
+
+    def _reported(self, flow: Flow[Token | None], renewing: Token) -> Flow[Token | None]:
+        """`flow`, whose failure is reported as a "failed" event on its way to the caller."""
+        try:
+            return (yield from flow)
+        except KoyebAuthError as exc:
+            emit(self._on_event, "failed", renewing, error=exc)
+            raise
 
     def _logout_flow(self) -> Flow[bool]:
         yield Enter(Wait(wait=True, deadline=self._deadline()))
@@ -286,7 +300,7 @@ class TokenManager:
         """Renew `current` (or open a new session), then share the result."""
         self._backoff.check()
         try:
-            token = yield from self._fetch(current)
+            token, action = yield from self._fetch(current)
         except KoyebAuthError as exc:
             self._backoff.failed(exc)
             raise
@@ -299,15 +313,16 @@ class TokenManager:
             log.warning("Could not share the token through %r (%s); other processes will renew themselves",
                         self._store, exc)
         log.info("Obtained Koyeb token %s", token.fingerprint)
+        emit(self._on_event, "refreshed" if action == "refresh" else "obtained", token, action=action)
         return token
 
-    def _fetch(self, current: Token | None) -> Flow[Token]:
+    def _fetch(self, current: Token | None) -> Flow[tuple[Token, api.Action]]:
         renewal = self._source.renew(current) if current is not None else None
         if renewal is not None:
             try:
-                return api.token_from(renewal, (yield renewal), self._clock())
+                return api.token_from(renewal, (yield renewal), self._clock()), renewal.action
             except InvalidCredentialsError:
                 log.info("The API refused to refresh token %s; logging in again",
                          current.fingerprint if current else "")
         call = self._source.obtain()
-        return api.token_from(call, (yield call), self._clock())
+        return api.token_from(call, (yield call), self._clock()), call.action

@@ -7,8 +7,9 @@ a file shared by the processes of one user, is in `file_store`; the Redis store 
 from __future__ import annotations
 
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Any, NoReturn, Protocol, runtime_checkable
 
+from .errors import ConfigurationError
 from .token import Token
 
 __all__ = ["AsyncTokenStore", "MemoryTokenStore", "TokenStore"]
@@ -79,7 +80,14 @@ def async_face(store: TokenStore) -> AsyncTokenStore:
 
 
 class MemoryTokenStore:
-    """Tokens shared between the KoyebAuth objects of one process only."""
+    """Tokens shared between the KoyebAuth objects of one process only.
+
+    It does not pickle: it cannot share anything with another process, and a copy that started
+    empty would make each worker of a pool log in by itself, silently, where the file store (the
+    default) or RedisTokenStore gives the pool one login. A copy within the process (`copy.copy`,
+    `copy.deepcopy`, which a copied KoyebAuth does not even ask for) is the store itself: a store
+    is a place to share tokens, and a second one would share nothing.
+    """
 
     def __init__(self) -> None:
         self._tokens: dict[str, Token] = {}
@@ -87,6 +95,19 @@ class MemoryTokenStore:
 
     def __repr__(self) -> str:
         return "MemoryTokenStore()"
+
+    def __reduce__(self) -> NoReturn:
+        raise ConfigurationError(
+            "A MemoryTokenStore cannot be pickled: it keeps tokens in one process, and a copy in another "
+            "would share nothing (each worker would log in by itself). Use the file store (the default: "
+            "leave store= out) or a RedisTokenStore to share tokens between processes."
+        )
+
+    def __copy__(self) -> MemoryTokenStore:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MemoryTokenStore:
+        return self
 
     def load(self, key: str) -> Token | None:
         return self._tokens.get(key)

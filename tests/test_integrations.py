@@ -15,6 +15,7 @@ import niquests
 import pytest
 
 from koyeb_auth import ConfigurationError, Httpx2KoyebAuth, KoyebAuth, KoyebAuthMiddleware, NiquestsAsyncKoyebAuth
+from koyeb_auth.extras import REPOSITORY
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 
@@ -134,7 +135,9 @@ def test_a_missing_extra_is_a_clear_error_naming_it(name: str, module: str, extr
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("koyeb_auth.errors.MissingExtraError: ")
-    assert f"pip install 'koyeb-auth[{extra}]'" in last
+    # Not on an index yet: from the repository, or from a checkout.
+    assert f"pip install 'koyeb-auth[{extra}] @ git+{REPOSITORY}'" in last
+    assert f"pip install './koyeb-auth[{extra}]'" in last
 
 
 def test_the_core_imports_no_integration() -> None:

@@ -33,6 +33,7 @@ from koyeb_auth import (
     TokenStoreError,
 )
 from koyeb_auth.config import Config, Credentials
+from koyeb_auth.extras import REPOSITORY
 from koyeb_auth.sources import source_for
 from koyeb_auth.testing import FakeKoyebAPI
 
@@ -307,9 +308,8 @@ def test_without_redis_py_the_error_names_the_extra() -> None:
     code = "import sys; sys.modules['redis'] = None\nfrom koyeb_auth import RedisTokenStore"
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
-    assert "MissingExtraError: RedisTokenStore needs the 'redis' package: pip install 'koyeb-auth[redis]'" in (
-        result.stderr
-    )
+    assert ("MissingExtraError: RedisTokenStore needs the 'redis' package, which the 'redis' extra installs: "
+            f"pip install 'koyeb-auth[redis] @ git+{REPOSITORY}'") in result.stderr
 
 
 def fleet_key(fake: FakeKoyebAPI) -> str:

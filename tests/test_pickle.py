@@ -1,0 +1,251 @@
+"""KoyebAuth, its stores and its errors pickle and copy: what worker pools, Celery and joblib need.
+
+A pickled KoyebAuth carries its configuration (the arguments as given), never a token; the copy
+shares the store, so a pool of worker processes given one KoyebAuth logs in once.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import multiprocessing
+import pickle
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import httpx2
+import pytest
+
+from koyeb_auth import (
+    ConfigurationError,
+    FileTokenStore,
+    Httpx2KoyebAuth,
+    KoyebAuth,
+    KoyebAuthError,
+    MemoryTokenStore,
+    errors,
+)
+from koyeb_auth.testing import FakeKoyebAPI
+from koyeb_auth.token import fingerprint
+
+from . import pool_tasks
+
+# --- errors --------------------------------------------------------------------------------------
+
+# Errors whose constructor takes more than a message, with a value for each extra argument.
+EXTRA_ARGUMENTS: dict[type[KoyebAuthError], tuple[object, ...]] = {
+    errors.RateLimitedError: (12.5,),
+    errors.APIError: (503,),
+}
+ALL_ERRORS = sorted((cls for _, cls in inspect.getmembers(errors, inspect.isclass)
+                     if issubclass(cls, KoyebAuthError)), key=lambda cls: cls.__name__)
+
+
+@pytest.mark.parametrize("cls", ALL_ERRORS, ids=lambda cls: cls.__name__)
+def test_every_error_pickles_and_unpickles_with_its_attributes(cls: type[KoyebAuthError]) -> None:
+    error = cls("Koyeb login failed: try again", *EXTRA_ARGUMENTS.get(cls, ()))
+    restored = pickle.loads(pickle.dumps(error))
+    assert type(restored) is cls
+    assert str(restored) == str(error) and restored.args == error.args
+    assert vars(restored) == vars(error)
+    assert copy.deepcopy(error).args == error.args
+
+
+def test_the_errors_with_extra_arguments_keep_them() -> None:
+    assert len(ALL_ERRORS) >= 15
+    limited = pickle.loads(pickle.dumps(errors.RateLimitedError("slow down", 12.5)))
+    assert limited.retry_after == 12.5
+    failed = pickle.loads(pickle.dumps(errors.APIError("bad gateway", 502)))
+    assert failed.status == 502
+
+
+# --- KoyebAuth -----------------------------------------------------------------------------------
+
+
+def issued_in(data: bytes, fake: FakeKoyebAPI) -> bool:
+    return any(token.encode() in data for token in fake.issued)
+
+
+def test_a_pickled_koyeb_auth_carries_its_configuration_and_shares_the_cache(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], cache_path: Path
+) -> None:
+    auth = make_auth(refresh_margin=120, timeout=5.0, lock_timeout=7.0, seon_fp="fp-1")
+    token = auth.get_token()
+    data = pickle.dumps(auth)
+    leaked = issued_in(data, fake)  # a bool: a failure must not print the pickled bytes
+    assert not leaked  # never a token
+
+    restored = pickle.loads(data)
+    assert type(restored) is KoyebAuth and restored is not auth
+    assert repr(restored) == repr(auth)
+    assert restored._credentials == auth._credentials and restored._timing == auth._timing
+    assert restored._seon_fp == "fp-1"
+    assert isinstance(restored.store, FileTokenStore) and restored.store.path == cache_path
+    # The copy adopts the cached token: no second login.
+    assert fingerprint(restored.get_token()) == fingerprint(token)
+    with httpx.Client(base_url=fake.url, auth=restored) as client:
+        assert client.get("/v1/apps").status_code == 200
+    assert fake.stats["login"] == 1
+
+    # A password given as an argument travels: the copy can log in by itself.
+    cache_path.unlink()
+    assert fingerprint(pickle.loads(data).get_token()) != fingerprint(token)
+    assert fake.stats["login"] == 2
+
+
+def test_credentials_from_the_environment_are_not_pickled_the_copy_reads_its_own(
+    fake: FakeKoyebAPI, cache_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOYEB_EMAIL", fake.EMAIL)
+    monkeypatch.setenv("KOYEB_PASSWORD", fake.PASSWORD)
+    monkeypatch.setenv("KOYEB_URL", fake.url)
+    auth = KoyebAuth(cache_path=cache_path)
+    auth.get_token()
+    data = pickle.dumps(auth)
+    # A boolean per value, so that a failure does not print the password.
+    carried = [name for name, value in (("password", fake.PASSWORD), ("email", fake.EMAIL), ("url", fake.url))
+               if value.encode() in data]
+    assert carried == []
+    leaked = issued_in(data, fake)
+    assert not leaked
+
+    for name in ("KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB_URL"):
+        monkeypatch.delenv(name)
+    with pytest.raises(ConfigurationError, match="No Koyeb credentials found"):
+        pickle.loads(data).get_token()
+    assert fake.stats["login"] == 1
+
+
+def test_a_personal_token_given_as_an_argument_travels(fake: FakeKoyebAPI, cache_path: Path) -> None:
+    auth = KoyebAuth(token=fake.PERSONAL_TOKEN, api_url=fake.url, cache_path=cache_path)
+    restored = pickle.loads(pickle.dumps(auth))
+    assert fingerprint(restored.get_token()) == fingerprint(fake.PERSONAL_TOKEN)
+    assert repr(restored) == f"KoyebAuth(token=<redacted>, api_url={fake.url!r})"
+
+
+def test_network_settings_travel(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], tmp_path: Path) -> None:
+    auth = make_auth(verify=str(tmp_path / "ca.pem"), proxy="http://proxy.internal:3128")
+    assert pickle.loads(pickle.dumps(auth))._network == auth._network
+    # A transport that pickles goes along, and the copy's session calls use it.
+    mocked = make_auth(transport=httpx.MockTransport(_unavailable))
+    with pytest.raises(errors.APIError, match="503"):
+        pickle.loads(pickle.dumps(mocked)).get_token()
+    assert fake.stats == {}
+
+
+def _unavailable(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(503, json={"error": "unavailable"})
+
+
+@pytest.mark.parametrize(("argument", "value", "advice"), [
+    ("verify", ssl.create_default_context(), "path of a CA bundle"),
+    ("transport", httpx.HTTPTransport(), "in each process"),
+    ("async_transport", httpx.AsyncHTTPTransport(), "in each process"),
+    ("on_event", lambda event: None, "top level of a module"),
+])
+def test_an_argument_that_cannot_be_pickled_is_named(
+    cache_path: Path, argument: str, value: object, advice: str
+) -> None:
+    auth = KoyebAuth("me@example.com", "my-password", cache_path=cache_path, **{argument: value})
+    with pytest.raises(ConfigurationError) as caught:
+        pickle.dumps(auth)
+    assert f"its {argument}= (" in str(caught.value) and advice in str(caught.value)
+    # Copies in this process need no pickling: they share the object.
+    assert copy.deepcopy(auth)._network == auth._network
+
+
+def test_a_memory_store_refuses_to_be_pickled_and_is_shared_by_copies() -> None:
+    store = MemoryTokenStore()
+    with pytest.raises(ConfigurationError, match="each worker would log in by itself"):
+        pickle.dumps(store)
+    auth = KoyebAuth("me@example.com", "my-password", store=store)
+    with pytest.raises(ConfigurationError, match="MemoryTokenStore cannot be pickled"):
+        pickle.dumps(auth)
+    assert copy.copy(store) is store and copy.deepcopy(store) is store
+    assert copy.deepcopy(auth).store is store
+
+
+def test_a_file_store_pickles_as_its_path(cache_path: Path) -> None:
+    store = FileTokenStore(cache_path)
+    store.try_lock()  # a store in use holds a lock object and a read cache: neither travels
+    try:
+        restored = pickle.loads(pickle.dumps(store))
+    finally:
+        store.unlock()
+    assert type(restored) is FileTokenStore and restored.path == cache_path
+    assert restored.lock_path == store.lock_path and restored._lock is None
+
+
+def test_copy_and_deepcopy_share_the_store_and_the_token(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    auth = make_auth(verify=ssl.create_default_context())  # an SSLContext does not pickle, nor need to
+    token = auth.get_token()
+    for clone in (copy.copy(auth), copy.deepcopy(auth)):
+        assert clone is not auth and clone.store is auth.store and clone._network is auth._network
+        assert fingerprint(clone.get_token()) == fingerprint(token)
+    twice = copy.deepcopy([auth, auth])
+    assert twice[0] is twice[1] and twice[0] is not auth
+    assert fake.stats["login"] == 1
+
+
+def test_httpx2_koyeb_auth_pickles_and_copies(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]) -> None:
+    auth = Httpx2KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=make_auth().store.path)
+    for clone in (pickle.loads(pickle.dumps(auth)), copy.deepcopy(auth)):
+        assert type(clone) is Httpx2KoyebAuth
+        with httpx2.Client(base_url=fake.url, auth=clone) as client:
+            assert client.get("/v1/apps").status_code == 200
+    assert fake.stats["login"] == 1 and fake.stats["api"] == 2
+
+
+def test_an_unpickled_copy_and_its_original_in_one_process_log_in_once(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    # Two store objects on one file (the copy's is new): the file lock still admits one of them.
+    auth = make_auth()
+    copies = [auth, pickle.loads(pickle.dumps(auth))] * 4
+    start = threading.Barrier(len(copies))
+    seen: list[str] = []
+
+    def run(each: KoyebAuth) -> None:
+        start.wait(timeout=30)
+        seen.append(fingerprint(each.get_token()))
+
+    threads = [threading.Thread(target=run, args=(each,)) for each in copies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(seen) == len(copies) and len(set(seen)) == 1
+    assert fake.stats["login"] == 1
+
+
+# --- worker pools --------------------------------------------------------------------------------
+
+WORKERS = 4
+
+
+@pytest.mark.parametrize("method", multiprocessing.get_all_start_methods())
+def test_a_pool_of_workers_given_one_koyeb_auth_logs_in_once(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], method: str
+) -> None:
+    auth = make_auth()  # never used here: the workers start cold, all at once
+    context = multiprocessing.get_context(method)
+    start = context.Barrier(WORKERS)
+    with context.Pool(WORKERS, initializer=pool_tasks.init_worker, initargs=(start,)) as pool:
+        # map_async and a timeout: a worker that died would leave a plain map() waiting forever.
+        results = pool.map_async(pool_tasks.fetch_apps, [auth] * WORKERS, chunksize=1).get(timeout=180)
+    pids = {pid for pid, _, _ in results}
+    assert len(pids) == WORKERS  # one task per worker: each waited for the others
+    statuses = [status for _, each, _ in results for status in each]
+    assert statuses == [200] * WORKERS * pool_tasks.REQUESTS_PER_TASK
+    assert len({token for _, _, token in results}) == 1
+    assert fake.stats["login"] == 1
+    assert fake.stats["api"] == WORKERS * pool_tasks.REQUESTS_PER_TASK
+    assert fake.stats.get("unauthorized", 0) == 0
+    # The parent's own KoyebAuth finds the workers' token too.
+    auth.get_token()
+    assert fake.stats["login"] == 1
