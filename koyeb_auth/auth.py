@@ -24,7 +24,12 @@ from .errors import ConfigurationError
 from .manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider
 from .origin import Origin
 from .replay import httpx_rewinder, requests_rewinder, resend_of
-from .sources import source_for
+from .sources import (
+    DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
+    OrganizationTokenMode,
+    check_organization_token,
+    source_for,
+)
 from .store import TokenStore
 from .token import Token
 from .transport import Network
@@ -69,12 +74,17 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         proxy: str | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
+        organization_token: OrganizationTokenMode = "auto",  # noqa: S107 - how it is obtained, not a secret
+        organization_token_validity: float | timedelta = DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
     ) -> None:
         if store is not None and cache_path is not None:
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
-        margin = refresh_margin.total_seconds() if isinstance(refresh_margin, timedelta) else float(refresh_margin)
+        margin = _seconds(refresh_margin)
         if not margin >= 0 or not timeout > 0 or not lock_timeout > 0:
             raise ConfigurationError("refresh_margin must be >= 0, and timeout and lock_timeout > 0 seconds.")
+        validity = _seconds(organization_token_validity)
+        check_organization_token(organization_token, validity)
+        self._organization_token = (organization_token, validity)
         self._credentials = Credentials(email, password, token, organization_id, api_url)
         self._timing = Timing(margin, timeout, lock_timeout)
         self._network = Network(verify, proxy, transport, async_transport)
@@ -250,7 +260,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
 
     def _build(self) -> tuple[Origin, Settings, TokenProvider]:
         settings = self._config.settings(self._credentials)
-        source = source_for(settings, self._seon_fp)
+        source = source_for(settings, self._seon_fp, *self._organization_token)
         if source is None:
             assert settings.token is not None
             provider: TokenProvider = PersonalTokenProvider(settings.token)
@@ -258,3 +268,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             provider = TokenManager(source, self._store, self._timing, self._network)
         self._ready = (Origin(settings.api_url), settings, provider)
         return self._ready
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
