@@ -340,3 +340,21 @@ def test_cache_entries_stay_what_earlier_versions_wrote_and_read() -> None:
         read = token_from_entry({**entry, "withdrawn": malformed})
         assert read is not None and read.value == "tok" and read.withdrawn == frozenset()
     assert "withdrawn" not in repr(knowing)
+
+
+# --- the demo ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("without", "shown"), [
+    ("switch", "Calls to withdrawn endpoints: switch 1."),
+    ("refresh", "Calls to withdrawn endpoints: refresh 1."),
+    ("login", "may have withdrawn the email-and-password login"),
+])
+def test_the_demo_rehearses_each_withdrawal(without: str, shown: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "koyeb_auth", "demo", "--workers", "3", "--seconds", "3",
+                             "--ttl", "2", "--without", without], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert shown in result.stdout
+    assert "PASS: 3 processes" in result.stdout and "0 401(s), 0 request(s) with an expired token" in result.stdout
+    assert "Traceback" not in result.stderr
