@@ -128,7 +128,7 @@ def test_a_fleet_of_processes_shares_one_organization_token_per_lifetime_without
     fake: FakeKoyebAPI, cache_path: Path
 ) -> None:
     fake.drop("switch")
-    seconds, validity = 6.0, 2.0  # renewed in the last half of its life: every second at most
+    seconds, validity = 6.0, 3.0  # renewed in the last half of its life: every 1.5 s at most
     env = {**os.environ, "KOYEB_URL": fake.url, "KOYEB_TOKEN": fake.PERSONAL_TOKEN, "KOYEB_ORGANIZATION": ORG,
            "WORKER_CACHE": str(cache_path), "VALIDITY": str(validity), "SECONDS": str(seconds)}
     workers = [subprocess.Popen([sys.executable, "-c", FLEET], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
