@@ -30,7 +30,7 @@ from .errors import (
     RateLimitedError,
 )
 from .origin import LOGIN_PATH
-from .token import Token, jwt_lifetime, token_from_reply, usable_bearer
+from .token import Token, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
 
 Action = Literal["login", "refresh", "switch", "access_token", "logout"]
 
@@ -168,13 +168,15 @@ def access_token_from(call: Call, reply: Reply, sent: float) -> Token:
     if not isinstance(value, str) or not usable_bearer(value):
         raise APIError(f"{_what(call)} returned an unusable reply: no `token` string. Is the API URL right?", 200)
     # No expiry in the reply: the token lives what was asked, counted from when it was asked (the
-    # API made it later), or less if its JWT says so (exp - iat: both in the API's clock, so a
-    # skewed local clock changes nothing).
+    # API made it later), or less if its JWT says so: exp - iat, both in the API's clock, so a
+    # skewed local clock changes nothing; without iat, exp read in our clock.
     assert call.validity is not None
     claimed = jwt_lifetime(value)
+    if claimed is None and (expiry := jwt_expiry(value)) is not None:
+        claimed = expiry - sent
     lifetime = min(call.validity, claimed if claimed is not None else math.inf)
     if not lifetime > 0:
-        raise APIError(f"{_what(call)} returned a token that has already expired.", 200)
+        raise APIError(f"{_what(call)} returned a token that has already expired. Check this machine's clock.", 200)
     return Token(value, obtained_at=sent, expires_at=sent + lifetime)
 
 
