@@ -6,6 +6,8 @@ and never contain a token or a password.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class KoyebAuthError(Exception):
     """Base class of every error raised by koyeb-auth."""
@@ -44,6 +46,11 @@ class EndpointWithdrawnError(AccessDeniedError):
         super().__init__(message)
         self.endpoint = endpoint
         self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (a worker pool sends errors back to its parent): the default rebuilds from the
+        # message alone, and the constructor needs the endpoint and the status too.
+        return type(self), (*self.args, self.endpoint, self.status), self.__dict__
 
 
 class RateLimitedError(KoyebAuthError):

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
@@ -238,6 +239,8 @@ def test_a_dropped_login_says_it_may_be_withdrawn_and_names_the_personal_access_
     assert fake.PASSWORD not in message
     assert isinstance(caught.value, AccessDeniedError) and (caught.value.endpoint, caught.value.status) == (
         "login", status)
+    copy = pickle.loads(pickle.dumps(caught.value))  # as a worker pool sends it to its parent
+    assert (type(copy), str(copy), copy.endpoint, copy.status) == (EndpointWithdrawnError, message, "login", status)
     assert fake.stats == {"dropped_login": 1}
 
 
