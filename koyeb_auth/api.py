@@ -2,12 +2,16 @@
 
 Wire facts (Koyeb's OpenAPI document, and how its CLI and console call these endpoints): the
 bearer goes in `Authorization: Bearer <id>`; login takes a JSON body and an optional `seon-fp`
-header; refresh and logout take no body; the organization switch needs an empty JSON object.
+header; refresh and logout take no body; the organization switch needs an empty JSON object; an
+organization access token is asked for with its validity, and its reply holds no expiry.
 Errors are branched on HTTP status, not on the `code` string, which the API does not use
 consistently.
 
 Times in a reply are in the API's clock: expiries and waits are counted from the reply's `Date`
 (see `clock`), not from this machine's clock.
+
+Login, refresh, logout and the organization switch are deprecated ("replaced by WorkOS and will be
+dropped soon"); a 404, 405 or 410 from one of them is told apart from a wrong API URL here.
 """
 
 from __future__ import annotations
@@ -24,15 +28,16 @@ from .errors import (
     AccessDeniedError,
     AccountLockedError,
     APIError,
+    EndpointWithdrawnError,
     InvalidCredentialsError,
     KoyebAuthError,
     OrganizationDeactivatedError,
     RateLimitedError,
 )
 from .origin import LOGIN_PATH
-from .token import Token, token_from_reply
+from .token import Token, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
 
-Action = Literal["login", "refresh", "switch", "logout"]
+Action = Literal["login", "refresh", "switch", "access_token", "logout"]
 
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
@@ -45,6 +50,33 @@ DEFAULT_RATE_LIMIT_WAIT = 30.0
 # treated as absent.
 MAX_RETRY_AFTER = 3600.0
 _MAX_MESSAGE = 300
+# What a gateway answers for a route it no longer has (or a method it no longer takes).
+GONE = frozenset({404, 405, 410})
+# The console's messages for a wrong email or password, some of them with a 404: not a withdrawn login.
+CREDENTIALS_REFUSED = frozenset({
+    "There is no Koyeb account associated with this email address or your password is incorrect",
+    "Cannot find user",
+})
+# What a 404, 405 or 410 from each endpoint means, and the way out.
+WITHDRAWN = {
+    "login": "Koyeb may have withdrawn the email-and-password login (it is deprecated: the console signs in "
+             "through WorkOS). Use a personal access token instead: create one in the Koyeb console and set "
+             "KOYEB_TOKEN (or pass token=), with KOYEB_ORGANIZATION for an organization.",
+    "refresh": "Koyeb may have withdrawn the refresh (it is deprecated): koyeb-auth logs in again instead, once "
+               "per token lifetime.",
+    "switch": "Koyeb may have withdrawn the organization switch (it is deprecated), or the organization id is "
+              "wrong. POST /v1/organizations/{id}/access_token replaces the switch: koyeb-auth falls back to it "
+              "with organization_token='auto' (the default), and goes there first with 'access_token'.",
+    "access_token": "Koyeb may have withdrawn the organization access token. Use an organization token created "
+                    "in the Koyeb console as KOYEB_TOKEN, without KOYEB_ORGANIZATION.",
+    "logout": "Koyeb may have withdrawn logout (it is deprecated): the token was dropped from the cache, and "
+              "stays valid on the API until it expires.",
+}
+# The deprecated endpoints koyeb-auth can do without (a login instead of a refresh, the access token
+# instead of the switch, nothing instead of a logout). A 404, 405 or 410 from one of them is taken
+# as withdrawn whatever the body: going around it costs nothing, and a wrong API URL shows at the
+# next call.
+AVOIDABLE = frozenset({"refresh", "switch", "logout"})
 
 
 @dataclass(frozen=True)
@@ -56,6 +88,7 @@ class Call:
     url: str
     headers: Mapping[str, str] = field(repr=False)
     body: Mapping[str, str] | None = field(default=None, repr=False)
+    validity: float | None = None  # an access token's: the seconds asked for, since its reply has no expiry
 
 
 @dataclass(frozen=True)
@@ -84,6 +117,17 @@ def switch(api_url: str, organization_id: str, token: str, seon_fp: str | None) 
     headers = dict(bearer(token), **({"seon-fp": seon_fp} if seon_fp else {}))
     # The endpoint requires a body; the CLI notes it must be an empty object.
     return Call("switch", "POST", f"{api_url}/v1/organizations/{organization_id}/switch", headers, {})
+
+
+def access_token(api_url: str, organization_id: str, token: str, validity: float) -> Call:
+    """A short-lived token scoped to the organization (not deprecated): at most 24 h, 1 h by default."""
+    url = f"{api_url}/v1/organizations/{organization_id}/access_token"
+    return Call("access_token", "POST", url, bearer(token), {"validity": duration(validity)}, validity)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a protobuf Duration in JSON: `3600s`, `1.5s` (nine decimals at most)."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
 
 
 def logout(api_url: str, token: str) -> Call:
@@ -120,6 +164,38 @@ def token_from(call: Call, reply: Reply, now: float) -> Token:
     return token
 
 
+def session_token(call: Call, reply: Reply, sent: float, now: float) -> Token:
+    """The token any session call returned, or the error its reply stands for.
+
+    `sent` is when the call went out, `now` when its reply came back.
+    """
+    return access_token_from(call, reply, sent) if call.action == "access_token" else token_from(call, reply, now)
+
+
+def access_token_from(call: Call, reply: Reply, sent: float) -> Token:
+    """The token of a `CreateAccessTokenReply` (`{"token": "..."}`), or the error the reply stands for."""
+    if reply.status != 200:
+        raise error_for(call, reply)
+    try:
+        decoded = json.loads(reply.body)
+    except ValueError:  # only noted: the error holds the reply, which may hold a token
+        decoded = None
+    value = decoded.get("token") if isinstance(decoded, dict) else None
+    if not isinstance(value, str) or not usable_bearer(value):
+        raise APIError(f"{_what(call)} returned an unusable reply: no `token` string. Is the API URL right?", 200)
+    # No expiry in the reply: the token lives what was asked, counted from when it was asked (the
+    # API made it later), or less if its JWT says so: exp - iat, both in the API's clock, so a
+    # skewed local clock changes nothing; without iat, exp brought to our clock through `Date`.
+    assert call.validity is not None
+    claimed = jwt_lifetime(value)
+    if claimed is None and (expiry := jwt_expiry(value)) is not None:
+        claimed = expiry - (clock_skew(reply.headers, sent) or 0.0) - sent
+    lifetime = min(call.validity, claimed if claimed is not None else math.inf)
+    if not lifetime > 0:
+        raise APIError(f"{_what(call)} returned a token that has already expired. Check this machine's clock.", 200)
+    return Token(value, obtained_at=sent, expires_at=sent + lifetime)
+
+
 def check_logout(call: Call, reply: Reply) -> None:
     # 401: the session is already gone, which is what logout wants.
     if reply.status not in (200, 401):
@@ -128,12 +204,26 @@ def check_logout(call: Call, reply: Reply) -> None:
 
 def rejection_message(body: bytes) -> str | None:
     """The `message` of a JSON error body, or None."""
+    message = _error_body(body).get("message")
+    return message if isinstance(message, str) else None
+
+
+def from_koyeb(body: bytes) -> bool:
+    """True for an error body the Koyeb API (or its gateway) writes: JSON with a `code` or a `message`.
+
+    `Error` and `ErrorWithFields` have a string `code`, `google.rpc.Status` an integer one; an HTML
+    page or a bare JSON value is some other server's answer.
+    """
+    decoded = _error_body(body)
+    return isinstance(decoded.get("message"), str) or isinstance(decoded.get("code"), (str, int))
+
+
+def _error_body(body: bytes) -> dict[str, object]:
     try:
         decoded = json.loads(body)
     except ValueError:
-        return None
-    message = decoded.get("message") if isinstance(decoded, dict) else None
-    return message if isinstance(message, str) else None
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
 
 
 def renewal_may_help(body: bytes) -> bool:
@@ -143,9 +233,14 @@ def renewal_may_help(body: bytes) -> bool:
 
 def error_for(call: Call, reply: Reply) -> KoyebAuthError:
     """The KoyebAuthError subclass for a failed session call."""
-    status, what = reply.status, _what(call)
     message = rejection_message(reply.body)
     said = f": {message[:_MAX_MESSAGE]!r}" if message else ""
+    gone = _gone(call, reply, said) if reply.status in GONE else None
+    return gone or _refusal(call, reply, message, said)
+
+
+def _refusal(call: Call, reply: Reply, message: str | None, said: str) -> KoyebAuthError:
+    status, what = reply.status, _what(call)
     if status == 429:
         wait = retry_after(reply.headers)
         return RateLimitedError(f"{what} was rate limited (HTTP 429){said}. Try again in {wait:.0f} s.", wait)
@@ -166,6 +261,21 @@ def error_for(call: Call, reply: Reply) -> KoyebAuthError:
     if not message and reply.body.lstrip()[:1] not in (b"{", b""):
         said = " with a body that is not a Koyeb API reply"
     return APIError(f"{what} failed (HTTP {status}){said}. Try again later; check the API URL if it persists.", status)
+
+
+def _gone(call: Call, reply: Reply, said: str) -> KoyebAuthError | None:
+    """A 404, 405 or 410: a withdrawn endpoint, a wrong API URL, or None for a 404 about what was
+    asked for (an unknown account or organization), which the credential errors describe."""
+    status, what = reply.status, _what(call)
+    avoidable = call.action in AVOIDABLE
+    if not avoidable and not from_koyeb(reply.body):
+        return APIError(f"{what} answered HTTP {status} with a body that is not a Koyeb API reply: the API URL "
+                        "(KOYEB_URL or api_url=) may be wrong.", status)
+    if not avoidable and status == 404 and (
+        call.action != "login" or rejection_message(reply.body) in CREDENTIALS_REFUSED
+    ):
+        return None
+    return EndpointWithdrawnError(f"{what} answered HTTP {status}{said}. {WITHDRAWN[call.action]}", call.action, status)
 
 
 def retry_after(headers: Mapping[str, str]) -> float:
@@ -205,6 +315,6 @@ def _what(call: Call) -> str:
 def _hint(call: Call) -> str:
     if call.action == "login":
         return "Check the email and password (KOYEB_EMAIL, KOYEB_PASSWORD)."
-    if call.action == "switch":
+    if call.action in ("switch", "access_token"):
         return "Check the personal access token (KOYEB_TOKEN) and the organization id (KOYEB_ORGANIZATION)."
     return "The session is no longer valid; log in again."

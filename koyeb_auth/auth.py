@@ -28,7 +28,12 @@ from .origin import Origin
 from .origin import shown as url_shown
 from .pickling import check_picklable
 from .replay import httpx_rewinder, requests_rewinder, resend_of
-from .sources import source_for
+from .sources import (
+    DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
+    OrganizationTokenMode,
+    check_organization_token,
+    source_for,
+)
 from .store import TokenStore
 from .token import Token, usable_bearer
 from .transport import Network
@@ -77,14 +82,19 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         on_event: EventHook | None = None,
+        organization_token: OrganizationTokenMode = "auto",  # noqa: S107 - how it is obtained, not a secret
+        organization_token_validity: float | timedelta = DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
     ) -> None:
         if store is not None and cache_path is not None:
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
         if seon_fp is not None and not usable_bearer(seon_fp):
             raise ConfigurationError("seon_fp= must be printable ASCII without spaces (it is sent as a header).")
-        margin = refresh_margin.total_seconds() if isinstance(refresh_margin, timedelta) else float(refresh_margin)
+        margin = _seconds(refresh_margin)
         if not margin >= 0 or not timeout > 0 or not lock_timeout > 0:
             raise ConfigurationError("refresh_margin must be >= 0, and timeout and lock_timeout > 0 seconds.")
+        validity = _seconds(organization_token_validity)
+        check_organization_token(organization_token, validity)
+        self._organization_token = (organization_token, validity)
         self._credentials = Credentials(email, password, token, organization_id, api_url)
         self._timing = Timing(margin, timeout, lock_timeout)
         self._network = Network(verify, proxy, transport, async_transport)
@@ -271,7 +281,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
 
     def _build(self) -> tuple[Origin, Settings, TokenProvider]:
         settings = self._config.settings(self._credentials)
-        source = source_for(settings, self._seon_fp)
+        source = source_for(settings, self._seon_fp, *self._organization_token)
         if source is None:
             assert settings.token is not None
             provider: TokenProvider = PersonalTokenProvider(settings.token)
@@ -285,7 +295,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
     # What a copy is made of: the arguments as given. Not the environment (the copy reads its own),
     # not a token (the copy finds it in the shared store), not locks (the copy makes its own).
     _CONFIGURATION: ClassVar[tuple[str, ...]] = ("_credentials", "_timing", "_network", "_store", "_seon_fp",
-                                                 "_on_event")
+                                                 "_on_event", "_organization_token")
 
     def __getstate__(self) -> dict[str, Any]:
         """The configuration: arguments as given, so a password or token passed as an argument travels
@@ -334,3 +344,6 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)

@@ -138,7 +138,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_fake_api(args: argparse.Namespace) -> int:
     from .testing import FakeKoyebAPI  # noqa: PLC0415 - loaded only for this command
 
-    fake = FakeKoyebAPI(ttl=args.ttl, host=args.host, port=args.port)
+    fake = FakeKoyebAPI(ttl=args.ttl, host=args.host, port=args.port, without=args.without)
     fake.bind()
     print(f"Fake Koyeb API at {fake.url} (email {fake.EMAIL}, password {fake.PASSWORD}; Ctrl-C stops it)",
           flush=True)
@@ -149,7 +149,7 @@ def cmd_fake_api(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo  # noqa: PLC0415 - loaded only for this command
 
-    return run_demo(workers=args.workers, seconds=args.seconds, ttl=args.ttl)
+    return run_demo(workers=args.workers, seconds=args.seconds, ttl=args.ttl, without=frozenset(args.without))
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -199,11 +199,29 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--host", default="127.0.0.1")
     sub.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     sub.add_argument("--ttl", type=float, default=3600.0, help="token lifetime in seconds (default 3600)")
+    _without_option(sub)
     sub = command("demo", cmd_demo, "Offline demo: N worker processes, one fake API, one login, live refreshes.")
     sub.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
     sub.add_argument("--seconds", type=float, default=8.0, help="how long the workers run (default 8)")
     sub.add_argument("--ttl", type=float, default=3.0, help="token lifetime in seconds (default 3)")
+    _without_option(sub)
     return parser
+
+
+def _without_option(sub: argparse.ArgumentParser) -> None:
+    # Koyeb's deprecated session endpoints, withdrawn in the fake API (answering 404), to rehearse it.
+    sub.add_argument("--without", type=_endpoints, default=[], metavar="ENDPOINTS",
+                     help="endpoints the fake API answers 404 to, comma-separated: login, refresh, switch, "
+                          "access_token, logout")
+
+
+def _endpoints(names: str) -> list[str]:
+    from .testing import SESSION_ENDPOINTS  # noqa: PLC0415 - loaded only for the commands of the fake
+
+    endpoints = [name.strip() for name in names.split(",") if name.strip()]
+    if unknown := [name for name in endpoints if name not in SESSION_ENDPOINTS]:
+        raise argparse.ArgumentTypeError(f"unknown endpoint {unknown[0]!r}: use {', '.join(sorted(SESSION_ENDPOINTS))}")
+    return endpoints
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ class InvalidCredentialsError(KoyebAuthError):
 
 
 class AccessDeniedError(KoyebAuthError):
-    """The credentials are right but the API will not open a session (HTTP 403)."""
+    """The credentials may be right but the API will not open a session with them (HTTP 403, or an
+    endpoint withdrawn)."""
 
 
 class AccountLockedError(AccessDeniedError):
@@ -35,6 +36,25 @@ class AccountLockedError(AccessDeniedError):
 
 class OrganizationDeactivatedError(AccessDeniedError):
     """The API answered 401 `Token rejected`: the organization is deactivated."""
+
+
+class EndpointWithdrawnError(AccessDeniedError):
+    """A session endpoint these credentials need answered 404, 405 or 410: Koyeb has probably
+    withdrawn it (login, refresh, logout and the organization switch are deprecated).
+
+    The message names the way out; `endpoint` is the one that answered ("login", "refresh",
+    "switch", "access_token" or "logout") and `status` its HTTP status.
+    """
+
+    def __init__(self, message: str, endpoint: str, status: int) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.status = status
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled (a worker pool sends errors back to its parent): the default rebuilds from the
+        # message alone, and the constructor needs the endpoint and the status too.
+        return type(self), (*self.args, self.endpoint, self.status), self.__dict__
 
 
 class RateLimitedError(KoyebAuthError):

@@ -7,6 +7,7 @@ tuple from memory.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from typing import Protocol
 from . import api
 from .backoff import Backoff
 from .backoff import monotonic as monotonic_clock
-from .errors import InvalidCredentialsError, KoyebAuthError, TokenStoreError
+from .errors import EndpointWithdrawnError, InvalidCredentialsError, KoyebAuthError, TokenStoreError
 from .events import EventHook, emit
 from .gate import BUSY, INSIDE, Gate, Seen, Wait
 from .sources import Source
@@ -148,6 +149,9 @@ class TokenManager:
         self._hot: tuple[Token | None, float] = (None, float("-inf"))
         self._suspect: tuple[Token | None, float] = (None, float("-inf"))
         self._look_again_at = float("-inf")
+        # The session endpoints found withdrawn, here or by a peer whose token we adopted: skipped
+        # from then on, so a gone endpoint costs one call, not one per renewal.
+        self._withdrawn: set[str] = set()
 
     # --- public: the hot path stays in memory ---------------------------------------------------
 
@@ -262,7 +266,10 @@ class TokenManager:
         token = self._usable(self._token or (yield Load()))
         if token is not None:
             call = api.logout(self._source.api_url, token.value)
-            api.check_logout(call, (yield call))
+            try:
+                api.check_logout(call, (yield call))
+            except EndpointWithdrawnError as exc:
+                log.warning("Could not end the session of token %s: %s", token.fingerprint, exc)
         self._remember(None)
         yield Delete()
         return token is not None
@@ -281,6 +288,8 @@ class TokenManager:
 
     def _remember(self, token: Token | None) -> None:
         self._token = token
+        if token is not None:
+            self._withdrawn.update(token.withdrawn)
         self._hot = (token, token.due_at(self._timing.refresh_margin)) if token else (None, float("-inf"))
 
     def _adopt(self, stored: Token | None, refused: Token | None = None) -> Token | None:
@@ -317,12 +326,30 @@ class TokenManager:
         return token
 
     def _fetch(self, current: Token | None) -> Flow[tuple[Token, api.Action]]:
-        renewal = self._source.renew(current) if current is not None else None
+        """A token from the first session call that answers, and which call gave it."""
+        renewal = self._source.renew(current, self._withdrawn) if current is not None else None
         if renewal is not None:
             try:
-                return api.token_from(renewal, (yield renewal), self._clock()), renewal.action
+                return (yield from self._session(renewal)), renewal.action
             except InvalidCredentialsError:
                 log.info("The API refused to refresh token %s; logging in again",
                          current.fingerprint if current else "")
-        call = self._source.obtain()
-        return api.token_from(call, (yield call), self._clock()), call.action
+            except EndpointWithdrawnError as exc:
+                self._withdraw(exc)
+        *others, last = self._source.obtain(self._withdrawn)
+        for call in others:
+            try:
+                return (yield from self._session(call)), call.action
+            except EndpointWithdrawnError as exc:
+                self._withdraw(exc)
+        return (yield from self._session(last)), last.action
+
+    def _session(self, call: api.Call) -> Flow[Token]:
+        sent = self._clock()
+        token = api.session_token(call, (yield call), sent, self._clock())
+        # The token carries what we know is gone, so the peers that adopt it skip it too.
+        return dataclasses.replace(token, withdrawn=frozenset(self._withdrawn)) if self._withdrawn else token
+
+    def _withdraw(self, gone: EndpointWithdrawnError) -> None:
+        self._withdrawn.add(gone.endpoint)
+        log.warning("%s", gone)

@@ -1,7 +1,12 @@
-"""Where tokens come from: a password login, or a personal access token switched into an organization.
+"""Where tokens come from: a password login, or a personal access token scoped to an organization.
 
 A source only builds requests; the manager sends them. A personal access token used as is needs
 no source at all: it is sent unchanged and never renewed.
+
+Koyeb has deprecated login, refresh and the organization switch. Each source says which calls can
+open a session, in order, and skips those the manager found withdrawn (404, 405 or 410): a
+password session is then renewed by logging in again, and an organization token is asked for at
+`POST /v1/organizations/{id}/access_token`, which is not deprecated.
 
 Each source names its tokens in the shared store with a key bound to the credential that opened
 the session, so that a wrong password never gets a cached session. For a password the key holds
@@ -12,13 +17,20 @@ file or from Redis does not make the password cheap to guess.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Set
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
 from . import api
 from .config import Settings
 from .errors import ConfigurationError
 from .token import Token
+
+OrganizationTokenMode = Literal["auto", "switch", "access_token"]
+ORGANIZATION_TOKEN_MODES: tuple[str, ...] = get_args(OrganizationTokenMode)
+# The access token endpoint's own default, and its ceiling.
+DEFAULT_ORGANIZATION_TOKEN_VALIDITY = 3600.0
+MAX_ORGANIZATION_TOKEN_VALIDITY = 24 * 3600.0
 
 # scrypt at 16 MiB and 2^14 rounds: OWASP's interactive floor scaled to a once-per-process cost.
 _SCRYPT = {"n": 1 << 14, "r": 8, "p": 1, "maxmem": 64 << 20, "dklen": 32}
@@ -35,11 +47,12 @@ class Source(Protocol):
         """The store key: API URL, identity, organization and credential, hashed so none shows."""
         ...
 
-    def obtain(self) -> api.Call:
-        """The request that opens a new session."""
+    def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
+        """The requests that can open a new session, best first: each next one is for when the one
+        before answers that it is withdrawn. Never empty."""
         ...
 
-    def renew(self, token: Token) -> api.Call | None:
+    def renew(self, token: Token, withdrawn: Set[str]) -> api.Call | None:
         """The request that renews `token`, or None when the only way is `obtain` again."""
         ...
 
@@ -59,24 +72,33 @@ class PasswordLogin:
         credential = password_hash(self.password or "", f"{self.api_url}\n{email}")
         return cache_key(self.api_url, "email", email, self.organization_id, credential)
 
-    def obtain(self) -> api.Call:
+    def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
         if not self.password:
             raise ConfigurationError(f"No password for {self.email}: pass password= or set KOYEB_PASSWORD.")
-        return api.login(self.api_url, self.email, self.password, self.organization_id, self.seon_fp)
+        # No way around a withdrawn login: its error says to use a personal access token.
+        return (api.login(self.api_url, self.email, self.password, self.organization_id, self.seon_fp),)
 
-    def renew(self, token: Token) -> api.Call | None:
-        # An expired session cannot be refreshed (the API answers 401): log in again instead.
-        return api.refresh(self.api_url, token.value)
+    def renew(self, token: Token, withdrawn: Set[str]) -> api.Call | None:
+        # An expired session cannot be refreshed (the API answers 401): log in again instead. So
+        # does a session whose refresh endpoint is gone, without asking it again each time.
+        return None if "refresh" in withdrawn else api.refresh(self.api_url, token.value)
 
 
 @dataclass(frozen=True)
-class OrganizationSwitch:
-    """A personal access token exchanged for an organization-scoped session token."""
+class OrganizationToken:
+    """A personal access token exchanged for an organization-scoped token.
+
+    `mode` "switch" asks the (deprecated) organization switch, "access_token" the access token
+    endpoint (a token valid `validity` seconds), and "auto" the switch until it answers that it is
+    withdrawn, then the access token endpoint.
+    """
 
     api_url: str
     personal_token: str = field(repr=False)
     organization_id: str
     seon_fp: str | None = field(default=None, repr=False)
+    mode: OrganizationTokenMode = "auto"
+    validity: float = DEFAULT_ORGANIZATION_TOKEN_VALIDITY
 
     @property
     def key(self) -> str:
@@ -84,21 +106,41 @@ class OrganizationSwitch:
         identity = hashlib.sha256(self.personal_token.encode()).hexdigest()
         return cache_key(self.api_url, "token", identity, self.organization_id, "")
 
-    def obtain(self) -> api.Call:
-        return api.switch(self.api_url, self.organization_id, self.personal_token, self.seon_fp)
+    def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
+        switch = api.switch(self.api_url, self.organization_id, self.personal_token, self.seon_fp)
+        access = api.access_token(self.api_url, self.organization_id, self.personal_token, self.validity)
+        calls = {"auto": (switch, access), "switch": (switch,), "access_token": (access,)}[self.mode]
+        # A peer's cache entry may say the switch is gone: "auto" goes straight to the access
+        # token; "switch", which the user asked for, asks anyway and reports what it gets.
+        return tuple(call for call in calls if call.action not in withdrawn) or calls
 
-    def renew(self, token: Token) -> api.Call | None:
-        # The personal token is the long-lived credential: switching again is the renewal.
+    def renew(self, token: Token, withdrawn: Set[str]) -> api.Call | None:
+        # The personal token is the long-lived credential: asking again is the renewal.
         return None
 
 
-def source_for(settings: Settings, seon_fp: str | None) -> Source | None:
+def source_for(
+    settings: Settings,
+    seon_fp: str | None,
+    mode: OrganizationTokenMode = "auto",
+    validity: float = DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
+) -> Source | None:
     """The source for these settings, or None for a personal access token used as is."""
     if settings.email:
         return PasswordLogin(settings.api_url, settings.email, settings.password, settings.organization_id, seon_fp)
     if settings.token and settings.organization_id:
-        return OrganizationSwitch(settings.api_url, settings.token, settings.organization_id, seon_fp)
+        return OrganizationToken(settings.api_url, settings.token, settings.organization_id, seon_fp, mode, validity)
     return None
+
+
+def check_organization_token(mode: str, validity: float) -> None:
+    """ConfigurationError unless `mode` is a known one and `validity` is within the API's limits."""
+    if mode not in ORGANIZATION_TOKEN_MODES:
+        raise ConfigurationError(f"organization_token must be one of {', '.join(ORGANIZATION_TOKEN_MODES)}, "
+                                 f"not {mode!r}.")
+    if not 0 < validity <= MAX_ORGANIZATION_TOKEN_VALIDITY:
+        raise ConfigurationError("organization_token_validity must be more than 0 and at most 86400 seconds "
+                                 "(24 h, the API's limit).")
 
 
 def cache_key(api_url: str, kind: str, identity: str, organization_id: str | None, credential: str) -> str:

@@ -9,16 +9,22 @@ with FakeKoyebAPI(ttl=60) as api:
     assert api.stats["login"] == 1
 ```
 
-It implements login, refresh, logout and the organization switch as the real API documents them,
-answers every other path as an authenticated endpoint (with the current user at
-`/v1/account/profile` and one app at `/v1/apps`, as the Koyeb SDK reads them), and counts what it
-saw. Faults can be
-queued per action. `GET /_fake/stats` returns the counters, for a fake run in another process.
+It implements login, refresh, logout, the organization switch and the organization access token
+as the real API documents them, and counts what it saw. `GET /v1/account/profile` and
+`GET /v1/apps` answer what Koyeb's OpenAPI document describes (`UserReply`, `ListAppsReply`), as the
+Koyeb SDK reads them; every other path is an authenticated echo of the request (`method`, `path`,
+`body`: the fake's own, for tests of bodies and retries). Faults can be queued per action.
+`GET /_fake/stats` returns the counters, for a fake run in another process.
+
+Koyeb has deprecated login, refresh, logout and the switch. Rehearse their removal: an endpoint
+dropped with `FakeKoyebAPI(without={"switch"})` or `api.drop("login", status=410)` answers as a
+gateway answers a route it no longer has.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import re
@@ -30,29 +36,37 @@ import tempfile
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-Action = Literal["login", "refresh", "switch", "logout", "api"]
+Action = Literal["login", "refresh", "switch", "access_token", "logout", "api"]
 ExpiryStyle = Literal["expires_at", "expires", "jwt"]
+SESSION_ENDPOINTS = frozenset(get_args(Action)) - {"api"}
 
 _UNAUTHENTICATED = "Request unauthenticated with bearer"
 _BAD_CREDENTIALS = "There is no Koyeb account associated with this email address or your password is incorrect"
-_SWITCH_PATH = re.compile(r"/v1/organizations/[^/]+/switch")
+_ORGANIZATION_PATH = re.compile(r"/v1/organizations/([^/]+)/(switch|access_token)")
 _ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/v1/account/login"): "login",
     ("PUT", "/v1/account/refresh"): "refresh",
     ("DELETE", "/v1/account/logout"): "logout",
 }
+_MAX_VALIDITY = 24 * 3600.0  # the access token endpoint's limit
+_DEFAULT_VALIDITY = 3600.0
+# The google.rpc.Status code grpc-gateway's routing error handler sends with each status.
+_GATEWAY_CODES = {404: 5, 405: 12, 410: 5}  # NOT_FOUND, UNIMPLEMENTED
+# When the fake's demo user and app were made (RFC 3339, as grpc-gateway writes timestamps).
+_CREATED = "2024-01-01T00:00:00Z"
 _Answer = tuple[int, Any, dict[str, str]]
 
 
 def _action(method: str, path: str) -> Action:
-    if method == "POST" and _SWITCH_PATH.fullmatch(path):
-        return "switch"
+    if method == "POST" and (match := _ORGANIZATION_PATH.fullmatch(path)):
+        return "switch" if match[2] == "switch" else "access_token"
     return _ROUTES.get((method, path), "api")
 
 
@@ -88,6 +102,7 @@ class FakeKoyebAPI:
         refresh_delay: float = 0.0,
         revoke_on_refresh: bool = True,
         expiry_style: ExpiryStyle = "expires_at",
+        without: Iterable[str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         clock_offset: float = 0.0,
@@ -109,8 +124,11 @@ class FakeKoyebAPI:
         self.deactivated_organizations: set[str] = set()
         self._counts: Counter[str] = Counter()
         self._faults: dict[str, deque[Fault]] = {}
+        self._dropped: dict[str, int] = {}
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
+        for endpoint in without:
+            self.drop(endpoint)
         self._secret = secrets.token_bytes(16)
         self._server = ThreadingHTTPServer((host, port), _Handler, bind_and_activate=False)
         self._server.daemon_threads = True
@@ -160,8 +178,9 @@ class FakeKoyebAPI:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Calls seen: login, refresh, switch, logout, api (authorized requests), unauthorized
-        (401s on API requests), expired_sent (requests carrying an expired token), failed_login."""
+        """Calls seen: login, refresh, switch, access_token, logout, api (authorized requests),
+        unauthorized (401s on API requests), expired_sent (requests carrying an expired token),
+        failed_login, `<endpoint>_refused` (401s), `dropped_<endpoint>` (calls to a dropped one)."""
         with self._lock:
             return dict(self._counts)
 
@@ -174,6 +193,25 @@ class FakeKoyebAPI:
         """Answer the next `times` calls of `action` with `fault` (default: a 503)."""
         with self._lock:
             self._faults.setdefault(action, deque()).extend([fault or Fault()] * times)
+
+    def drop(self, endpoint: str, status: int = 404) -> None:
+        """Withdraw a session endpoint, as Koyeb may: from now on it answers `status` (404, 405 or
+        410) with the body a gateway sends for a route it does not have."""
+        if endpoint not in SESSION_ENDPOINTS or status not in _GATEWAY_CODES:
+            raise ValueError(f"drop() takes one of {sorted(SESSION_ENDPOINTS)} and a status among 404, 405, 410")
+        with self._lock:
+            self._dropped[endpoint] = status
+
+    def restore(self, endpoint: str) -> None:
+        """Serve a dropped endpoint again."""
+        with self._lock:
+            self._dropped.pop(endpoint, None)
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """The endpoints dropped, and the status each answers."""
+        with self._lock:
+            return dict(self._dropped)
 
     def revoke(self, token: str | None = None) -> None:
         """Revoke one session token, or all of them."""
@@ -196,14 +234,14 @@ class FakeKoyebAPI:
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Answer:
         action = _action(method, path)
-        injected = self._injected(action)
-        if injected is not None:
-            return injected
+        answer = self._injected(action) or self._withdrawn(action)
+        if answer is not None:
+            return answer
         bearer = headers.get("authorization", "").removeprefix("Bearer ")
         if action == "login":
             return self._login(body)
-        if action == "switch":
-            return self._switch(bearer, path.split("/")[3])
+        if action in ("switch", "access_token"):
+            return self._organization_token(action, bearer, path.split("/")[3], body)
         session, error = self._authenticate(bearer)
         if session is None:
             self._count("unauthorized" if action == "api" else f"{action}_refused")
@@ -212,8 +250,7 @@ class FakeKoyebAPI:
             time.sleep(self.refresh_delay)
         self._count(action)
         if action == "api":
-            echo = {"method": method, "path": path, "body": body.decode("utf-8", "replace")}
-            return 200, {**echo, **_resource(method, path, session)}, {}
+            return 200, _resource(method, path, body, session), {}
         # Refresh and logout both end the session they were called with (refresh: unless told not to).
         if action == "logout" or self.revoke_on_refresh:
             self.revoke(bearer)
@@ -230,6 +267,15 @@ class FakeKoyebAPI:
         if fault.drop:
             raise ConnectionAbortedError
         return fault.status, fault.body, dict(fault.headers)
+
+    def _withdrawn(self, action: Action) -> _Answer | None:
+        with self._lock:
+            status = self._dropped.get(action)
+        if status is None:
+            return None
+        self._count(f"dropped_{action}")
+        # grpc-gateway's answer for a route it does not know: a google.rpc.Status, not Koyeb's Error.
+        return status, {"code": _GATEWAY_CODES[status], "message": HTTPStatus(status).phrase, "details": []}, {}
 
     def _login(self, body: bytes) -> _Answer:
         time.sleep(self.login_delay)
@@ -248,14 +294,26 @@ class FakeKoyebAPI:
         self._count("login")
         return 200, self._issue(f"user-{email}", request.get("organization_id") or self.ORGANIZATION_ID), {}
 
-    def _switch(self, bearer: str, organization_id: str) -> _Answer:
+    def _organization_token(self, action: Action, bearer: str, organization_id: str, body: bytes) -> _Answer:
+        """The switch (a session in the organization) or an access token scoped to it (`validity`)."""
         time.sleep(self.login_delay)
         session, _ = self._authenticate(bearer)
         if bearer != self.PERSONAL_TOKEN and session is None:
-            self._count("switch_refused")
+            self._count(f"{action}_refused")
             return 401, {"status": 401, "code": "authentication_error", "message": _UNAUTHENTICATED}, {}
-        self._count("switch")
-        return 200, self._issue(session.user_id if session else "user-pat", organization_id), {}
+        user_id = session.user_id if session else "user-pat"
+        if action == "switch":
+            self._count("switch")
+            return 200, self._issue(user_id, organization_id), {}
+        validity = _validity(body)
+        if validity is None:
+            self._count("failed_access_token")
+            field_error = {"field": "validity", "description": "must be a duration of at most 24h, such as 3600s"}
+            return 400, {"status": 400, "code": "invalid_argument", "message": "Invalid argument",
+                         "fields": [field_error]}, {}
+        self._count("access_token")
+        # CreateAccessTokenReply: the token alone, no expiry (its JWT has one).
+        return 200, {"token": self._new_session(user_id, organization_id, validity)[0]}, {}
 
     def _authenticate(self, bearer: str) -> tuple[_Session | None, str]:
         with self._lock:
@@ -270,18 +328,24 @@ class FakeKoyebAPI:
         return session, ""
 
     def _issue(self, user_id: str, organization_id: str) -> dict[str, Any]:
-        now = self.now()
-        expires = now + self.ttl
-        value = self._jwt({"sub": user_id, "org": organization_id, "iat": int(now), "exp": expires,
-                           "jti": secrets.token_hex(8)})
-        with self._lock:
-            self._sessions[value] = _Session(user_id, organization_id, expires)
-            self.issued.append(value)
+        """A new session as a `LoginReply`."""
+        value, expires = self._new_session(user_id, organization_id, self.ttl)
         token = {"id": value, "user_id": user_id, "organization_id": organization_id}
         if self.expiry_style != "jwt":
             stamp = datetime.fromtimestamp(expires, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             token[self.expiry_style] = stamp
         return {"token": token}
+
+    def _new_session(self, user_id: str, organization_id: str, lifetime: float) -> tuple[str, float]:
+        """A new bearer token valid for `lifetime` seconds, and its expiry (in the fake's clock)."""
+        now = self.now()
+        expires = now + lifetime
+        value = self._jwt({"sub": user_id, "org": organization_id, "iat": int(now), "exp": expires,
+                           "jti": secrets.token_hex(8)})
+        with self._lock:
+            self._sessions[value] = _Session(user_id, organization_id, expires)
+            self.issued.append(value)
+        return value, expires
 
     def _jwt(self, claims: dict[str, Any]) -> str:
         def encode(part: bytes) -> str:
@@ -298,14 +362,37 @@ class FakeKoyebAPI:
                 self.events.append((time.monotonic(), name))
 
 
-def _resource(method: str, path: str, session: _Session) -> dict[str, Any]:
-    """The resources the Koyeb SDK's tests read, shaped as the real API's replies."""
+def _resource(method: str, path: str, body: bytes, session: _Session) -> dict[str, Any]:
+    """The current user and the organization's one app, exactly as Koyeb's OpenAPI document shapes
+    them (`UserReply`, `ListAppsReply`); any other request, echoed (the fake's own shape)."""
     if method == "GET" and path == "/v1/account/profile":
-        return {"user": {"id": session.user_id, "name": "Demo", "email_validated": True}}
+        user = {"id": session.user_id, "name": "Demo", "email_validated": True, "created_at": _CREATED,
+                "updated_at": _CREATED, "flags": ["ACTIVE"]}
+        return {"user": user}
     if method == "GET" and path == "/v1/apps":
-        app = {"id": "app-demo", "name": "demo", "organization_id": session.organization_id}
+        organization = session.organization_id
+        domain = {"id": "domain-demo", "organization_id": organization, "name": f"demo-{organization}.koyeb.app",
+                  "created_at": _CREATED, "updated_at": _CREATED, "status": "ACTIVE", "type": "AUTOASSIGNED",
+                  "app_id": "app-demo", "deployment_group": "prod", "messages": [], "version": "1"}
+        app = {"id": "app-demo", "name": "demo", "organization_id": organization, "created_at": _CREATED,
+               "updated_at": _CREATED, "domains": [domain], "status": "HEALTHY", "messages": []}
         return {"apps": [app], "limit": 20, "offset": 0, "count": 1, "has_next": False}
-    return {}
+    return {"method": method, "path": path, "body": body.decode("utf-8", "replace")}
+
+
+def _validity(body: bytes) -> float | None:
+    """The `validity` of an access token request, a protobuf Duration (`3600s`); None if invalid."""
+    request: object = {}
+    with contextlib.suppress(ValueError):
+        request = json.loads(body or b"{}")
+    duration = request.get("validity", f"{_DEFAULT_VALIDITY}s") if isinstance(request, dict) else None
+    if not isinstance(duration, str) or not duration.endswith("s"):
+        return None
+    try:
+        seconds = float(duration[:-1])
+    except ValueError:
+        return None
+    return seconds if 0 < seconds <= _MAX_VALIDITY else None
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -55,6 +55,9 @@ class Token:
     expires_at: float | None = None
     user_id: str | None = None
     organization_id: str | None = None
+    # The session endpoints that answered 404/405/410 before this token was obtained, so that its
+    # renewal skips them: kept in the store, every process that adopts the token learns it too.
+    withdrawn: frozenset[str] = field(default=frozenset(), repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -135,6 +138,16 @@ def parse_timestamp(text: str) -> float:
 
 def jwt_expiry(value: str) -> float | None:
     """The `exp` claim of a JWT, read without verifying it (we only need a hint), or None."""
+    return _jwt_claim(value, "exp")
+
+
+def jwt_lifetime(value: str) -> float | None:
+    """`exp - iat` of a JWT: how long the API made it valid, whatever the clocks; None without both."""
+    expires, issued = _jwt_claim(value, "exp"), _jwt_claim(value, "iat")
+    return expires - issued if expires is not None and issued is not None else None
+
+
+def _jwt_claim(value: str, name: str) -> float | None:
     parts = value.split(".")
     if len(parts) != 3:
         return None
@@ -143,11 +156,11 @@ def jwt_expiry(value: str) -> float | None:
         claims = json.loads(base64.urlsafe_b64decode(payload))
     except (binascii.Error, ValueError):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    if not isinstance(exp, (int, float)) or isinstance(exp, bool):
+    claim = claims.get(name) if isinstance(claims, dict) else None
+    if not isinstance(claim, (int, float)) or isinstance(claim, bool):
         return None
     try:
-        return float(exp)
+        return float(claim)
     except OverflowError:  # an integer beyond any float (10**400): infinitely far, hence refused
         return math.inf
 
@@ -207,13 +220,16 @@ def _optional_str(value: object) -> str | None:
 
 
 def entry_from_token(token: Token) -> dict[str, Any]:
-    return {
+    entry = {
         "token": token.value,
         "obtained_at": token.obtained_at,
         "expires_at": token.expires_at,
         "user_id": token.user_id,
         "organization_id": token.organization_id,
     }
+    # Only when there is something to say, so an entry is what earlier versions wrote (and read:
+    # they ignore keys they do not know) until Koyeb withdraws an endpoint.
+    return {**entry, "withdrawn": sorted(token.withdrawn)} if token.withdrawn else entry
 
 
 def token_from_entry(entry: object) -> Token | None:
@@ -225,13 +241,16 @@ def token_from_entry(entry: object) -> Token | None:
         return None
     if expires is not None and not _is_number(expires):
         return None
-    user, org = entry.get("user_id"), entry.get("organization_id")
+    user, org, withdrawn = entry.get("user_id"), entry.get("organization_id"), entry.get("withdrawn")
     return Token(
         value=value,
         obtained_at=obtained,
         expires_at=expires,
         user_id=user if isinstance(user, str) else None,
         organization_id=org if isinstance(org, str) else None,
+        # Missing in entries written before it existed; malformed costs only one more try of an endpoint.
+        withdrawn=frozenset(name for name in withdrawn if isinstance(name, str))
+        if isinstance(withdrawn, list) else frozenset(),
     )
 
 

@@ -39,6 +39,7 @@ from . import pool_tasks
 EXTRA_ARGUMENTS: dict[type[KoyebAuthError], tuple[object, ...]] = {
     errors.RateLimitedError: (12.5,),
     errors.APIError: (503,),
+    errors.EndpointWithdrawnError: ("login", 410),
 }
 ALL_ERRORS = sorted((cls for _, cls in inspect.getmembers(errors, inspect.isclass)
                      if issubclass(cls, KoyebAuthError)), key=lambda cls: cls.__name__)

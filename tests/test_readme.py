@@ -62,7 +62,7 @@ EXPECTED_STATS: dict[str, dict[str, int]] = {
 # What a block must print, where it says in a comment what it prints.
 EXPECTED_OUTPUT: dict[str, str] = {
     "README.md > Token events: metrics and alerts 0": "{'obtained': 1}\n",
-    "README.md > Testing your own code with the fake API 0": "2 passed",
+    "README.md > Testing your own code with the fake API 0": "3 passed",
 }
 
 
