@@ -25,7 +25,7 @@ from .manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider
 from .origin import Origin
 from .replay import httpx_rewinder, requests_rewinder, resend_of
 from .sources import source_for
-from .store import TokenStore
+from .store import TokenStore, check_lease
 from .token import Token
 from .transport import Network
 
@@ -84,6 +84,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
 
             store = FileTokenStore(cache_path)
         self._store = store
+        check_lease(store, timeout)
         self._seon_fp = seon_fp
         self._setup_lock = threading.Lock()
         self._ready: tuple[Origin, Settings, TokenProvider] | None = None

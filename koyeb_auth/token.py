@@ -28,6 +28,8 @@ _RFC3339 = re.compile(
 
 # A token with less than this left may expire on its way to the API: it is not sent any more.
 SEND_MARGIN = 1.0
+# Koyeb's tokens are a few hundred characters; many servers refuse headers over 8 KiB.
+MAX_TOKEN_CHARS = 8192
 
 
 class TokenState(enum.Enum):
@@ -172,8 +174,9 @@ def token_from_reply(body: object, now: float) -> Token:
 
 
 def usable_bearer(value: str) -> bool:
-    """True for a string that can go in an `Authorization: Bearer` header as is."""
-    return bool(value) and value.isprintable() and " " not in value
+    """True for a string that can go in an `Authorization: Bearer` header as is (and is not too
+    long to be a token: from the API or from a shared store that someone else can write)."""
+    return 0 < len(value) <= MAX_TOKEN_CHARS and value.isprintable() and " " not in value
 
 
 def _optional_str(value: object) -> str | None:
