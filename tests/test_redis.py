@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
 import pickle
 import re
 import signal
@@ -100,6 +101,58 @@ def test_a_token_in_its_refresh_window_is_refreshed_once_across_hosts(
     # meantime gets one 401, adopts the new token and retries.
     assert stats.pop("unauthorized", 0) <= 12
     assert stats == {"refresh": 1, "api": 60}
+
+
+PEER_THREADS = """
+import json, os, sys, threading, httpx
+from koyeb_auth import KoyebAuth, RedisTokenStore
+auth = KoyebAuth(store=RedisTokenStore(os.environ["WORKER_REDIS"], namespace=os.environ["WORKER_NAMESPACE"]))
+url = os.environ["KOYEB_URL"] + "/v1/apps"
+clients = [httpx.Client(auth=auth) for _ in range(4)]
+warm = [client.get(url).status_code for client in clients]  # the shared token is in this process's memory
+print("ready", flush=True)
+sys.stdin.readline()
+seen = []
+def work(client):
+    responses = [client.get(url) for _ in range(5)]
+    refused = sum(old.status_code == 401 for r in responses for old in r.history)
+    seen.append(([r.status_code for r in responses], refused))
+threads = [threading.Thread(target=work, args=(client,)) for client in clients]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"statuses": warm + [s for statuses, _ in seen for s in statuses], "401s": sum(n for _, n in seen)}))
+"""
+
+
+def test_after_a_peer_refresh_each_thread_in_flight_meets_at_most_one_401_and_one_process_one_store_trip(
+    fake: FakeKoyebAPI, redis_url: str, namespace: str, redis_store: StoreFactory, tmp_path: Path
+) -> None:
+    peer = fleet_auth(fake, redis_store())
+    peer.get_token()
+    env = {**os.environ, **host_env(fake, redis_url, namespace, tmp_path)}
+    workers = [subprocess.Popen([sys.executable, "-c", PEER_THREADS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=env) for _ in range(3)]
+    for worker in workers:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready"
+    authorization = peer.authorize("GET", fake.url + "/v1/apps")
+    assert authorization is not None
+    assert authorization.renew(b"") is not None  # as after a 401: a refresh, which revokes the old token
+    admin = redis.Redis.from_url(redis_url)
+    admin.config_resetstat()
+    results = [json.loads(worker.communicate("go\n", timeout=60)[0]) for worker in workers]
+    commands = admin.info("commandstats")
+    admin.close()
+    assert all(r["statuses"] == [200] * 24 for r in results)
+    # Each of the 4 threads of a process may have had a request in flight with the old token: one
+    # 401 each at most, and none renews anything...
+    assert all(r["401s"] <= 4 for r in results)
+    assert fake.stats == {"login": 1, "refresh": 1, "api": 72, "unauthorized": sum(r["401s"] for r in results)}
+    # ...and only the first of them in each process takes the store's lock (each lock is one INCR);
+    # the others retry with the token it adopted, with no round trip to Redis.
+    assert commands["cmdstat_incr"]["calls"] <= 3
 
 
 def test_a_lock_holder_killed_during_a_slow_login_lets_another_host_proceed_after_the_lease(

@@ -279,6 +279,28 @@ def test_store_unavailable_comes_within_the_timeout_not_twice_it(fake: FakeKoyeb
 
 # --- 6. an expired token is never sent ------------------------------------------------------------
 
+
+def test_a_token_that_expires_during_a_slow_lock_attempt_is_never_sent(
+    fake: FakeKoyebAPI, redis_store: StoreFactory, proxy: DelayingProxy
+) -> None:
+    fake.ttl = 2.0  # due after 1 s, sent until 1.8 s
+    store = redis_store(url=proxy.url, timeout=3.0, lease=30.0)
+    with httpx.Client(auth=fleet_auth(fake, store)) as client:
+        assert client.get(fake.url + "/v1/apps").status_code == 200
+        peer = redis_store()
+        assert peer.try_lock()  # a peer is renewing
+        time.sleep(1.05)  # our token is due
+        proxy.delay = 1.5  # and Redis gets slow: our lock attempt (busy) returns after the token expired
+        recovery = threading.Timer(2.0, lambda: (setattr(proxy, "delay", 0.0), peer.unlock()))
+        recovery.start()
+        response = client.get(fake.url + "/v1/apps")
+        recovery.join()
+    assert response.status_code == 200
+    stats = fake.stats
+    assert stats.get("expired_sent", 0) == 0 and stats.get("unauthorized", 0) == 0
+    assert stats["login"] == 2
+
+
 # --- 7. keys of the wrong type --------------------------------------------------------------------
 
 
