@@ -19,7 +19,7 @@ import httpx
 import requests
 
 from .authorization import Authorization
-from .config import Config, Credentials, Settings
+from .config import Config, Credentials, Settings, default_store
 from .errors import ConfigurationError
 from .manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider
 from .origin import Origin
@@ -79,12 +79,8 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         self._timing = Timing(margin, timeout, lock_timeout)
         self._network = Network(verify, proxy, transport, async_transport)
         self._config = Config(os.environ)
-        if store is None:
-            from .file_store import FileTokenStore  # noqa: PLC0415 - the default, built only when used
-
-            store = FileTokenStore(cache_path)
-        self._store = store
-        check_lease(store, timeout)
+        self._store = store if store is not None else default_store(os.environ, cache_path)
+        check_lease(self._store, timeout)
         self._seon_fp = seon_fp
         self._setup_lock = threading.Lock()
         self._ready: tuple[Origin, Settings, TokenProvider] | None = None

@@ -29,6 +29,8 @@ from redis.crc import key_slot
 
 from koyeb_auth import (
     ConfigurationError,
+    FileTokenStore,
+    KoyebAuth,
     LeaseLostError,
     RedisTokenStore,
     StoreUnavailableError,
@@ -36,6 +38,7 @@ from koyeb_auth import (
     TokenStoreError,
 )
 from koyeb_auth.testing import FakeKoyebAPI
+from koyeb_auth.token import fingerprint
 
 from .conftest import heartbeat, release_workers, start_workers
 from .redis_server import fleet_auth, fleet_key, lock_key, start_redis_server, token_key, wait_until
@@ -436,7 +439,42 @@ def test_clients_of_your_own_serve_both_faces(fake: FakeKoyebAPI, redis_url: str
         RedisTokenStore(redis_url, client=client)
 
 
-# --- copies of a store ---------------------------------------------------------------------------
+# --- choosing the store without code; copies of a store -------------------------------------------
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "koyeb_auth", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=60, check=False)
+
+
+def test_the_command_line_shares_the_fleet_token_through_koyeb_auth_store_or_store(
+    fake: FakeKoyebAPI, tmp_path: Path
+) -> None:
+    with start_redis_server() as server:  # the default namespace, on a Redis of this test's own
+        account = {"KOYEB_URL": fake.url, "KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": fake.PASSWORD}
+        hosts = [{**account, "HOME": str(tmp_path / h), "XDG_CACHE_HOME": str(tmp_path / h / "cache")} for h in "abc"]
+        first = cli("token", env={**hosts[0], "KOYEB_AUTH_STORE": server.url})
+        child = ("import hashlib, os; print(hashlib.sha256(os.environ['KOYEB_TOKEN'].encode()).hexdigest()[:8], "
+                 "'KOYEB_AUTH_STORE' in os.environ)")
+        second = cli("exec", "--", sys.executable, "-c", child, env={**hosts[1], "KOYEB_AUTH_STORE": server.url})
+        third = cli("token", "--store", server.url, env=hosts[2])
+    assert (first.returncode, second.returncode, third.returncode) == (0, 0, 0), first.stderr + second.stderr
+    token = first.stdout.strip()
+    assert second.stdout.split() == [fingerprint(token), "False"]  # the same token; not the store's URL
+    assert fingerprint(third.stdout.strip()) == fingerprint(token)
+    assert fake.stats == {"login": 1}
+    assert not list(tmp_path.rglob("tokens.json"))  # no host fell back to a cache file of its own
+
+
+def test_koyeb_auth_store_is_the_default_store_when_none_is_given(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOYEB_AUTH_STORE", redis_url)
+    assert repr(KoyebAuth(token="t").store) == repr(RedisTokenStore(redis_url))
+    assert isinstance(KoyebAuth(token="t", cache_path=tmp_path / "t.json").store, FileTokenStore)
+    monkeypatch.setenv("KOYEB_AUTH_STORE", str(tmp_path / "tokens.json"))
+    with pytest.raises(ConfigurationError, match=r"\$KOYEB_AUTH_STORE must be a redis://, rediss:// or unix:// URL"):
+        KoyebAuth(token="t")
 
 
 def test_a_store_built_from_a_url_pickles_as_its_settings_and_shares_the_tokens(
