@@ -23,6 +23,7 @@ class DelayingProxy:
     def __init__(self, target_port: int, delay: float = 0.0) -> None:
         self.delay = delay
         self.replies_to_cut = 0  # the next replies that Redis sends are lost, and their connections cut
+        self.accepted = 0  # client connections so far
         self._target = ("127.0.0.1", target_port)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -56,6 +57,7 @@ class DelayingProxy:
                 return
             upstream = socket.create_connection(self._target)
             self._sockets += [client, upstream]
+            self.accepted += 1
             chunks: queue.Queue[tuple[float, bytes]] = queue.Queue()
             threading.Thread(target=self._receive, args=(client, chunks), daemon=True).start()
             threading.Thread(target=self._deliver, args=(chunks, upstream), daemon=True).start()

@@ -168,7 +168,8 @@ def test_when_every_connection_is_busy_the_error_says_so(redis_store: StoreFacto
 
     async def crowd() -> tuple[list[BaseException | Token | None], list[BaseException | Token | None]]:
         first = [asyncio.create_task(store.aload("key")) for _ in range(BOUND)]
-        await asyncio.sleep(0.2)
+        while proxy.accepted < BOUND:  # every connection is taken
+            await asyncio.sleep(0.01)
         later = await asyncio.gather(*(store.aload("key") for _ in range(BOUND)), return_exceptions=True)
         return await asyncio.gather(*first, return_exceptions=True), later
 
