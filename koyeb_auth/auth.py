@@ -20,7 +20,7 @@ import httpx
 import requests
 
 from .authorization import Authorization
-from .config import Config, Credentials, Settings
+from .config import Config, Credentials, Settings, default_store
 from .errors import ConfigurationError
 from .events import EventHook
 from .manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider
@@ -34,7 +34,7 @@ from .sources import (
     check_organization_token,
     source_for,
 )
-from .store import TokenStore
+from .store import TokenStore, check_lease
 from .token import Token, usable_bearer
 from .transport import Network
 
@@ -98,11 +98,8 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         self._credentials = Credentials(email, password, token, organization_id, api_url)
         self._timing = Timing(margin, timeout, lock_timeout)
         self._network = Network(verify, proxy, transport, async_transport)
-        if store is None:
-            from .file_store import FileTokenStore  # noqa: PLC0415 - the default, built only when used
-
-            store = FileTokenStore(cache_path)
-        self._store = store
+        self._store = store if store is not None else default_store(os.environ, cache_path)
+        check_lease(self._store, timeout)
         self._seon_fp = seon_fp
         self._on_event = on_event
         self._start()

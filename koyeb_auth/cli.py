@@ -15,6 +15,7 @@ from typing import Any
 
 from . import errors
 from .auth import KoyebAuth
+from .config import STORE_VARIABLE, store_from_url
 
 # Distinct exit codes, so scripts can tell failures apart without parsing messages.
 EXIT_NO_TOKEN = 1
@@ -30,8 +31,9 @@ EXIT_CODES: tuple[tuple[type[errors.KoyebAuthError], int], ...] = (
     (errors.TokenStoreError, 7),
 )
 
-# What `exec` removes from the child's environment: it gets KOYEB_TOKEN instead.
-CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD"})
+# What `exec` removes from the child's environment: it gets KOYEB_TOKEN instead (and the store's
+# URL may hold Redis's password).
+CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD", STORE_VARIABLE})
 
 EXAMPLES = {
     "token": 'curl -H "Authorization: Bearer $(koyeb-auth token)" https://app.koyeb.com/v1/apps',
@@ -63,6 +65,7 @@ def _auth(args: argparse.Namespace, **overrides: Any) -> KoyebAuth:
         "organization_id": args.organization,
         "api_url": args.api_url,
         "cache_path": args.cache_path,
+        "store": store_from_url(args.store, "--store") if args.store else None,
     }
     return KoyebAuth(**{**options, **overrides})
 
@@ -178,6 +181,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--email", help="account email (default $KOYEB_EMAIL); the password comes from "
                                         "$KOYEB_PASSWORD")
     common.add_argument("--organization", help="organization id (default $KOYEB_ORGANIZATION)")
+    common.add_argument("--store", metavar="URL", help="share the token through the Redis at this redis:// or "
+                                                       f"rediss:// URL (default ${STORE_VARIABLE})")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], summary: str) -> argparse.ArgumentParser:

@@ -6,9 +6,12 @@ for the `koyeb` command works here unchanged.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -16,7 +19,14 @@ from .errors import ConfigurationError
 from .origin import DEFAULT_API_URL, normalize_api_url
 from .token import Redacted, usable_bearer
 
+if TYPE_CHECKING:
+    from .store import TokenStore
+
 __all__ = ["Config", "Credentials", "Settings"]
+
+# Where KoyebAuth shares its tokens when given neither store= nor cache_path=: a Redis URL, so that
+# a fleet (and the `koyeb-auth` command) can choose the Redis store without code.
+STORE_VARIABLE = "KOYEB_AUTH_STORE"
 
 
 @dataclass(frozen=True)
@@ -126,3 +136,23 @@ def _strings(path: Path, document: object) -> dict[str, str]:
     if not isinstance(document, dict):
         raise ConfigurationError(f"The Koyeb CLI config {path} is not a YAML mapping.")
     return {key: value for key, value in document.items() if isinstance(key, str) and isinstance(value, str)}
+
+
+def default_store(environ: Mapping[str, str], cache_path: str | os.PathLike[str] | None) -> TokenStore:
+    """The store of a KoyebAuth given no store=: the file at `cache_path` if given, else the Redis
+    store at $KOYEB_AUTH_STORE if set, else the default cache file."""
+    # Imported here: each store is built only when chosen (the Redis one needs the redis extra).
+    from .file_store import FileTokenStore  # noqa: PLC0415
+
+    url = environ.get(STORE_VARIABLE) if cache_path is None else None
+    return store_from_url(url, f"${STORE_VARIABLE}") if url else FileTokenStore(cache_path)
+
+
+def store_from_url(url: str, given_in: str) -> TokenStore:
+    """The Redis store at `url` (redis://, rediss:// or unix://); ConfigurationError for anything else."""
+    if urlsplit(url).scheme.lower() not in {"redis", "rediss", "unix"}:
+        raise ConfigurationError(f"{given_in} must be a redis://, rediss:// or unix:// URL; for a cache file, "
+                                 "use cache_path= (--cache-path) instead.")
+    from .redis_store import RedisTokenStore  # noqa: PLC0415
+
+    return RedisTokenStore(url)

@@ -6,9 +6,9 @@ lock is only ever held by one caller of the process, so it needs no per-thread b
 
 Entering is a context manager that says what it found: `INSIDE` (the caller holds both locks
 until the block ends), `BUSY` (someone else is inside and the caller did not want to wait), or
-`Seen(token)` (while waiting, the store's token changed: the caller decides whether that is what
-it was waiting for). The wait itself is written once, as a plan of probes that a blocking and an
-async driver carry out.
+`Seen(token)` (while waiting, the store's token changed, or this process's own did while the
+caller queued for its turn: the caller decides whether that is what it was waiting for). The
+wait itself is written once, as a plan of probes that a blocking and an async driver carry out.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,17 +52,32 @@ _TRY, _LOOK = "try", "look"
 @dataclass(frozen=True)
 class Wait:
     """How to enter: wait until `deadline` (time.monotonic()) or not at all; if `watch`, stop
-    early when the store's token is no longer `known`."""
+    early when the store's token is no longer `known`. With `mine` (the token this process holds),
+    a caller whose in-process turn comes after another caller changed it gets `Seen` at once,
+    without a store round trip."""
 
     wait: bool
     deadline: float
     watch: bool = False
     known: Token | None = None
+    mine: Callable[[], Token | None] | None = None
+
+
+def _moved(how: Wait) -> Seen | None:
+    """Seen(the process's token) if it is no longer the one the caller knew (see Wait.mine)."""
+    if how.mine is None:
+        return None
+    mine = how.mine()
+    return Seen(mine) if _value(mine) != _value(how.known) else None
+
+
+def _value(token: Token | None) -> str | None:
+    return token.value if token is not None else None
 
 
 def _plan(how: Wait) -> Generator[str | float, Any, Admission | None]:
     """The one order of a wait: try the locks, then look at the store, then sleep; None at the deadline."""
-    known = how.known.value if how.known is not None else None
+    known = _value(how.known)
     for delay, attempt in _polls(how.deadline, spaced=how.watch):
         if attempt and (yield _TRY):
             return INSIDE
@@ -70,7 +85,7 @@ def _plan(how: Wait) -> Generator[str | float, Any, Admission | None]:
             return BUSY
         if how.watch:
             stored: Token | None = yield _LOOK
-            if (stored.value if stored is not None else None) != known:
+            if _value(stored) != known:
                 return Seen(stored)
         yield delay
     return None
@@ -118,7 +133,7 @@ class Gate:
             yield BUSY
             return
         try:
-            outcome = self._carry_out(how)
+            outcome = _moved(how) or self._carry_out(how)
         except BaseException:
             thread_lock.release()
             raise
@@ -142,7 +157,7 @@ class Gate:
         if not await queue.acquire(how.deadline):
             raise self._timed_out()
         try:
-            outcome = await self._acarry_out(how)
+            outcome = _moved(how) or await self._acarry_out(how)
         except BaseException:
             queue.release()
             raise

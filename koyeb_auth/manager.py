@@ -232,12 +232,19 @@ class TokenManager:
                 return adopted
             how = Wait(wait=True, deadline=how.deadline, watch=True, known=outcome.token)
         # Re-check under the lock: a thread or process that held it before us may have renewed.
-        return self._adopt((yield Load())) or (yield from self._network(held))
+        # A token that expired while we waited is not refreshed (that would send it): log in.
+        return self._adopt((yield Load())) or (yield from self._network(self._usable(held)))
 
     def _rejection_flow(self, rejected: Token) -> Flow[Token | None]:
-        # No early exit while waiting: whoever holds the lock may be refreshing the very token the
-        # store holds now, and a server that revokes on refresh would refuse the retry with it.
-        yield Enter(Wait(wait=True, deadline=self._deadline()))
+        # Threads that sent the refused token together get their 401s together: the first renews
+        # or adopts a token, the others retry with it, with no store round trip.
+        how = Wait(wait=True, deadline=self._deadline(), known=rejected, mine=lambda: self._token)
+        if (yield Enter(how)) != INSIDE:
+            if (adopted := self._adopt(None, refused=rejected)) is not None:
+                return adopted
+            # No early exit while waiting: whoever holds the lock may be refreshing the very token
+            # the store holds now, and a server that revokes on refresh would refuse the retry with it.
+            yield Enter(Wait(wait=True, deadline=how.deadline))
         stored = yield Load()
         # Compare-and-renew: if a peer already replaced the refused token, retry with theirs.
         if (token := self._adopt(stored, refused=rejected)) is not None:

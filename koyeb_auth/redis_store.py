@@ -1,75 +1,45 @@
 """A token store in Redis, for fleets whose workers share no disk.
 
-Single-flight across hosts comes from one lock key with a lease: `SET NX PX`, so a holder that
-crashed blocks the fleet for at most the lease. Each lock carries a fencing number (an `INCR`),
-and every write checks in Redis, atomically, that the lock is still ours and that no newer holder
-wrote first: a holder that was paused past its lease cannot overwrite a newer token. Every call
-has a timeout; a Redis that does not answer raises StoreUnavailableError.
+Single-flight across hosts comes from one lock key with a lease: a holder that crashed blocks the
+fleet for at most the lease, and a watchdog extends the lease while a live holder works. Each lock
+carries a fencing number, and every write checks in Redis, atomically, that the lock is still ours
+and that no newer holder wrote first: a holder that was paused past its lease cannot overwrite a
+newer token. Every call keeps to `timeout` (see `redis_connection`); a Redis that does not answer
+in time raises StoreUnavailableError. The scripts, and how they survive tampered keys, are in
+`redis_scripts`; the watchdog and the releases that outlive a cancelled caller in `redis_lease`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import math
 import secrets
 import time
-import weakref
-from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
+from . import redis_scripts as scripts
 from .errors import ConfigurationError, LeaseLostError, StoreUnavailableError, TokenStoreError
 from .extras import require
+from .redis_connection import Calls, Late, client_from_url, where
+from .redis_lease import Hold, release_soon, watch
 from .token import Token, entry_from_token, token_from_entry
 
 require("redis", "redis", "RedisTokenStore")
 # After the check, so that a missing redis-py is reported with the extra that installs it.
 import redis  # noqa: E402
-import redis.asyncio  # noqa: E402
-import redis.backoff  # noqa: E402
 
 log = logging.getLogger("koyeb_auth")
 
-# KEYS: lock, fence counter. ARGV: owner, lease in ms. Returns the fencing number, or 0 if taken.
-_LOCK = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local fence = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. fence, 'PX', ARGV[2])
-return fence
-"""
-# KEYS: lock, token. ARGV: lock value, fence, entry, time to live in ms (0: none).
-# 1 written; 0 our lease ran out; -1 a holder with a newer fence already wrote.
-_SAVE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local old = redis.call('GET', KEYS[2])
-if old then
-  local ok, entry = pcall(cjson.decode, old)
-  if ok and type(entry) == 'table' and tonumber(entry['fence']) and tonumber(entry['fence']) > tonumber(ARGV[2]) then
-    return -1
-  end
-end
-if tonumber(ARGV[4]) > 0 then
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-else
-  redis.call('SET', KEYS[2], ARGV[3])
-end
-return 1
-"""
-# KEYS: lock, token. ARGV: lock value. 1 deleted; 0 our lease ran out.
-_DELETE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-return 1
-"""
-# KEYS: lock. ARGV: lock value. Deletes the lock only if it is still ours.
-_UNLOCK = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+# Calls are rare (the warm path makes none): a few connections serve every thread and event loop.
+MAX_CONNECTIONS = 4
+# The largest entry read: a token is a few hundred bytes. A larger value is not even transferred.
+MAX_ENTRY_BYTES = 16 << 10
 
-Client = Any  # redis.Redis or redis.asyncio.Redis: their command methods share one signature
+Command = tuple[str, list[str], list[Any]]  # a script, its keys, its arguments
 
 
 class RedisTokenStore:
@@ -80,12 +50,13 @@ class RedisTokenStore:
     auth = KoyebAuth(store=store)
     ```
 
-    `lease` bounds how long a crashed lock holder blocks the fleet; keep it above twice
-    KoyebAuth's `timeout` (a renewal makes at most two API calls). `timeout` bounds every Redis
-    call. Pass `client=` (a `redis.Redis`, or a `RedisCluster`) and `async_client=` (its
-    `redis.asyncio` twin) to reuse connections you configured yourself; with `client=` alone, async
-    callers run its calls in a worker thread. Key names hold only a hash of the credentials; the
-    token is the only secret stored.
+    `lease` bounds how long a crashed lock holder blocks the fleet; a watchdog extends it while a
+    live holder renews. `timeout` bounds every Redis call, connection included; `lease` must be at
+    least twice as long. Pass `client=` (a `redis.Redis`, or a `RedisCluster`) to reuse
+    connections you configured yourself; async callers then run its calls in worker threads, or on
+    `async_client=` (its `redis.asyncio` twin) if you pass one. Key names hold only a keyed hash of
+    the credentials; the token is the only secret stored. A store built from a URL pickles as its
+    URL and settings.
     """
 
     def __init__(
@@ -95,73 +66,91 @@ class RedisTokenStore:
         client: Any = None,
         async_client: Any = None,
         namespace: str = "koyeb-auth",
-        lease: float = 30.0,
+        lease: float = 60.0,
         timeout: float = 2.0,
     ) -> None:
         if (url is None) == (client is None):
             raise ConfigurationError("Pass RedisTokenStore either a Redis URL or client=, not both.")
-        if lease <= 0 or timeout <= 0:
-            raise ConfigurationError("RedisTokenStore's lease and timeout must be > 0 seconds.")
-        self._url = url
-        self._options: dict[str, Any] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        if client is None:
-            assert url is not None
-            # One immediate retry heals a pooled connection that Redis closed; more would only
-            # stretch the time a caller waits on a Redis that is down.
-            client = redis.Redis.from_url(url, retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1), **self._options)
-        self._client = client
+        if not timeout > 0 or not lease >= 2 * timeout:
+            raise ConfigurationError("RedisTokenStore's timeout must be > 0 seconds and its lease at least twice "
+                                     "the timeout, so that the watchdog's calls can extend the lease in time.")
+        self._url, self._namespace, self._timeout = url, namespace, timeout
+        self._client = client_from_url(url, timeout, MAX_CONNECTIONS) if url is not None else client
         self._async_client = async_client
-        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        self._calls = Calls(MAX_CONNECTIONS)
+        self.lease = float(lease)  # read by KoyebAuth, which warns when a renewal may outlast it
+        self._lease_ms = math.ceil(lease * 1000)
         # The braces are a Redis Cluster hash tag: every key of a namespace lands in one slot, as
         # the scripts, which touch the lock and a token together, require there.
-        self._prefix = f"{{{namespace}}}:v1"
-        self._lease_ms = math.ceil(lease * 1000)
-        self._timeout = timeout
-        self._where = _where(url, self._client)
-        self._held: tuple[str, int] | None = None  # our lock value and fencing number
+        self._prefix = f"{{{namespace}}}:v2"
+        self._where = where(url, self._client)
+        self._held: Hold | None = None
 
     def __repr__(self) -> str:
         return f"RedisTokenStore({self._where!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._url is None:
+            raise ConfigurationError("A RedisTokenStore built from client= cannot be pickled (its client holds "
+                                     "connections): build it from a URL to share it with other processes.")
+        return (_from_url, (self._url, self._namespace, self.lease, self._timeout))
+
     # --- the TokenStore protocol ------------------------------------------------------------------
 
     def load(self, key: str) -> Token | None:
-        return self._parse(self._sync(lambda c: c.get(self._token_key(key))))
+        return self._parse(self._run(self._load(key)))
 
     def save(self, key: str, token: Token) -> None:
-        self._saved(self._sync(lambda c: c.eval(_SAVE, 2, *self._save_args(key, token))))
+        self._saved(self._run(self._save(key, token)))
 
     def delete(self, key: str) -> None:
-        self._deleted(self._sync(lambda c: c.eval(_DELETE, 2, self._lock_key, self._token_key(key), self._lock_value)))
+        self._deleted(self._run(self._delete(key)))
 
     def try_lock(self) -> bool:
         owner = secrets.token_hex(8)
-        return self._locked(owner, self._sync(lambda c: c.eval(_LOCK, 2, *self._lock_args(owner))))
+        try:
+            reply = self._run(self._lock(owner))
+        except BaseException:
+            self._abandon(owner)
+            raise
+        return self._locked(owner, reply)
 
     def unlock(self) -> None:
-        value, self._held = self._lock_value, None
-        self._sync(lambda c: c.eval(_UNLOCK, 1, self._lock_key, value))
+        if (hold := self._let_go()) is not None:
+            try:
+                self._run(self._release(hold.owner, tombstone_ms=0))
+            except TokenStoreError:
+                self._abandon(hold.owner)
+                raise
 
-    # --- the AsyncTokenStore protocol: the same commands through redis.asyncio ----------------------
+    # --- the AsyncTokenStore protocol: the same commands, awaited ---------------------------------
 
     async def aload(self, key: str) -> Token | None:
-        return self._parse(await self._async(lambda c: c.get(self._token_key(key))))
+        return self._parse(await self._arun(self._load(key)))
 
     async def asave(self, key: str, token: Token) -> None:
-        self._saved(await self._async(lambda c: c.eval(_SAVE, 2, *self._save_args(key, token))))
+        self._saved(await self._arun(self._save(key, token)))
 
     async def adelete(self, key: str) -> None:
-        self._deleted(
-            await self._async(lambda c: c.eval(_DELETE, 2, self._lock_key, self._token_key(key), self._lock_value))
-        )
+        self._deleted(await self._arun(self._delete(key)))
 
     async def atry_lock(self) -> bool:
         owner = secrets.token_hex(8)
-        return self._locked(owner, await self._async(lambda c: c.eval(_LOCK, 2, *self._lock_args(owner))))
+        try:
+            reply = await self._arun(self._lock(owner))
+        except BaseException:  # CancelledError too: the README promises a cancelled task holds nothing
+            self._abandon(owner)
+            raise
+        return self._locked(owner, reply)
 
     async def aunlock(self) -> None:
-        value, self._held = self._lock_value, None
-        await self._async(lambda c: c.eval(_UNLOCK, 1, self._lock_key, value))
+        if (hold := self._let_go()) is not None:
+            try:
+                # In a worker thread even with async_client=: a cancelled task's release still happens.
+                await self._arun(self._release(hold.owner, tombstone_ms=0), on_loop=False)
+            except TokenStoreError:
+                self._abandon(hold.owner)
+                raise
 
     def close(self) -> None:
         """Close the connections this store opened (not those of a client you passed)."""
@@ -169,110 +158,143 @@ class RedisTokenStore:
             self._client.close()
 
     async def aclose(self) -> None:
-        """Close this event loop's connections, then the blocking ones."""
-        loop_client = self._loop_clients.pop(asyncio.get_running_loop(), None)
-        if loop_client is not None:
-            await loop_client.aclose()
+        """`close`, for symmetry with the async face (its connections are the same)."""
         self.close()
 
-    # --- commands and their replies, shared by both faces ---------------------------------------
+    # --- commands, and their replies --------------------------------------------------------------
 
     @property
     def _lock_key(self) -> str:
         return f"{self._prefix}:lock"
 
     def _token_key(self, key: str) -> str:
-        return f"{self._prefix}:token:{key}"
+        # Keyed by the namespace: a key name read from one deployment cannot be matched against a
+        # table of guessed accounts computed once for every deployment.
+        keyed = hmac.new(self._namespace.encode(), key.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{self._prefix}:token:{keyed}"
 
-    @property
-    def _lock_value(self) -> str:
-        return self._held[0] if self._held else ""
+    def _load(self, key: str) -> Command:
+        return (scripts.LOAD, [self._token_key(key)], [MAX_ENTRY_BYTES])
 
-    def _lock_args(self, owner: str) -> tuple[str, str, str, int]:
-        return (self._lock_key, f"{self._prefix}:fence", owner, self._lease_ms)
-
-    def _locked(self, owner: str, fence: int) -> bool:
-        if fence:
-            self._held = (f"{owner}:{fence}", int(fence))
-        return bool(fence)
-
-    def _save_args(self, key: str, token: Token) -> tuple[str, str, str, int, str, int]:
-        fence = self._held[1] if self._held else 0
-        entry = json.dumps({**entry_from_token(token), "fence": fence})
+    def _save(self, key: str, token: Token) -> Command:
+        value, fence = (self._held.value, self._held.fence) if self._held else ("", 0)
+        entry = json.dumps(entry_from_token(token))[:-1]  # the script closes it with the fence it writes
         # The key lives exactly as long as the token: an expired token is never handed out.
         ttl_ms = max(1, math.ceil((token.expires_at - time.time()) * 1000)) if token.expires_at else 0
-        return (self._lock_key, self._token_key(key), self._lock_value, fence, entry, ttl_ms)
+        keys = [self._lock_key, self._token_key(key), f"{self._prefix}:fence"]
+        return (scripts.SAVE, keys, [value, fence, entry, ttl_ms])
+
+    def _delete(self, key: str) -> Command:
+        return (scripts.DELETE, [self._lock_key, self._token_key(key)], [self._held.value if self._held else ""])
+
+    def _lock(self, owner: str) -> Command:
+        keys = [self._lock_key, f"{self._prefix}:fence", f"{self._prefix}:abandoned:{owner}"]
+        return (scripts.LOCK, keys, [owner, self._lease_ms])
+
+    def _let_go(self) -> Hold | None:
+        hold, self._held = self._held, None
+        if hold is not None:
+            hold.released.set()  # stops the watchdog
+        return hold
+
+    def _release(self, owner: str, tombstone_ms: int) -> Command:
+        return (scripts.RELEASE, [self._lock_key, f"{self._prefix}:abandoned:{owner}"], [owner, tombstone_ms])
+
+    def _abandon(self, owner: str) -> None:
+        # An attempt that failed, timed out or was cancelled may have taken the lock, or may still be
+        # on its way to Redis: release it, and leave a tombstone that makes a late attempt take
+        # nothing (for two leases: longer than any lock it could leave). Released in the
+        # background, so the caller keeps to its timeout, and retried until Redis answers.
+        release = self._release(owner, tombstone_ms=2 * self._lease_ms)
+        release_soon(lambda: self._run(release), until=time.monotonic() + self.lease, grace=self._timeout)
+
+    def _locked(self, owner: str, reply: list[Any]) -> bool:
+        fence, note = int(reply[0]), _text(reply[1])
+        if note:
+            log.warning("Replaced %s in %r: a tampered or damaged key", note, self)
+        if not fence:
+            return False
+        self._held = hold = Hold(owner, fence)
+        # A renewal makes up to two API calls: the watchdog extends the lease while it runs, every
+        # third of it, for at most four leases in all (a holder alive but stuck must not block the
+        # fleet for ever; a paused one pauses its watchdog too, and fencing keeps its write out).
+        watch(hold, self._extend, every=self.lease / 3, times=9)
+        return True
+
+    def _extend(self, value: str) -> bool:
+        return bool(self._run((scripts.EXTEND, [self._lock_key], [value, self._lease_ms])))
 
     def _saved(self, outcome: int) -> None:
-        if outcome != 1:
+        if outcome == 2:
+            log.warning("The fencing counter in %r was lost (deleted or evicted); restored above the stored token's",
+                        self)
+        elif outcome != 1:
             why = "a newer holder already wrote" if outcome == -1 else "its lease ran out"
-            raise LeaseLostError(f"Did not write the token to {self!r}: {why} (lease {self._lease_ms} ms).")
+            raise LeaseLostError(f"Did not write the token to {self!r}: {why} (lease {self.lease:g} s).")
 
     def _deleted(self, outcome: int) -> None:
         if outcome != 1:
             raise LeaseLostError(f"Did not delete the token from {self!r}: the lock's lease ran out.")
 
-    def _parse(self, raw: bytes | None) -> Token | None:
+    def _parse(self, raw: bytes | str | int | None) -> Token | None:
         if raw is None:
             return None
         try:
-            entry = json.loads(raw)
+            entry = json.loads(raw) if isinstance(raw, (bytes, str)) else None
         except ValueError:
             entry = None
-        token = token_from_entry(entry) if isinstance(entry, dict) else None
+        # The checks an API reply gets: anyone who can write the key chooses what we would send.
+        token = token_from_entry(entry)
         if token is None:
             log.warning("Ignoring an unreadable token in %r; it will be replaced", self)
         return token
 
     # --- calls ----------------------------------------------------------------------------------
 
-    def _sync(self, command: Callable[[Client], Any]) -> Any:
-        try:
-            return command(self._client)
-        except redis.RedisError as exc:
-            raise self._failure(exc) from None
+    def _eval(self, command: Command) -> Any:
+        script, keys, args = command
+        return lambda: self._client.eval(script, len(keys), *keys, *args)
 
-    async def _async(self, command: Callable[[Client], Any]) -> Any:
+    def _run(self, command: Command) -> Any:
+        deadline = time.monotonic() + self._timeout
         try:
-            client = self._client_for_loop()
-            if client is None:
-                # Only a blocking client was given: keep its round trips off the event loop.
-                return await asyncio.to_thread(command, self._client)
-            return await command(client)
-        except redis.RedisError as exc:
-            raise self._failure(exc) from None
+            return self._calls.wait(self._calls.start(self._eval(command), deadline), deadline)
+        except (redis.RedisError, Late) as exc:
+            failure = self._failure(exc)
+        # Raised outside the handler: a redis error's traceback holds the command, a token entry.
+        raise failure
 
-    def _client_for_loop(self) -> Any:
-        if self._async_client is not None or self._url is None:
-            return self._async_client
-        # A redis.asyncio client's connections belong to the loop that opened them.
-        loop = asyncio.get_running_loop()
-        client = self._loop_clients.get(loop)
-        if client is None:
-            client = redis.asyncio.Redis.from_url(
-                self._url, retry=redis.asyncio.retry.Retry(redis.backoff.NoBackoff(), 1), **self._options
-            )
-            self._loop_clients[loop] = client
-        return client
+    async def _arun(self, command: Command, on_loop: bool = True) -> Any:
+        deadline = time.monotonic() + self._timeout
+        try:
+            if on_loop and self._async_client is not None:
+                script, keys, args = command
+                reply = self._async_client.eval(script, len(keys), *keys, *args)
+                return await asyncio.wait_for(reply, self._timeout)
+            return await self._calls.await_(self._calls.start(self._eval(command), deadline), deadline)
+        except (redis.RedisError, Late, asyncio.TimeoutError) as exc:
+            failure = self._failure(exc)
+        raise failure
 
     def _failure(self, exc: Exception) -> TokenStoreError:
-        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)) and not isinstance(
-            exc, redis.AuthenticationError
-        ):
+        if isinstance(exc, Late) and exc.busy:
             return StoreUnavailableError(
-                f"Redis at {self._where} did not answer within {self._timeout:g} s ({type(exc).__name__}: {exc}). "
-                "Check that it runs and is reachable."
+                f"All {MAX_CONNECTIONS} connections of {self!r} stayed busy for {self._timeout:g} s: too many "
+                "callers at once, or a Redis too slow for them. Check Redis's latency, or raise timeout."
             )
-        return TokenStoreError(f"Redis at {self._where} refused a token-store command ({type(exc).__name__}: {exc}).")
+        unanswered = isinstance(exc, (Late, asyncio.TimeoutError, redis.ConnectionError, redis.TimeoutError))
+        detail = "no reply" if isinstance(exc, (Late, asyncio.TimeoutError)) else f"{type(exc).__name__}: {exc}"
+        if unanswered and not isinstance(exc, redis.AuthenticationError):
+            return StoreUnavailableError(f"Redis at {self._where} did not answer within {self._timeout:g} s "
+                                         f"({detail}). Check that it runs and is reachable.")
+        return TokenStoreError(f"Redis at {self._where} refused a token-store command ({detail}).")
 
 
-def _where(url: str | None, client: Any) -> str:
-    """Where the store lives, for messages: scheme, host, port and database, never credentials."""
-    if url is not None:
-        parts = urlsplit(url)
-        host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname or parts.path)
-        return f"{parts.scheme}://{host}{parts.path if parts.hostname else ''}"
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
-    if not isinstance(kwargs, dict):
-        return f"a {type(client).__name__} client"
-    return f"redis://{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
+def _text(reply: bytes | str) -> str:
+    # A client of your own may decode replies (decode_responses=True).
+    return reply.decode() if isinstance(reply, bytes) else reply
+
+
+def _from_url(url: str, namespace: str, lease: float, timeout: float) -> RedisTokenStore:
+    """A store rebuilt from its pickled settings."""
+    return RedisTokenStore(url, namespace=namespace, lease=lease, timeout=timeout)

@@ -6,6 +6,7 @@ a file shared by the processes of one user, is in `file_store`; the Redis store 
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
@@ -13,6 +14,8 @@ from .errors import ConfigurationError
 from .token import Token
 
 __all__ = ["AsyncTokenStore", "MemoryTokenStore", "TokenStore"]
+
+log = logging.getLogger("koyeb_auth")
 
 
 class TokenStore(Protocol):
@@ -23,6 +26,10 @@ class TokenStore(Protocol):
     half-written token. Raise a `TokenStoreError` subclass for a store that cannot be used.
     A store that talks to the network should also implement `AsyncTokenStore`, so that async
     callers never block their event loop on it.
+
+    A store whose lock ends on its own after a while (a lease, as in Redis) may say how long with
+    a `lease` attribute, in seconds: KoyebAuth then warns when a renewal, which makes up to two API
+    calls of its `timeout`, could outlast it (see `check_lease`).
     """
 
     def load(self, key: str) -> Token | None: ...
@@ -73,6 +80,17 @@ class _LocalStoreAsync:
 
     async def aunlock(self) -> None:
         self._store.unlock()
+
+
+def check_lease(store: TokenStore, timeout: float) -> None:
+    """Warn if the store's lock lease (its optional `lease` attribute) is shorter than a renewal may take."""
+    lease = getattr(store, "lease", None)
+    if isinstance(lease, (int, float)) and lease < 2 * timeout:
+        # Not an error: a store may extend a lease while its holder works (RedisTokenStore does).
+        # But a holder paused for longer than the lease loses the lock, and its token is not shared.
+        log.warning("The token lock of %r has a %g s lease, shorter than a renewal may take (two API calls of "
+                    "timeout=%g s): raise the store's lease above %g s, or lower timeout", store, lease, timeout,
+                    2 * timeout)
 
 
 def async_face(store: TokenStore) -> AsyncTokenStore:

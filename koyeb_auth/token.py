@@ -32,6 +32,8 @@ SEND_MARGIN = 1.0
 # placeholder for "never" (year 9999), not a session: it is refused, like a non-finite one.
 _YEAR = 365.25 * 86400.0
 MAX_LIFETIME = 10 * _YEAR
+# Koyeb's tokens are a few hundred characters; many servers refuse headers over 8 KiB.
+MAX_TOKEN_CHARS = 8192
 
 
 class TokenState(enum.Enum):
@@ -208,8 +210,9 @@ def _in_our_clock(expires_at: float, now: float, skew: float) -> float:
 
 def usable_bearer(value: str) -> bool:
     """True for a string that can go in an `Authorization: Bearer` header as is: printable ASCII,
-    no space. (Anything else makes the HTTP client raise an error that quotes the header.)"""
-    return bool(value) and value.isascii() and value.isprintable() and " " not in value
+    no space, and not too long to be a token (from the API, or from a shared store that someone
+    else can write). Anything else makes the HTTP client raise an error that quotes the header."""
+    return 0 < len(value) <= MAX_TOKEN_CHARS and value.isascii() and value.isprintable() and " " not in value
 
 
 def _optional_str(value: object) -> str | None:

@@ -1,12 +1,20 @@
-"""A real redis-server for the Redis store's tests, or a skip (a failure in CI) without one."""
+"""Helpers for the Redis store's tests: a real redis-server (or a skip, a failure in CI, without one),
+the fleet's KoyebAuth and the names of its keys."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import time
+from collections.abc import Callable
 
 import pytest
 
-from koyeb_auth.testing import RedisServer
+from koyeb_auth import KoyebAuth, RedisTokenStore
+from koyeb_auth.config import Config, Credentials
+from koyeb_auth.sources import source_for
+from koyeb_auth.testing import FakeKoyebAPI, RedisServer
 
 
 def start_redis_server() -> RedisServer:
@@ -16,3 +24,30 @@ def start_redis_server() -> RedisServer:
         if os.environ.get("REDIS_TESTS_REQUIRED"):
             pytest.fail(str(exc))
         pytest.skip(str(exc))
+
+
+def fleet_auth(fake: FakeKoyebAPI, store: RedisTokenStore, **options: float) -> KoyebAuth:
+    return KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, store=store, **options)
+
+
+def fleet_key(fake: FakeKoyebAPI) -> str:
+    """The store key of the fake API's demo account."""
+    source = source_for(Config({}).settings(Credentials(fake.EMAIL, fake.PASSWORD, api_url=fake.url)), None)
+    assert source is not None
+    return source.key
+
+
+def lock_key(namespace: str) -> str:
+    return f"{{{namespace}}}:v2:lock"
+
+
+def token_key(namespace: str, key: str) -> str:
+    """The Redis key of a store key: hashed with the namespace as the HMAC key (docs/redis.md)."""
+    return f"{{{namespace}}}:v2:token:{hmac.new(namespace.encode(), key.encode(), hashlib.sha256).hexdigest()[:32]}"
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "waited too long"
+        time.sleep(0.01)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
+import os
+import pickle
 import re
 import signal
 import socket
@@ -25,6 +29,7 @@ from redis.crc import key_slot
 
 from koyeb_auth import (
     ConfigurationError,
+    FileTokenStore,
     KoyebAuth,
     LeaseLostError,
     RedisTokenStore,
@@ -32,13 +37,12 @@ from koyeb_auth import (
     Token,
     TokenStoreError,
 )
-from koyeb_auth.config import Config, Credentials
 from koyeb_auth.extras import REPOSITORY
-from koyeb_auth.sources import source_for
 from koyeb_auth.testing import FakeKoyebAPI
+from koyeb_auth.token import fingerprint
 
 from .conftest import heartbeat, release_workers, start_workers
-from .redis_server import start_redis_server
+from .redis_server import fleet_auth, fleet_key, lock_key, start_redis_server, token_key, wait_until
 
 OLD = Token("old-token", obtained_at=1000.0, expires_at=9e9)
 NEW = Token("new-token", obtained_at=2000.0, expires_at=9e9)
@@ -55,8 +59,10 @@ def host_env(fake: FakeKoyebAPI, redis_url: str, namespace: str, home: Path, lea
     }
 
 
-def fleet_auth(fake: FakeKoyebAPI, store: RedisTokenStore) -> KoyebAuth:
-    return KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, store=store)
+
+
+
+
 
 
 # --- the fleet ------------------------------------------------------------------------------------
@@ -101,6 +107,58 @@ def test_a_token_in_its_refresh_window_is_refreshed_once_across_hosts(
     assert stats == {"refresh": 1, "api": 60}
 
 
+PEER_THREADS = """
+import json, os, sys, threading, httpx
+from koyeb_auth import KoyebAuth, RedisTokenStore
+auth = KoyebAuth(store=RedisTokenStore(os.environ["WORKER_REDIS"], namespace=os.environ["WORKER_NAMESPACE"]))
+url = os.environ["KOYEB_URL"] + "/v1/apps"
+clients = [httpx.Client(auth=auth) for _ in range(4)]
+warm = [client.get(url).status_code for client in clients]  # the shared token is in this process's memory
+print("ready", flush=True)
+sys.stdin.readline()
+seen = []
+def work(client):
+    responses = [client.get(url) for _ in range(5)]
+    refused = sum(old.status_code == 401 for r in responses for old in r.history)
+    seen.append(([r.status_code for r in responses], refused))
+threads = [threading.Thread(target=work, args=(client,)) for client in clients]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"statuses": warm + [s for statuses, _ in seen for s in statuses], "401s": sum(n for _, n in seen)}))
+"""
+
+
+def test_after_a_peer_refresh_each_thread_in_flight_meets_at_most_one_401_and_one_process_one_store_trip(
+    fake: FakeKoyebAPI, redis_url: str, namespace: str, redis_store: StoreFactory, tmp_path: Path
+) -> None:
+    peer = fleet_auth(fake, redis_store())
+    peer.get_token()
+    env = {**os.environ, **host_env(fake, redis_url, namespace, tmp_path)}
+    workers = [subprocess.Popen([sys.executable, "-c", PEER_THREADS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=env) for _ in range(3)]
+    for worker in workers:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready"
+    authorization = peer.authorize("GET", fake.url + "/v1/apps")
+    assert authorization is not None
+    assert authorization.renew(b"") is not None  # as after a 401: a refresh, which revokes the old token
+    admin = redis.Redis.from_url(redis_url)
+    admin.config_resetstat()
+    results = [json.loads(worker.communicate("go\n", timeout=60)[0]) for worker in workers]
+    commands = admin.info("commandstats")
+    admin.close()
+    assert all(r["statuses"] == [200] * 24 for r in results)
+    # Each of the 4 threads of a process may have had a request in flight with the old token: one
+    # 401 each at most, and none renews anything...
+    assert all(r["401s"] <= 4 for r in results)
+    assert fake.stats == {"login": 1, "refresh": 1, "api": 72, "unauthorized": sum(r["401s"] for r in results)}
+    # ...and only the first of them in each process takes the store's lock (each lock is one INCR);
+    # the others retry with the token it adopted, with no round trip to Redis.
+    assert commands["cmdstat_incr"]["calls"] <= 3
+
+
 def test_a_lock_holder_killed_during_a_slow_login_lets_another_host_proceed_after_the_lease(
     fake: FakeKoyebAPI, redis_url: str, namespace: str, tmp_path: Path
 ) -> None:
@@ -110,10 +168,9 @@ def test_a_lock_holder_killed_during_a_slow_login_lets_another_host_proceed_afte
     assert holder.stdin is not None
     holder.stdin.write("go\n")
     holder.stdin.flush()
-    lock_key = f"{{{namespace}}}:v1:lock"
     probe = redis.Redis.from_url(redis_url)
     deadline = time.monotonic() + 10
-    while not probe.exists(lock_key):  # wait until the holder is inside its login
+    while not probe.exists(lock_key(namespace)):  # wait until the holder is inside its login
         assert time.monotonic() < deadline
         time.sleep(0.02)
     waiters = [
@@ -132,29 +189,47 @@ def test_a_lock_holder_killed_during_a_slow_login_lets_another_host_proceed_afte
     probe.close()
 
 
-def test_a_holder_whose_lease_ran_out_cannot_overwrite_the_newer_token(
-    fake: FakeKoyebAPI, redis_store: StoreFactory, caplog: pytest.LogCaptureFixture
+def test_a_holder_paused_past_its_lease_cannot_overwrite_the_newer_token(
+    fake: FakeKoyebAPI, redis_url: str, namespace: str, redis_store: StoreFactory, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    slow, quick = redis_store(lease=0.5), redis_store()
-    fake.login_delay = 1.5
-    slow_token: list[str] = []
-    thread = threading.Thread(target=lambda: slow_token.append(fleet_auth(fake, slow).get_token()))
-    thread.start()
-    time.sleep(0.8)  # the slow host is inside its login, and its lease has run out
+    # A holder whose process stops (SIGSTOP: a GC pause, a frozen VM) stops its lease watchdog too.
+    lease = 1.0
+    fake.login_delay = 1.0
+    logging_in = threading.Event()
+    login = fake._login
+    monkeypatch.setattr(fake, "_login", lambda body: (logging_in.set(), login(body))[1])
+    holder = start_workers(1, host_env(fake, redis_url, namespace, tmp_path / "a", lease), "httpx", "1")[0]
+    assert holder.stdin is not None
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    probe = redis.Redis.from_url(redis_url)
+    assert logging_in.wait(10)  # the holder holds the lock and its login is in flight
+    holder.send_signal(signal.SIGSTOP)
+    wait_until(lambda: not probe.exists(lock_key(namespace)))  # its lease runs out
     fake.login_delay = 0.0
+    quick = redis_store()
     quick_token = fleet_auth(fake, quick).get_token()  # takes the lock and logs in
-    thread.join(10)
-    assert slow_token and slow_token[0] != quick_token  # the slow host still got a working token
+    holder.send_signal(signal.SIGCONT)
+    out, err = holder.communicate(timeout=30)
+    assert json.loads(out.splitlines()[-1])["statuses"] == [200]  # the paused host still got a working token
     stored = quick.load(fleet_key(fake))
     assert stored is not None and stored.value == quick_token  # and did not overwrite the newer one
     assert fake.stats["login"] == 2
-    assert "its lease ran out" in caplog.text
+    assert "its lease ran out" in err
+    probe.close()
 
 
-def test_the_fence_refuses_a_write_after_the_lease_even_if_the_lock_is_free(redis_store: StoreFactory) -> None:
-    first, second = redis_store(lease=0.2), redis_store()
+
+
+def test_the_fence_refuses_a_write_after_the_lease_even_if_the_lock_is_free(
+    redis_url: str, namespace: str, redis_store: StoreFactory
+) -> None:
+    first, second = redis_store(), redis_store()
     assert first.try_lock()
-    time.sleep(0.3)
+    admin = redis.Redis.from_url(redis_url)
+    admin.delete(lock_key(namespace))  # the lease ends, as for a holder paused longer than it
+    admin.close()
     assert second.try_lock()
     second.save("key", NEW)
     second.unlock()
@@ -263,8 +338,8 @@ def test_keys_are_namespaced_and_hashed_and_live_as_long_as_the_token(
     token = auth.get_token()
     admin = redis.Redis.from_url(redis_url)
     keys = sorted(k.decode() for k in admin.keys(f"{{{namespace}}}:*"))
-    assert keys == [f"{{{namespace}}}:v1:fence", f"{{{namespace}}}:v1:token:{fleet_key(fake)}"]
-    assert len({key_slot(key.encode()) for key in [*keys, f"{{{namespace}}}:v1:lock"]}) == 1  # Redis Cluster
+    assert keys == [f"{{{namespace}}}:v2:fence", token_key(namespace, fleet_key(fake))]
+    assert len({key_slot(key.encode()) for key in [*keys, lock_key(namespace)]}) == 1  # Redis Cluster
     assert not any(fake.EMAIL in k or fake.PASSWORD in k or token in k for k in keys)
     value = admin.get(keys[1])
     assert value is not None and fake.PASSWORD.encode() not in value
@@ -278,7 +353,7 @@ def test_a_corrupt_value_is_a_miss_and_is_replaced(
     fake: FakeKoyebAPI, redis_url: str, namespace: str, redis_store: StoreFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     admin = redis.Redis.from_url(redis_url)
-    admin.set(f"{{{namespace}}}:v1:token:{fleet_key(fake)}", b"\xff{not json")
+    admin.set(token_key(namespace, fleet_key(fake)), b"\xff{not json")
     token = fleet_auth(fake, redis_store()).get_token()
     assert "unreadable token" in caplog.text
     stored = redis_store().load(fleet_key(fake))
@@ -312,11 +387,6 @@ def test_without_redis_py_the_error_names_the_extra() -> None:
             f"pip install 'koyeb-auth[redis] @ git+{REPOSITORY}'") in result.stderr
 
 
-def fleet_key(fake: FakeKoyebAPI) -> str:
-    """The store key of the fake API's demo account."""
-    source = source_for(Config({}).settings(Credentials(fake.EMAIL, fake.PASSWORD, api_url=fake.url)), None)
-    assert source is not None
-    return source.key
 
 
 def test_the_acl_the_readme_recommends_is_enough(fake: FakeKoyebAPI, redis_url: str) -> None:
@@ -367,3 +437,56 @@ def test_clients_of_your_own_serve_both_faces(fake: FakeKoyebAPI, redis_url: str
     assert fake.stats == {"login": 1}
     with pytest.raises(ConfigurationError, match="either a Redis URL or client="):
         RedisTokenStore(redis_url, client=client)
+
+
+# --- choosing the store without code; copies of a store -------------------------------------------
+
+
+def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "koyeb_auth", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=60, check=False)
+
+
+def test_the_command_line_shares_the_fleet_token_through_koyeb_auth_store_or_store(
+    fake: FakeKoyebAPI, tmp_path: Path
+) -> None:
+    with start_redis_server() as server:  # the default namespace, on a Redis of this test's own
+        account = {"KOYEB_URL": fake.url, "KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": fake.PASSWORD}
+        hosts = [{**account, "HOME": str(tmp_path / h), "XDG_CACHE_HOME": str(tmp_path / h / "cache")} for h in "abc"]
+        first = cli("token", env={**hosts[0], "KOYEB_AUTH_STORE": server.url})
+        child = ("import hashlib, os; print(hashlib.sha256(os.environ['KOYEB_TOKEN'].encode()).hexdigest()[:8], "
+                 "'KOYEB_AUTH_STORE' in os.environ)")
+        second = cli("exec", "--", sys.executable, "-c", child, env={**hosts[1], "KOYEB_AUTH_STORE": server.url})
+        third = cli("token", "--store", server.url, env=hosts[2])
+    assert (first.returncode, second.returncode, third.returncode) == (0, 0, 0), first.stderr + second.stderr
+    token = first.stdout.strip()
+    assert second.stdout.split() == [fingerprint(token), "False"]  # the same token; not the store's URL
+    assert fingerprint(third.stdout.strip()) == fingerprint(token)
+    assert fake.stats == {"login": 1}
+    assert not list(tmp_path.rglob("tokens.json"))  # no host fell back to a cache file of its own
+
+
+def test_koyeb_auth_store_is_the_default_store_when_none_is_given(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOYEB_AUTH_STORE", redis_url)
+    assert repr(KoyebAuth(token="t").store) == repr(RedisTokenStore(redis_url))
+    assert isinstance(KoyebAuth(token="t", cache_path=tmp_path / "t.json").store, FileTokenStore)
+    monkeypatch.setenv("KOYEB_AUTH_STORE", str(tmp_path / "tokens.json"))
+    with pytest.raises(ConfigurationError, match=r"\$KOYEB_AUTH_STORE must be a redis://, rediss:// or unix:// URL"):
+        KoyebAuth(token="t")
+
+
+def test_a_store_built_from_a_url_pickles_as_its_settings_and_shares_the_tokens(
+    fake: FakeKoyebAPI, redis_url: str, redis_store: StoreFactory
+) -> None:
+    store = redis_store(lease=20.0, timeout=1.0)
+    token = fleet_auth(fake, store).get_token()
+    for copied in (pickle.loads(pickle.dumps(store)), copy.deepcopy(store)):
+        assert repr(copied) == repr(store) and copied.lease == 20.0
+        same = fleet_auth(fake, copied).get_token() == token
+        assert same
+        copied.close()
+    assert fake.stats == {"login": 1}
+    with pytest.raises(ConfigurationError, match="built from client= cannot be pickled"):
+        pickle.dumps(RedisTokenStore(client=redis.Redis.from_url(redis_url)))

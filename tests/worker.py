@@ -50,8 +50,10 @@ def main() -> None:
 def make_auth() -> KoyebAuth:
     if "WORKER_REDIS" not in os.environ:
         return KoyebAuth(cache_path=os.environ["WORKER_CACHE"])
+    lease = float(os.environ["WORKER_LEASE"])
+    # A store's lease is at least twice its timeout: short test leases get short timeouts.
     store = RedisTokenStore(
-        os.environ["WORKER_REDIS"], namespace=os.environ["WORKER_NAMESPACE"], lease=float(os.environ["WORKER_LEASE"])
+        os.environ["WORKER_REDIS"], namespace=os.environ["WORKER_NAMESPACE"], lease=lease, timeout=min(2.0, lease / 2)
     )
     return KoyebAuth(store=store)
 

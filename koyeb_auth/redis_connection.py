@@ -1,0 +1,138 @@
+"""How the Redis store reaches Redis: a client from a checked URL, and calls with a deadline that holds.
+
+Each call runs in a short-lived thread while its caller waits until the deadline: a thread blocks,
+a coroutine awaits (the event loop never blocks). The deadline covers everything, which socket
+timeouts alone cannot: waiting for a free connection, DNS, connecting, TLS, the command and
+redis-py's retry. A caller that gives up leaves the thread to finish on its own, bounded by the
+socket timeouts.
+
+Why threads rather than a redis.asyncio client per event loop: such a client holds its loop, so a
+cache of them keyed by loop kept every loop of every `asyncio.run` alive with its connection (60
+runs, 60 connections). Here, one bounded pool serves every thread and loop of the process: at most
+`limit` calls run at once, so at most `limit` connections are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+from .extras import require
+
+require("redis", "redis", "RedisTokenStore")
+import redis  # noqa: E402
+import redis.backoff  # noqa: E402
+import redis.retry  # noqa: E402
+
+
+class Late(Exception):
+    """The deadline passed; `busy` if the call never got a connection (all were in use)."""
+
+    def __init__(self, busy: bool) -> None:
+        super().__init__("busy" if busy else "late")
+        self.busy = busy
+
+
+class Calls:
+    """Runs blocking calls in threads, at most `limit` at a time, each waited for until a deadline."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._pid = -1
+        self._slots = threading.BoundedSemaphore(limit)
+
+    def start(self, call: Callable[[], Any], deadline: float) -> concurrent.futures.Future[Any]:
+        """Start `call` now (it waits for a free slot until `deadline`); its outcome is the future's."""
+        if self._pid != os.getpid():
+            # After fork(), a slot held by a thread of the parent would never come back.
+            self._pid, self._slots = os.getpid(), threading.BoundedSemaphore(self.limit)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        thread = threading.Thread(target=_run, args=(call, future, self._slots, deadline), daemon=True,
+                                  name="koyeb-auth-redis")
+        thread.start()
+        return future
+
+    def wait(self, future: concurrent.futures.Future[Any], deadline: float) -> Any:
+        """The call's result (or its exception), or Late at the deadline."""
+        try:
+            return future.result(timeout=max(deadline - time.monotonic(), 0.0))
+        except concurrent.futures.TimeoutError:
+            pass
+        raise _late(future)
+
+    async def await_(self, future: concurrent.futures.Future[Any], deadline: float) -> Any:
+        """`wait` for coroutines."""
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), max(deadline - time.monotonic(), 0.0))
+        except asyncio.TimeoutError:
+            pass
+        raise _late(future)
+
+
+def _late(future: concurrent.futures.Future[Any]) -> Late:
+    # A future that can still be cancelled never got a slot (and now never runs).
+    return Late(busy=future.cancel())
+
+
+def _run(call: Callable[[], Any], future: concurrent.futures.Future[Any], slots: threading.BoundedSemaphore,
+         deadline: float) -> None:
+    if not slots.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+        return  # the caller, at the same deadline, cancels the future and reports every slot busy
+    try:
+        if future.set_running_or_notify_cancel():
+            try:
+                result = call()
+            except BaseException as exc:  # handed to the caller, who decides
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+    finally:
+        slots.release()
+
+
+def client_from_url(url: str, timeout: float, max_connections: int) -> Any:
+    """A redis-py client for `url`, with at most `max_connections` connections; ConfigurationError
+    for a URL it cannot use, which never shows the URL (it holds the password)."""
+    problem = _url_problem(url)
+    if problem is None:
+        try:
+            # One immediate retry heals a pooled connection that Redis closed; the caller's deadline
+            # covers it.
+            return redis.Redis.from_url(url, retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
+                                        max_connections=max_connections, socket_timeout=timeout,
+                                        socket_connect_timeout=timeout)
+        except (ValueError, TypeError):
+            problem = "redis-py cannot read it"
+    # Raised outside the handler, and without the URL: its text holds the password.
+    raise ConfigurationError(f"The Redis URL given to RedisTokenStore cannot be used ({problem}). A password "
+                             "containing '/', '?', '#' or '@' must be percent-encoded (%2F, %3F, %23, %40).")
+
+
+def _url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return "its host or port cannot be read"
+    if "@" in parts.path + parts.query + parts.fragment:
+        return "its user part seems to end early"
+    return None
+
+
+def where(url: str | None, client: Any) -> str:
+    """Where the store lives, for messages: scheme, host, port and database, never credentials."""
+    if url is not None:
+        parts = urlsplit(url)
+        host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname or parts.path)
+        return f"{parts.scheme}://{host}{parts.path if parts.hostname else ''}"
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if not isinstance(kwargs, dict):
+        return f"a {type(client).__name__} client"
+    return f"redis://{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}/{kwargs.get('db', 0)}"
