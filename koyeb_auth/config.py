@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Hint
 from .origin import DEFAULT_API_URL, normalize_api_url
 
 __all__ = ["Config", "Credentials", "Settings"]
@@ -75,10 +75,7 @@ class Config:
                 return Settings(url, token=pat, organization_id=org, found_in=found_in)
         if pat := self.cli().get("token"):
             return Settings(url, token=pat, organization_id=org, found_in=str(self.cli_path))
-        raise ConfigurationError(
-            "No Koyeb credentials found. Pass email= and password= or token=, set KOYEB_EMAIL and "
-            "KOYEB_PASSWORD or KOYEB_TOKEN, or run `koyeb login` to write ~/.koyeb.yaml."
-        )
+        raise ConfigurationError("No Koyeb credentials found.", Hint.CREDENTIALS)
 
 
 def read_cli_config(path: Path) -> dict[str, str]:

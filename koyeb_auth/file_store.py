@@ -19,7 +19,7 @@ from typing import Any
 import filelock
 import platformdirs
 
-from .errors import CacheFileError
+from .errors import CacheFileError, Hint
 from .token import Token, entry_from_token, token_from_entry
 
 __all__ = ["FileTokenStore"]
@@ -133,8 +133,8 @@ class FileTokenStore:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise CacheFileError(
-                    f"The token cache {self.path} is a symlink; koyeb-auth does not follow links. "
-                    "Remove it or pass another cache_path."
+                    f"The token cache {self.path} is a symlink; koyeb-auth does not follow links: remove it.",
+                    Hint.CACHE_PATH,
                 ) from None
             raise
         with os.fdopen(fd, "rb") as file:
@@ -143,8 +143,8 @@ class FileTokenStore:
                 raise OSError(errno.EISDIR, "not a regular file")
             if info.st_uid != os.geteuid():
                 raise CacheFileError(
-                    f"The token cache {self.path} belongs to another user (uid {info.st_uid}). "
-                    "Remove it or pass another cache_path."
+                    f"The token cache {self.path} belongs to another user (uid {info.st_uid}): remove it.",
+                    Hint.CACHE_PATH,
                 )
             if info.st_mode & 0o077:
                 raise OSError(errno.EPERM, "readable by other users; it will be replaced by a private file")
@@ -172,8 +172,8 @@ class FileTokenStore:
 
     def _unusable(self, exc: OSError) -> CacheFileError:
         return CacheFileError(
-            f"The token cache {self.path} cannot be used: {exc.strerror or exc}. "
-            "Fix its directory's permissions or pass another cache_path."
+            f"The token cache {self.path} cannot be used: {exc.strerror or exc}. Fix its directory's permissions.",
+            Hint.CACHE_PATH,
         )
 
     def _write(self, tokens: _Entries) -> None:

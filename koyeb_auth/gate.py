@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .admission import admission_for
-from .errors import LockTimeoutError, TokenStoreError
+from .errors import Hint, LockTimeoutError, TokenStoreError
 from .store import TokenStore, async_face
 from .token import Token
 
@@ -229,7 +229,7 @@ class Gate:
     def _timed_out(self) -> LockTimeoutError:
         return LockTimeoutError(
             f"Waited {self._lock_timeout:g} s for the token lock of {self._store!r}: another thread or process "
-            "is still logging in. Check that the Koyeb API answers, or raise lock_timeout."
+            "is still logging in. Check that the Koyeb API answers.", Hint.LOCK_TIMEOUT
         )
 
 

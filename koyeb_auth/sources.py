@@ -17,7 +17,7 @@ from typing import Protocol
 
 from . import api
 from .config import Settings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Hint
 from .token import Token
 
 # scrypt at 16 MiB and 2^14 rounds: OWASP's interactive floor scaled to a once-per-process cost.
@@ -61,7 +61,7 @@ class PasswordLogin:
 
     def obtain(self) -> api.Call:
         if not self.password:
-            raise ConfigurationError(f"No password for {self.email}: pass password= or set KOYEB_PASSWORD.")
+            raise ConfigurationError(f"No password for {self.email}.", Hint.PASSWORD)
         return api.login(self.api_url, self.email, self.password, self.organization_id, self.seon_fp)
 
     def renew(self, token: Token) -> api.Call | None:
