@@ -14,13 +14,15 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import filelock
 import platformdirs
 
 from .errors import CacheFileError, Hint
 from .token import Token, entry_from_token, token_from_entry
+
+if TYPE_CHECKING:
+    import filelock
 
 __all__ = ["FileTokenStore"]
 
@@ -62,6 +64,8 @@ class FileTokenStore:
         return self.lock(timeout=0.0, blocking=False)
 
     def lock(self, timeout: float, blocking: bool = True) -> bool:
+        import filelock  # noqa: PLC0415 - 40 ms, paid only by a process that takes the lock
+
         try:
             self._file_lock().acquire(timeout=max(timeout, 0.0), blocking=blocking, poll_interval=0.01)
         except filelock.Timeout:
@@ -76,6 +80,8 @@ class FileTokenStore:
     def _file_lock(self) -> filelock.BaseFileLock:
         # A lock object inherited through fork() belongs to the parent: build a new one in the child.
         if self._lock is None or self._lock_pid != os.getpid():
+            import filelock  # noqa: PLC0415 - see lock()
+
             self._ensure_directory()
             # thread_local=False: the manager's in-process lock already admits one thread at a time,
             # and an async caller may release from a different thread than it acquired on.
