@@ -26,12 +26,10 @@ from .origin import Origin
 from .replay import httpx_rewinder, requests_rewinder, resend_of
 from .sources import source_for
 from .store import TokenStore
-from .token import Token
+from .token import DEFAULT_REFRESH_MARGIN, Token
 from .transport import Network
 
 __all__ = ["KoyebAuth"]
-
-DEFAULT_REFRESH_MARGIN = 300.0
 
 
 class KoyebAuth(httpx.Auth, requests.auth.AuthBase):

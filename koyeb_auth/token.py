@@ -6,17 +6,16 @@ caller, so the rules can be tested with any clock.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import functools
-import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, TypeGuard
+
+# A warm `koyeb-auth token` loads this module to read the cache: what only API replies and log
+# lines need (hashlib, base64, datetime) is imported where it is used, and Token is a plain class
+# (the dataclasses module and the inspect module it loads would cost that command a tenth of its time).
 
 __all__ = ["Token", "TokenState"]
 
@@ -28,6 +27,8 @@ _RFC3339 = re.compile(
 
 # A token with less than this left may expire on its way to the API: it is not sent any more.
 SEND_MARGIN = 1.0
+# Seconds before expiry that a token falls due for refresh, unless the caller says otherwise.
+DEFAULT_REFRESH_MARGIN = 300.0
 
 
 class TokenState(enum.Enum):
@@ -38,19 +39,44 @@ class TokenState(enum.Enum):
     EXPIRED = "expired"  # never send it: wait for a new one
 
 
-@dataclass(frozen=True)
 class Token:
-    """A Koyeb session token with an absolute expiry, in this machine's clock.
+    """A Koyeb session token with an absolute expiry, in this machine's clock. Immutable.
 
     `value` is the bearer secret; it is left out of `repr` so a token can be logged or shown in a
     traceback without leaking. `fingerprint` identifies it in logs.
     """
 
-    value: str = field(repr=False)
+    value: str
     obtained_at: float
-    expires_at: float | None = None
-    user_id: str | None = None
-    organization_id: str | None = None
+    expires_at: float | None
+    user_id: str | None
+    organization_id: str | None
+
+    def __init__(self, value: str, obtained_at: float, expires_at: float | None = None, user_id: str | None = None,
+                 organization_id: str | None = None) -> None:
+        # Straight into __dict__, as a frozen dataclass does: assignment is refused below. (pickle
+        # and copy restore __dict__ the same way.)
+        self.__dict__.update(value=value, obtained_at=obtained_at, expires_at=expires_at, user_id=user_id,
+                             organization_id=organization_id)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"a Token is immutable: cannot assign {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Token is immutable: cannot delete {name!r}")
+
+    def __repr__(self) -> str:
+        return (f"Token(obtained_at={self.obtained_at!r}, expires_at={self.expires_at!r}, user_id={self.user_id!r}, "
+                f"organization_id={self.organization_id!r})")
+
+    def _fields(self) -> tuple[str, float, float | None, str | None, str | None]:
+        return self.value, self.obtained_at, self.expires_at, self.user_id, self.organization_id
+
+    def __eq__(self, other: object) -> bool:
+        return self._fields() == other._fields() if isinstance(other, Token) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
 
     @property
     def fingerprint(self) -> str:
@@ -107,6 +133,8 @@ class Redacted(str):
 
 def fingerprint(secret: str) -> str:
     """A short, stable, non-reversible name for a secret, for log lines."""
+    import hashlib  # noqa: PLC0415 - see the imports
+
     return hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
@@ -115,6 +143,8 @@ def fingerprint(secret: str) -> str:
 
 def parse_timestamp(text: str) -> float:
     """Parse an RFC 3339 timestamp into POSIX seconds; ValueError if it is not one."""
+    from datetime import datetime, timedelta, timezone  # noqa: PLC0415 - see the imports
+
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         raise ValueError("not an RFC 3339 timestamp")
@@ -129,8 +159,18 @@ def parse_timestamp(text: str) -> float:
     return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
+def format_timestamp(timestamp: float) -> str:
+    """POSIX seconds as RFC 3339 in UTC, to the second (`2026-05-01T12:00:00+00:00`)."""
+    from datetime import datetime, timezone  # noqa: PLC0415 - see the imports
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
 def jwt_expiry(value: str) -> float | None:
     """The `exp` claim of a JWT, read without verifying it (we only need a hint), or None."""
+    import base64  # noqa: PLC0415 - see the imports
+    import binascii  # noqa: PLC0415
+
     parts = value.split(".")
     if len(parts) != 3:
         return None
