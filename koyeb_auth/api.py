@@ -26,7 +26,7 @@ from .errors import (
 from .origin import LOGIN_PATH
 from .token import Token, token_from_reply
 
-Action = Literal["login", "refresh", "switch", "logout"]
+Action = Literal["login", "refresh", "switch", "logout", "check"]
 
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
@@ -77,6 +77,14 @@ def switch(api_url: str, organization_id: str, token: str, seon_fp: str | None) 
 
 def logout(api_url: str, token: str) -> Call:
     return Call("logout", "DELETE", api_url + "/v1/account/logout", bearer(token))
+
+
+def check(api_url: str, token: str) -> Call:
+    """The cheapest authenticated call that both user and organization tokens may make: one app.
+
+    (Organization tokens cannot make calls that need a user, such as /v1/account/profile.)
+    """
+    return Call("check", "GET", api_url + "/v1/apps?limit=1", bearer(token))
 
 
 def bearer(token: str) -> dict[str, str]:
