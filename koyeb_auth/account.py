@@ -7,8 +7,8 @@ neither `config` nor `sources` (nor the dataclasses module they use). Only a tok
 FRESH loads httpx, through `Account.provider()`.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: with it, NamedTuple compiles each field's annotation
+# into a ForwardRef, a millisecond of every warm `koyeb-auth token`.
 import os
 import time
 from collections.abc import Mapping
@@ -49,7 +49,7 @@ class Account:
     """
 
     def __init__(self, *, api_url: str, email: str | None, organization_id: str | None, found_in: str,
-                 source: Source | None, store: FileTokenStore, options: Options,
+                 source: "Source | None", store: FileTokenStore, options: Options,
                  personal_token: str | None = None) -> None:
         self.api_url = api_url
         self.email = email
@@ -61,7 +61,8 @@ class Account:
         self._personal_token = personal_token
 
     @classmethod
-    def configured(cls, settings: Settings, source: Source | None, store: FileTokenStore, options: Options) -> Account:
+    def configured(cls, settings: "Settings", source: "Source | None", store: FileTokenStore,
+                   options: Options) -> "Account":
         """The account that resolved settings name."""
         return cls(api_url=settings.api_url, email=settings.email, organization_id=settings.organization_id,
                    found_in=settings.found_in, source=source, store=store, options=options,
@@ -95,7 +96,7 @@ class Account:
             return None
         return token
 
-    def provider(self) -> TokenProvider:
+    def provider(self) -> "TokenProvider":
         """What renews the token (loads httpx): refreshes, logs in, waits for a peer, logs out."""
         from .manager import PersonalTokenProvider, Timing, TokenManager  # noqa: PLC0415 - loads httpx
         from .transport import Network  # noqa: PLC0415

@@ -113,14 +113,14 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    import subprocess  # noqa: PLC0415 - each command loads what it needs
+
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise errors.ConfigurationError("Give the command to run after `--`, e.g. koyeb-auth exec -- koyeb apps list")
     env = {name: value for name, value in os.environ.items() if name not in CREDENTIALS_KEPT_FROM_CHILD}
     # The child gets a token, never the credentials that made it (as credential-exec tools do).
     env["KOYEB_TOKEN"] = _account(args).token().value
-    import subprocess  # noqa: PLC0415
-
     try:
         return subprocess.call(command, env=env)  # noqa: S603 - the user's command
     except OSError as exc:
@@ -128,7 +128,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from .login import log_in  # noqa: PLC0415 - each command loads what it needs
+    from .login import log_in  # noqa: PLC0415
 
     account, token = log_in(_options(args), os.environ, sys.stdin, args.password_stdin)
     print(f"Logged in as {account.email}. {_describe_expiry(token)}")
@@ -140,7 +140,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
     account = _account(args)
     log_out(account)
-    print(f"Logged out {account.email}; the session was removed from {account.store!r}.")
+    print(f"Logged out {account.email or 'the ' + account.kind}; the session was removed from {account.store!r}.")
     return 0
 
 

@@ -8,8 +8,8 @@ key holds nothing but a slow hash of the password, as the cache file does; the f
 password and no token.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: with it, NamedTuple compiles each field's annotation
+# into a ForwardRef, a millisecond of every warm `koyeb-auth token`.
 import json
 import logging
 from pathlib import Path
@@ -46,13 +46,13 @@ class LastLogin(NamedTuple):
         """False if the API URL or the organization asked for (normalized) is not this login's."""
         return api_url in (None, self.api_url) and organization_id in (None, self.organization_id)
 
-    def obtain(self) -> api.Call:
+    def obtain(self) -> "api.Call":
         raise ConfigurationError(
             f"The session that `koyeb-auth login` opened for {self.email} has ended (expired, refused or "
             "logged out): run `koyeb-auth login` again."
         )
 
-    def renew(self, token: Token) -> api.Call | None:
+    def renew(self, token: "Token") -> "api.Call | None":
         from . import api  # noqa: PLC0415 - a warm `koyeb-auth token` reads this record, and sends nothing
 
         return api.refresh(self.api_url, token.value)
