@@ -78,19 +78,31 @@ class Config:
 
 def read_cli_config(path: Path) -> dict[str, str]:
     """The string settings of a Koyeb CLI config file; {} if there is none."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        failure = type(exc).__name__
+    else:
+        return _strings(path, _parse_yaml(path, text))
+    raise _unreadable(path, failure)
+
+
+def _parse_yaml(path: Path, text: str) -> object:
     import yaml  # noqa: PLC0415 - 15 ms, paid only by those who have the file
 
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
         failure = type(exc).__name__
-    else:
-        return _strings(path, document)
     # Raised outside the handler: a YAML error holds the file's text (its token) in its context.
-    raise ConfigurationError(f"The Koyeb CLI config {path} cannot be read ({failure}). "
-                             "Fix or remove it, or set KOYEB_CONFIG.")
+    raise _unreadable(path, failure)
+
+
+def _unreadable(path: Path, failure: str) -> ConfigurationError:
+    return ConfigurationError(f"The Koyeb CLI config {path} cannot be read ({failure}). "
+                              "Fix or remove it, or set KOYEB_CONFIG.")
 
 
 def _strings(path: Path, document: object) -> dict[str, str]:

@@ -237,7 +237,8 @@ def on_a_terminal(*args: str, env: dict[str, str], stdin: bytes = b"") -> Iterat
     terminal's master side, to read what the command shows there and type answers."""
     master, slave = pty.openpty()
     # A new session that opens the terminal makes it its controlling terminal (what /dev/tty is).
-    take = "import os, sys; os.setsid(); os.close(os.open(sys.argv[1], os.O_RDWR)); os.execv(sys.executable, sys.argv[2:])"
+    take = ("import os, sys; os.setsid(); os.close(os.open(sys.argv[1], os.O_RDWR)); "
+            "os.execv(sys.executable, sys.argv[2:])")
     proc = subprocess.Popen([sys.executable, "-c", take, os.ttyname(slave), sys.executable, "-m", "koyeb_auth", *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, **env})
@@ -501,16 +502,22 @@ def test_ctrl_c_stops_the_demo_and_its_workers_quietly() -> None:
     assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
 
 
-def test_a_warm_token_loads_no_http_client(fake: FakeKoyebAPI, cache_path: Path) -> None:
+@pytest.mark.parametrize("found", ["after login", "in the environment"])
+def test_a_warm_token_loads_no_http_client(found: str, fake: FakeKoyebAPI, env: dict[str, str],
+                                           cache_path: Path) -> None:
     assert log_in(fake, cache_path).returncode == 0
+    if found == "after login":
+        env = {}
     code = ("import sys\nfrom koyeb_auth.cli import main\n"
             f"assert main(['token', '--cache-path', {str(cache_path)!r}]) == 0\n"
             "print(sorted({'httpx', 'httpcore', 'requests', 'urllib3', 'filelock', 'yaml'} & set(sys.modules)))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, **env})
     assert result.returncode == 0, result.stderr
     token, loaded = result.stdout.splitlines()
     assert token in fake.live_tokens()
     assert loaded == "[]"
+    assert fake.stats == {"login": 1}
 
 
 @pytest.mark.parametrize("command", sorted(EXAMPLES))

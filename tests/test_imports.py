@@ -25,7 +25,8 @@ def test_importing_the_package_loads_no_client_lock_or_yaml() -> None:
 def test_every_public_name_still_resolves() -> None:
     code = ("import koyeb_auth\n"
             "for name in koyeb_auth.__all__: getattr(koyeb_auth, name)\n"
-            "print(koyeb_auth.KoyebAuth.__module__, 'KoyebAuth' in dir(koyeb_auth), 'RedisTokenStore' in dir(koyeb_auth))")
+            "print(koyeb_auth.KoyebAuth.__module__, 'KoyebAuth' in dir(koyeb_auth),\n"
+            "      'RedisTokenStore' in dir(koyeb_auth))")
     result = run(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["koyeb_auth.auth", "True", "True"]
