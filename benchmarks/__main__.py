@@ -9,7 +9,7 @@ import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from . import fanout, longrun, redis_store, storm, warm
+from . import command, fanout, longrun, redis_store, storm, warm
 
 
 def _versions() -> str:
@@ -30,7 +30,8 @@ def main() -> None:
           f"({platform.system()}); {_versions()}.\n")
     for number, (title, module) in enumerate(
         [("Warm per-request cost", warm), ("Cold-start fan-out", fanout), ("Refresh storm", storm),
-         ("Long-running worker", longrun), ("Redis store", redis_store)], 1
+         ("Long-running worker", longrun), ("Redis store", redis_store), ("The command in a shell script", command)],
+        1,
     ):
         text, _ = module.measure()
         print(f"### {number}. {title}\n\n{text}\n", flush=True)

@@ -2,14 +2,16 @@
 
 `KoyebAuth` is an httpx.Auth (sync and async) and a requests auth; adapters take it to niquests,
 httpx2, aiohttp and Koyeb's own SDK, and `KoyebAuth.authorize()` to any other client.
+
+Importing the package loads only its errors: each other name loads its module on first use
+(PEP 562), so `koyeb-auth token` can print a cached token without importing httpx or requests.
 """
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .auth import KoyebAuth
-from .authorization import Authorization
 from .errors import (
     AccessDeniedError,
     AccountLockedError,
@@ -18,6 +20,7 @@ from .errors import (
     CacheFileError,
     ConfigurationError,
     EndpointWithdrawnError,
+    Hint,
     InvalidCredentialsError,
     KoyebAuthError,
     LeaseLostError,
@@ -28,21 +31,41 @@ from .errors import (
     StoreUnavailableError,
     TokenStoreError,
 )
-from .events import TokenEvent
-from .file_store import FileTokenStore
-from .niquests_auth import NiquestsAsyncKoyebAuth
-from .store import AsyncTokenStore, MemoryTokenStore, TokenStore
-from .token import Token, TokenState
 
 if TYPE_CHECKING:
-    from .aiohttp_middleware import KoyebAuthMiddleware
-    from .httpx2_auth import Httpx2KoyebAuth
-    from .redis_store import RedisTokenStore
-    from .sdk import async_sdk_client, sdk_client, sdk_configuration
+    from .aiohttp_middleware import KoyebAuthMiddleware as KoyebAuthMiddleware
+    from .auth import KoyebAuth
+    from .authorization import Authorization
+    from .events import TokenEvent
+    from .file_store import FileTokenStore
+    from .httpx2_auth import Httpx2KoyebAuth as Httpx2KoyebAuth
+    from .niquests_auth import NiquestsAsyncKoyebAuth
+    from .redis_store import RedisTokenStore as RedisTokenStore
+    from .sdk import async_sdk_client as async_sdk_client
+    from .sdk import sdk_client as sdk_client
+    from .sdk import sdk_configuration as sdk_configuration
+    from .store import AsyncTokenStore, MemoryTokenStore, TokenStore
+    from .token import Token, TokenState
 
+# The logging HOWTO's rule for libraries: records go nowhere unless the application configures
+# logging (without it, Python's last-resort handler would print our warnings on stderr).
+logging.getLogger("koyeb_auth").addHandler(logging.NullHandler())
 
-# Integrations load on first use, so `import koyeb_auth` needs none of their packages.
-_LAZY = {
+_CORE = {
+    "KoyebAuth": "auth",
+    "Authorization": "authorization",
+    "TokenEvent": "events",
+    "FileTokenStore": "file_store",
+    "NiquestsAsyncKoyebAuth": "niquests_auth",
+    "AsyncTokenStore": "store",
+    "MemoryTokenStore": "store",
+    "TokenStore": "store",
+    "Token": "token",
+    "TokenState": "token",
+}
+# The integrations need an extra each. They are left out of __all__, so that `from koyeb_auth import *`
+# works whichever extras are installed; using one without its extra raises MissingExtraError.
+_INTEGRATIONS = {
     "RedisTokenStore": "redis_store",
     "Httpx2KoyebAuth": "httpx2_auth",
     "KoyebAuthMiddleware": "aiohttp_middleware",
@@ -50,12 +73,19 @@ _LAZY = {
     "async_sdk_client": "sdk",
     "sdk_configuration": "sdk",
 }
+_LAZY = {**_CORE, **_INTEGRATIONS}
 
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'koyeb_auth' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value  # the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [
@@ -69,11 +99,10 @@ __all__ = [
     "ConfigurationError",
     "EndpointWithdrawnError",
     "FileTokenStore",
-    "Httpx2KoyebAuth",
+    "Hint",
     "InvalidCredentialsError",
     "KoyebAuth",
     "KoyebAuthError",
-    "KoyebAuthMiddleware",
     "LeaseLostError",
     "LockTimeoutError",
     "MemoryTokenStore",
@@ -81,7 +110,6 @@ __all__ = [
     "NiquestsAsyncKoyebAuth",
     "OrganizationDeactivatedError",
     "RateLimitedError",
-    "RedisTokenStore",
     "StoreUnavailableError",
     "Token",
     "TokenEvent",
@@ -89,7 +117,4 @@ __all__ = [
     "TokenStore",
     "TokenStoreError",
     "__version__",
-    "async_sdk_client",
-    "sdk_client",
-    "sdk_configuration",
 ]

@@ -37,7 +37,7 @@ from .errors import (
 from .origin import LOGIN_PATH
 from .token import Token, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
 
-Action = Literal["login", "refresh", "switch", "access_token", "logout"]
+Action = Literal["login", "refresh", "switch", "access_token", "logout", "check"]
 
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
@@ -132,6 +132,14 @@ def duration(seconds: float) -> str:
 
 def logout(api_url: str, token: str) -> Call:
     return Call("logout", "DELETE", api_url + "/v1/account/logout", bearer(token))
+
+
+def check(api_url: str, token: str) -> Call:
+    """The cheapest authenticated call that both user and organization tokens may make: one app.
+
+    (Organization tokens cannot make calls that need a user, such as /v1/account/profile.)
+    """
+    return Call("check", "GET", api_url + "/v1/apps?limit=1", bearer(token))
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -35,12 +35,10 @@ from .sources import (
     source_for,
 )
 from .store import TokenStore, check_lease
-from .token import Token, usable_bearer
+from .token import DEFAULT_REFRESH_MARGIN, Token, usable_bearer
 from .transport import Network
 
 __all__ = ["KoyebAuth"]
-
-DEFAULT_REFRESH_MARGIN = 300.0
 
 
 class KoyebAuth(httpx.Auth, requests.auth.AuthBase):

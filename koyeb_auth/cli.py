@@ -1,25 +1,32 @@
-"""The `koyeb-auth` command: a managed token for shell users and existing Koyeb tooling."""
+"""The `koyeb-auth` command: a managed token for shell users and existing Koyeb tooling.
+
+Kept light, so that scripts can call `koyeb-auth token` per request: this module loads argparse and
+the errors only, and each command loads what it needs when it runs. A warm `token` reads the state
+file and the cache (see `account`) and never loads an HTTP client.
+"""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
+import logging
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING
 
-from . import errors
-from .auth import KoyebAuth
-from .config import STORE_VARIABLE, store_from_url
+from . import __version__, errors
+from .errors import Hint
+from .token import Token, format_timestamp
 
-# Distinct exit codes, so scripts can tell failures apart without parsing messages.
+if TYPE_CHECKING:
+    from .account import Account, Options
+
 EXIT_NO_TOKEN = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+# Distinct exit codes, so scripts can tell failures apart without parsing messages.
 EXIT_CODES: tuple[tuple[type[errors.KoyebAuthError], int], ...] = (
     (errors.ConfigurationError, 3),
     (errors.InvalidCredentialsError, 4),
@@ -30,10 +37,36 @@ EXIT_CODES: tuple[tuple[type[errors.KoyebAuthError], int], ...] = (
     (errors.LockTimeoutError, 7),
     (errors.TokenStoreError, 7),
 )
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success (exec: the command's own exit code)
+  1    no usable token (status: none cached, or the API refused it)
+  2    usage: unknown command or option
+  3    configuration: no credentials, nothing typed at a prompt, no terminal to ask on
+  4    the API refused the credentials, or denied access
+  5    rate limited by the API
+  6    the API is unreachable or failing
+  7    the token lock timed out, or the cache or state file cannot be used
+  130  interrupted (Ctrl-C)"""
+
+# What the library's hints say to a Python caller, said to a shell user: flags and variables.
+CLI_HINTS = {
+    Hint.PASSWORD: "Set KOYEB_PASSWORD, or run `koyeb-auth login`.",
+    Hint.CREDENTIALS: ("Run `koyeb-auth login`, set KOYEB_EMAIL and KOYEB_PASSWORD or KOYEB_TOKEN, or run "
+                       "`koyeb login` to write ~/.koyeb.yaml."),
+    Hint.CACHE_PATH: "Or pass another --cache-path.",
+    Hint.LOCK_TIMEOUT: "To wait longer, pass --lock-timeout SECONDS.",
+    Hint.TIMEOUT: "To wait longer, pass --timeout SECONDS.",
+    Hint.CA_CERTIFICATE: "Behind a TLS-inspecting proxy, set SSL_CERT_FILE to its CA certificate.",
+}
 
 # What `exec` removes from the child's environment: it gets KOYEB_TOKEN instead (and the store's
-# URL may hold Redis's password).
-CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD", STORE_VARIABLE})
+# URL, $KOYEB_AUTH_STORE, may hold Redis's password).
+CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB_AUTH_STORE"})
+
+# The fake API's demo account (koyeb_auth.testing.FakeKoyebAPI), written out so that --help does
+# not load the fake's HTTP server; tests/test_cli.py checks that they agree.
+FAKE_CREDENTIALS = "email demo@koyeb.com and password demo-password, or a personal access token of 64 letters k"
 
 EXAMPLES = {
     "token": 'curl -H "Authorization: Bearer $(koyeb-auth token)" https://app.koyeb.com/v1/apps',
@@ -47,44 +80,48 @@ EXAMPLES = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv).parse_args(argv)
+    _show_library_records()
     try:
         code: int = args.run(args)
     except errors.KoyebAuthError as exc:
-        print(f"koyeb-auth: {exc}", file=sys.stderr)
+        print(f"koyeb-auth: {explain(exc)}", file=sys.stderr)
         return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
     except KeyboardInterrupt:
-        return 130
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code
 
 
-def _auth(args: argparse.Namespace, **overrides: Any) -> KoyebAuth:
-    options: dict[str, Any] = {
-        "email": args.email,
-        "organization_id": args.organization,
-        "api_url": args.api_url,
-        "cache_path": args.cache_path,
-        "store": store_from_url(args.store, "--store") if args.store else None,
-    }
-    return KoyebAuth(**{**options, **overrides})
+def explain(exc: errors.KoyebAuthError) -> str:
+    """The error's message, with its hint in the command's terms (flags, variables)."""
+    return f"{exc.problem} {CLI_HINTS[exc.hint]}" if exc.hint is not None else str(exc)
 
 
 # --- subcommands ---------------------------------------------------------------------------------
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    print(_auth(args).get_token())
+    token = _account(args).token()
+    if args.format == "json":
+        expires = token.expires_at
+        print(json.dumps({"token": token.value, "expires_at": format_timestamp(expires) if expires else None,
+                          "expires_in_seconds": round(expires - time.time()) if expires else None}))
+    else:
+        print(token.value)
     return 0
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
+    import subprocess  # noqa: PLC0415 - each command loads what it needs
+
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise errors.ConfigurationError("Give the command to run after `--`, e.g. koyeb-auth exec -- koyeb apps list")
     env = {name: value for name, value in os.environ.items() if name not in CREDENTIALS_KEPT_FROM_CHILD}
     # The child gets a token, never the credentials that made it (as credential-exec tools do).
-    env["KOYEB_TOKEN"] = _auth(args).get_token()
+    env["KOYEB_TOKEN"] = _account(args).token().value
     try:
         return subprocess.call(command, env=env)  # noqa: S603 - the user's command
     except OSError as exc:
@@ -92,54 +129,39 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    email = args.email or os.environ.get("KOYEB_EMAIL") or input("Email: ").strip()
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = os.environ.get("KOYEB_PASSWORD") or getpass.getpass("Password: ")
-    auth = _auth(args, email=email, password=password)
-    auth.get_token()
-    print(f"Logged in as {email}. {_describe_expiry(auth)}")
+    from .login import log_in  # noqa: PLC0415
+
+    account, token = log_in(_options(args), os.environ, sys.stdin, args.password_stdin)
+    print(f"Logged in as {account.email}. {_describe_expiry(token)}")
     return 0
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
-    auth = _auth(args)
-    if not auth.logout():
-        print(f"No session to log out in {auth.store!r} for these credentials.", file=sys.stderr)
+    from .login import log_out  # noqa: PLC0415
+
+    account = _account(args)
+    if not log_out(account):
+        print(f"No session to log out in {account.store!r} for {account.email or 'the ' + account.kind}.",
+              file=sys.stderr)
         return EXIT_NO_TOKEN
-    print(f"Logged out; the token was removed from {auth.store!r}.")
+    print(f"Logged out {account.email or 'the ' + account.kind}; the session was removed from {account.store!r}.")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    auth = _auth(args)
-    token = auth.cached_token()
-    settings = auth.settings
-    now = time.time()
-    status = {
-        "logged_in": token is not None,
-        "api_url": settings.api_url,
-        "email": settings.email,
-        "user_id": token.user_id if token else None,
-        "organization_id": (token.organization_id if token else None) or settings.organization_id,
-        "expires_at": _iso(token.expires_at) if token and token.expires_at else None,
-        "expires_in_seconds": round(token.expires_at - now) if token and token.expires_at else None,
-        "credentials_from": settings.found_in,
-        "kind": "password login" if settings.email else "organization token" if settings.organization_id
-        else "personal access token",
-        "cache": repr(auth.store),
-    }
+    from .status import report  # noqa: PLC0415
+
+    status, code = report(_account(args), online=not args.offline, explain=explain)
     if args.json:
         print(json.dumps(status, indent=2))
     else:
         for name, value in status.items():
             print(f"{name.replace('_', ' '):>20}: {'-' if value is None else value}")
-    return 0 if token is not None else EXIT_NO_TOKEN
+    return code
 
 
 def cmd_fake_api(args: argparse.Namespace) -> int:
-    from .testing import FakeKoyebAPI  # noqa: PLC0415 - loaded only for this command
+    from .testing import FakeKoyebAPI  # noqa: PLC0415
 
     fake = FakeKoyebAPI(ttl=args.ttl, host=args.host, port=args.port, without=args.without)
     fake.bind()
@@ -150,7 +172,7 @@ def cmd_fake_api(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo  # noqa: PLC0415 - loaded only for this command
+    from .demo import run_demo  # noqa: PLC0415
 
     return run_demo(workers=args.workers, seconds=args.seconds, ttl=args.ttl, without=frozenset(args.without))
 
@@ -158,59 +180,137 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+def _options(args: argparse.Namespace) -> Options:
+    from .account import Options  # noqa: PLC0415
+
+    return Options(args.api_url, args.cache_path, args.email, args.organization, args.timeout, args.lock_timeout,
+                   args.store)
 
 
-def _describe_expiry(auth: KoyebAuth) -> str:
-    token = auth.cached_token()
-    if token is None or token.expires_at is None:
+def _account(args: argparse.Namespace) -> Account:
+    from .account import resolve  # noqa: PLC0415
+
+    return resolve(_options(args), os.environ)
+
+
+def _describe_expiry(token: Token) -> str:
+    if token.expires_at is None:
         return "The token does not expire."
-    left = token.expires_at - time.time()
-    return f"The token expires at {_iso(token.expires_at)} (in {left / 3600:.1f} h); it is renewed automatically."
+    hours = (token.expires_at - time.time()) / 3600
+    return f"The token expires at {format_timestamp(token.expires_at)} (in {hours:.1f} h); it is renewed automatically."
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Lines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        return f"koyeb-auth: {level}{record.getMessage()}"
+
+
+_LIBRARY_RECORDS = logging.StreamHandler()
+_LIBRARY_RECORDS.setFormatter(_Lines())
+
+
+def _show_library_records() -> None:
+    """The library's warnings on stderr; and on a terminal, what a long wait is waiting for."""
+    _LIBRARY_RECORDS.setStream(sys.stderr)
+    logging.getLogger("koyeb_auth").addHandler(_LIBRARY_RECORDS)
+    if sys.stderr.isatty():
+        logging.getLogger("koyeb_auth.wait").setLevel(logging.INFO)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="koyeb-auth",
+        prog="koyeb-auth", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="A managed Koyeb API token: logs in once, refreshes before expiry, shared by every process.",
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--api-url", help="API URL (default $KOYEB_URL, ~/.koyeb.yaml, https://app.koyeb.com)")
-    common.add_argument("--cache-path", help="the shared token cache file (default: in the user cache directory)")
-    common.add_argument("--email", help="account email (default $KOYEB_EMAIL); the password comes from "
-                                        "$KOYEB_PASSWORD")
-    common.add_argument("--organization", help="organization id (default $KOYEB_ORGANIZATION)")
-    common.add_argument("--store", metavar="URL", help="share the token through the Redis at this redis:// or "
-                                                       f"rediss:// URL (default ${STORE_VARIABLE})")
+    parser.add_argument("--version", action="version", version=f"koyeb-auth {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-
-    def command(name: str, run: Callable[[argparse.Namespace], int], summary: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, parents=[common], help=summary, description=summary,
-                                  epilog=f"example:\n  {EXAMPLES[name]}",
+    # Only the command that runs gets a parser (all of them for the top-level help or a wrong name):
+    # building every one would cost a warm `koyeb-auth token` 4 ms, half of it in gettext lookups.
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name in [chosen] if chosen in _COMMANDS else _COMMANDS:
+        run, summary, add_options = _COMMANDS[name]
+        sub = commands.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {EXAMPLES[name]}",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(run=run)
-        return sub
+        add_options(sub)
+    return parser
 
-    command("token", cmd_token, "Print a valid token, logging in or refreshing through the shared cache.")
-    sub = command("exec", cmd_exec, "Run a command with KOYEB_TOKEN set to a valid token.")
+
+def _account_options(sub: argparse.ArgumentParser) -> None:
+    """The options of every command that works with an account."""
+    sub.add_argument("--api-url", help="API URL (default $KOYEB_URL, ~/.koyeb.yaml, https://app.koyeb.com)")
+    sub.add_argument("--cache-path", help="the shared token cache file (default: in the user cache directory)")
+    sub.add_argument("--email", help="account email (default $KOYEB_EMAIL, else the last `koyeb-auth login`); "
+                                     "the password comes from $KOYEB_PASSWORD")
+    sub.add_argument("--organization", help="organization id (default $KOYEB_ORGANIZATION)")
+    sub.add_argument("--store", metavar="URL", help="share the token through the Redis at this redis:// or "
+                                                    "rediss:// URL (default $KOYEB_AUTH_STORE)")
+    sub.add_argument("--timeout", type=_seconds, default=15.0, metavar="SECONDS",
+                     help="limit on each call to the API (default 15)")
+    sub.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                     help="limit on waiting for another process's login or refresh (default 60)")
+
+
+def _token_options(sub: argparse.ArgumentParser) -> None:
+    _account_options(sub)
+    sub.add_argument("--format", choices=("text", "json"), default="text",
+                     help="text: the token alone; json: token, expires_at, expires_in_seconds")
+
+
+def _exec_options(sub: argparse.ArgumentParser) -> None:
+    _account_options(sub)
     sub.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments, after --")
-    sub = command("login", cmd_login, "Log in with email and password (prompted, no echo) and cache the token.")
+
+
+def _login_options(sub: argparse.ArgumentParser) -> None:
+    _account_options(sub)
     sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    command("logout", cmd_logout, "Log out and remove the token from the shared cache.")
-    sub = command("status", cmd_status, "Who is logged in and until when; exits 1 without a valid token.")
+
+
+def _status_options(sub: argparse.ArgumentParser) -> None:
+    _account_options(sub)
     sub.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = command("fake-api", cmd_fake_api, "Run the bundled fake Koyeb API in the foreground, for tests.")
-    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--offline", action="store_true", help="do not ask the API whether the token is still good")
+
+
+def _fake_api_options(sub: argparse.ArgumentParser) -> None:
+    sub.epilog = f"The fake API's account: {FAKE_CREDENTIALS}.\n\n{sub.epilog}"
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sub.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     sub.add_argument("--ttl", type=float, default=3600.0, help="token lifetime in seconds (default 3600)")
     _without_option(sub)
-    sub = command("demo", cmd_demo, "Offline demo: N worker processes, one fake API, one login, live refreshes.")
+
+
+def _demo_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
     sub.add_argument("--seconds", type=float, default=8.0, help="how long the workers run (default 8)")
     sub.add_argument("--ttl", type=float, default=3.0, help="token lifetime in seconds (default 3)")
     _without_option(sub)
-    return parser
+
+
+_Command = tuple[Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None]]
+_COMMANDS: dict[str, _Command] = {
+    "token": (cmd_token, "Print a valid token, logging in or refreshing through the shared cache.", _token_options),
+    "exec": (cmd_exec, "Run a command with KOYEB_TOKEN set to a valid token.", _exec_options),
+    "login": (cmd_login, "Log in with email and password (prompted, no echo), cache the session and remember the "
+                         "account for the other commands.", _login_options),
+    "logout": (cmd_logout, "Log out, remove the session from the shared cache, forget the last login.",
+               _account_options),
+    "status": (cmd_status, "Who is logged in and until when, checked with one call to the API.", _status_options),
+    "fake-api": (cmd_fake_api, "Run the bundled fake Koyeb API in the foreground, for tests.", _fake_api_options),
+    "demo": (cmd_demo, "Offline demo: N worker processes, one fake API, one login, live refreshes.", _demo_options),
+}
 
 
 def _without_option(sub: argparse.ArgumentParser) -> None:

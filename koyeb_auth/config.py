@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import yaml
-
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Hint
 from .origin import DEFAULT_API_URL, normalize_api_url
 from .token import Redacted, usable_bearer
 
@@ -90,10 +88,7 @@ class Config:
         if pat := _secret(self.cli().get("token")):
             found_in = str(self.cli_path)
             return Settings(url, token=personal_token(pat, found_in), organization_id=org, found_in=found_in)
-        raise ConfigurationError(
-            "No Koyeb credentials found. Pass email= and password= or token=, set KOYEB_EMAIL and "
-            "KOYEB_PASSWORD or KOYEB_TOKEN, or run `koyeb login` to write ~/.koyeb.yaml."
-        )
+        raise ConfigurationError("No Koyeb credentials found.", Hint.CREDENTIALS)
 
     def _env(self, name: str) -> str | None:
         return self.environ.get(name) or None
@@ -118,16 +113,30 @@ def personal_token(value: str, found_in: str) -> Redacted:
 def read_cli_config(path: Path) -> dict[str, str]:
     """The string settings of a Koyeb CLI config file; {} if there is none."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         failure = type(exc).__name__
     else:
-        return _strings(path, document)
+        return _strings(path, _parse_yaml(path, text))
+    raise _unreadable(path, failure)
+
+
+def _parse_yaml(path: Path, text: str) -> object:
+    import yaml  # noqa: PLC0415 - 15 ms, paid only by those who have the file
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        failure = type(exc).__name__
     # Raised outside the handler: a YAML error holds the file's text (its token) in its context.
-    raise ConfigurationError(f"The Koyeb CLI config {path} cannot be read ({failure}). "
-                             "Fix or remove it, or set KOYEB_CONFIG.")
+    raise _unreadable(path, failure)
+
+
+def _unreadable(path: Path, failure: str) -> ConfigurationError:
+    return ConfigurationError(f"The Koyeb CLI config {path} cannot be read ({failure}). "
+                              "Fix or remove it, or set KOYEB_CONFIG.")
 
 
 def _strings(path: Path, document: object) -> dict[str, str]:

@@ -10,6 +10,9 @@ fleet logs in once per token lifetime; without the switch it runs on a personal 
 an organization, and falls back to the organization access token; without login, password login
 fails with the message users will see, and the fleet runs on the access token path, which uses no
 deprecated endpoint.
+
+Ctrl-C stops the demo quietly: the workers run in a session of their own, so the terminal's
+SIGINT reaches only the demo, which then terminates them (no worker prints a traceback).
 """
 
 from __future__ import annotations
@@ -73,26 +76,47 @@ def run_demo(
         mode = _credentials(fake, cache, out)
         print(f"Starting {workers} worker processes for {seconds:g} s ...", file=out, flush=True)
         reports = [WorkerReport(CLIENTS[i % len(CLIENTS)]) for i in range(workers)]
-        procs = [_spawn(fake, cache, report.client, seconds, mode) for report in reports]
-        readers = [threading.Thread(target=_read_reports, args=(proc, report), daemon=True)
-                   for proc, report in zip(procs, reports, strict=True)]
-        for proc in procs:  # every worker has imported everything: now let them all go at once
-            assert proc.stdout is not None
-            proc.stdout.readline()
-        started = time.monotonic()
-        for proc, reader in zip(procs, readers, strict=True):
-            assert proc.stdin is not None
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-            reader.start()
-        while any(reader.is_alive() for reader in readers):
-            _progress(out, time.monotonic() - started, reports, fake.stats)
-            time.sleep(0.2)
+        procs: list[subprocess.Popen[str]] = []
+        try:
+            for report in reports:
+                procs.append(_spawn(fake, cache, report.client, seconds, mode))
+            started = _run(out, procs, reports, fake)
+        except KeyboardInterrupt:
+            _stop(procs)
+            print(f"\nInterrupted: stopped {len(procs)} worker process(es).", file=out, flush=True)
+            raise
         codes = [proc.wait() for proc in procs]
         elapsed = time.monotonic() - started
         _progress(out, elapsed, reports, fake.stats)
         print(file=out)
         return _summary(out, reports, fake.stats, codes, _lifetimes(fake, mode, elapsed))
+
+
+def _run(out: TextIO, procs: list[subprocess.Popen[str]], reports: list[WorkerReport], fake: FakeKoyebAPI) -> float:
+    """Release the workers together and show progress until they are done; when they started."""
+    readers = [threading.Thread(target=_read_reports, args=(proc, report), daemon=True)
+               for proc, report in zip(procs, reports, strict=True)]
+    for proc in procs:  # every worker has imported everything: now let them all go at once
+        assert proc.stdout is not None
+        proc.stdout.readline()
+    started = time.monotonic()
+    for proc, reader in zip(procs, readers, strict=True):
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        reader.start()
+    while any(reader.is_alive() for reader in readers):
+        _progress(out, time.monotonic() - started, reports, fake.stats)
+        time.sleep(0.2)
+    return started
+
+
+def _stop(procs: list[subprocess.Popen[str]]) -> None:
+    # SIGTERM's default action ends a worker without running Python code: no traceback.
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait()
 
 
 def _credentials(fake: FakeKoyebAPI, cache: Path, out: TextIO) -> str:
@@ -120,9 +144,10 @@ def _spawn(fake: FakeKoyebAPI, cache: Path, client: str, seconds: float, mode: s
         env.update(KOYEB_EMAIL=fake.EMAIL, KOYEB_PASSWORD=fake.PASSWORD)
     else:
         env.update(KOYEB_TOKEN=fake.PERSONAL_TOKEN, KOYEB_ORGANIZATION=fake.ORGANIZATION_ID)
+    # A session of its own: the terminal's Ctrl-C goes to the demo's process group, not to the worker.
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "koyeb_auth.demo", client, str(seconds), str(cache), mode, str(fake.ttl)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )
 
 

@@ -6,15 +6,45 @@ and never contain a token or a password.
 Every error pickles with its attributes (worker pools send them back to the parent): those whose
 constructor takes more than the message say how to rebuild them in `__reduce__`, as filelock's
 `Timeout` does.
+
+When what to do is to change a setting, the error carries it as a `Hint`: the message names the
+setting as Python spells it (`lock_timeout=`), and the `koyeb-auth` command names its own flag or
+environment variable instead (see `cli.CLI_HINTS`).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 
+class Hint(enum.Enum):
+    """A setting that fixes an error, and the sentence that names it to a Python caller."""
+
+    PASSWORD = "Pass password= or set KOYEB_PASSWORD."
+    CREDENTIALS = ("Pass email= and password= or token=, set KOYEB_EMAIL and KOYEB_PASSWORD or KOYEB_TOKEN, "
+                   "or run `koyeb login` to write ~/.koyeb.yaml.")
+    CACHE_PATH = "Or pass another cache_path."
+    LOCK_TIMEOUT = "To wait longer, raise lock_timeout."
+    TIMEOUT = "To wait longer, raise timeout."
+    CA_CERTIFICATE = "Behind a TLS-inspecting proxy, give its CA certificate (verify=, or SSL_CERT_FILE)."
+
+
 class KoyebAuthError(Exception):
-    """Base class of every error raised by koyeb-auth."""
+    """Base class of every error raised by koyeb-auth.
+
+    `problem` is what happened and `hint` the setting that fixes it, if one does; the message is
+    both, the hint in Python's terms.
+    """
+
+    def __init__(self, problem: str, hint: Hint | None = None) -> None:
+        super().__init__(f"{problem} {hint.value}" if hint is not None else problem)
+        self.problem = problem
+        self.hint = hint
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from what it was built from: the message alone would carry the hint in its text.
+        return type(self), (self.problem, self.hint), self.__dict__
 
 
 class ConfigurationError(KoyebAuthError):

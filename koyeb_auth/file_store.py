@@ -17,13 +17,15 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import filelock
 import platformdirs
 
-from .errors import CacheFileError
+from .errors import CacheFileError, Hint
 from .token import Token, entry_from_token, token_from_entry
+
+if TYPE_CHECKING:
+    import filelock
 
 __all__ = ["FileTokenStore"]
 
@@ -75,6 +77,8 @@ class FileTokenStore:
         return self.lock(timeout=0.0, blocking=False)
 
     def lock(self, timeout: float, blocking: bool = True) -> bool:
+        import filelock  # noqa: PLC0415 - 40 ms, paid only by a process that takes the lock
+
         try:
             lock = self._file_lock()
             self._check_lock_file()
@@ -91,6 +95,8 @@ class FileTokenStore:
     def _file_lock(self) -> filelock.BaseFileLock:
         # A lock object inherited through fork() belongs to the parent: build a new one in the child.
         if self._lock is None or self._lock_pid != os.getpid():
+            import filelock  # noqa: PLC0415 - see lock()
+
             self._ensure_directory()
             # thread_local=False: the manager's in-process lock already admits one thread at a time,
             # and an async caller may release from a different thread than it acquired on.
@@ -115,7 +121,8 @@ class FileTokenStore:
         if not stat.S_ISREG(info.st_mode):
             raise CacheFileError(
                 f"The token lock file {self.lock_path} is {_kind(info.st_mode)}, not a regular file. "
-                "Remove it (it is created again) or pass another cache_path."
+                "Remove it (it is created again).",
+                Hint.CACHE_PATH,
             )
         self._check_owner(self.lock_path, info, "token lock file")
 
@@ -124,13 +131,15 @@ class FileTokenStore:
         # Owners exist only where the platform has them: Windows has no geteuid.
         geteuid = getattr(os, "geteuid", None)
         if geteuid is not None and info.st_uid != geteuid():
-            raise CacheFileError(
-                f"The {what} {path} belongs to another user (uid {info.st_uid}). Remove it or pass another cache_path."
-            )
+            raise CacheFileError(f"The {what} {path} belongs to another user (uid {info.st_uid}). Remove it.",
+                                 Hint.CACHE_PATH)
 
     def _ensure_directory(self) -> None:
-        # Only directories we create get 0700; an existing directory is the user's choice.
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Only directories we create get 0700, each of them (mkdir(parents=True) would give the
+        # parents the umask's mode: 0777 under umask 0); an existing directory is the user's choice.
+        missing = [self.path.parent, *(p for p in self.path.parent.parents if not p.exists())]
+        for directory in reversed(missing):
+            directory.mkdir(mode=0o700, exist_ok=True)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -206,8 +215,7 @@ class FileTokenStore:
 
     def _symlink(self) -> CacheFileError:
         return CacheFileError(
-            f"The token cache {self.path} is a symlink; koyeb-auth does not follow links. "
-            "Remove it or pass another cache_path."
+            f"The token cache {self.path} is a symlink; koyeb-auth does not follow links: remove it.", Hint.CACHE_PATH
         )
 
     # --- writing (always under the lock) -------------------------------------------------------
@@ -229,8 +237,8 @@ class FileTokenStore:
 
     def _unusable(self, exc: OSError) -> CacheFileError:
         return CacheFileError(
-            f"The token cache {self.path} cannot be used: {exc.strerror or exc}. "
-            "Fix its directory's permissions or pass another cache_path."
+            f"The token cache {self.path} cannot be used: {exc.strerror or exc}. Fix its directory's permissions.",
+            Hint.CACHE_PATH,
         )
 
     def _write(self, tokens: _Entries) -> None:

@@ -22,11 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .admission import admission_for
-from .errors import LockTimeoutError, TokenStoreError
+from .errors import Hint, LockTimeoutError, TokenStoreError
 from .store import TokenStore, async_face
 from .token import Token
 
 log = logging.getLogger("koyeb_auth")
+# One INFO record per wait that lasts longer than a moment, on a logger of its own so that an
+# application (the `koyeb-auth` command on a terminal) can show these without every INFO record.
+wait_log = logging.getLogger("koyeb_auth.wait")
+A_MOMENT = 1.0
 
 # Waiters poll the store lock. In async code a blocking flock() would stall the event loop, and a
 # helper thread could still win the lock after its task was cancelled. Polls back off to this.
@@ -75,9 +79,13 @@ def _value(token: Token | None) -> str | None:
     return token.value if token is not None else None
 
 
-def _plan(how: Wait) -> Generator[str | float, Any, Admission | None]:
-    """The one order of a wait: try the locks, then look at the store, then sleep; None at the deadline."""
+def _plan(how: Wait, waiting_for: str) -> Generator[str | float, Any, Admission | None]:
+    """The one order of a wait: try the locks, then look at the store, then sleep; None at the deadline.
+
+    A wait that outlasts A_MOMENT is logged once (INFO on `koyeb_auth.wait`), naming `waiting_for`.
+    """
     known = _value(how.known)
+    announce_at = time.monotonic() + A_MOMENT
     for delay, attempt in _polls(how.deadline, spaced=how.watch):
         if attempt and (yield _TRY):
             return INSIDE
@@ -87,6 +95,10 @@ def _plan(how: Wait) -> Generator[str | float, Any, Admission | None]:
             stored: Token | None = yield _LOOK
             if _value(stored) != known:
                 return Seen(stored)
+        if time.monotonic() >= announce_at:
+            announce_at = float("inf")
+            wait_log.info("Waiting for %s, up to %.0f s more: another thread or process is logging in or "
+                          "refreshing", waiting_for, max(how.deadline - time.monotonic(), 0.0))
         yield delay
     return None
 
@@ -121,6 +133,7 @@ class Gate:
         self._key = key
         self._lock_timeout = lock_timeout
         self._admission = admission_for(store)
+        self._waiting_for = f"the token lock of {store!r}"
 
     @contextlib.contextmanager
     def entry(self, how: Wait) -> Iterator[Admission]:
@@ -174,7 +187,7 @@ class Gate:
                 queue.release()
 
     def _carry_out(self, how: Wait) -> Admission:
-        plan, answer = _plan(how), None  # type: Generator[str | float, Any, Admission | None], Any
+        plan, answer = _plan(how, self._waiting_for), None  # type: Generator[str | float, Any, Admission | None], Any
         try:
             while True:
                 probe = plan.send(answer)
@@ -189,7 +202,7 @@ class Gate:
             return self._admission_or_timeout(stop.value)
 
     async def _acarry_out(self, how: Wait) -> Admission:
-        plan, answer = _plan(how), None  # type: Generator[str | float, Any, Admission | None], Any
+        plan, answer = _plan(how, self._waiting_for), None  # type: Generator[str | float, Any, Admission | None], Any
         try:
             while True:
                 probe = plan.send(answer)
@@ -243,8 +256,8 @@ class Gate:
 
     def _timed_out(self) -> LockTimeoutError:
         return LockTimeoutError(
-            f"Waited {self._lock_timeout:g} s for the token lock of {self._store!r}: another thread or process "
-            "is still logging in. Check that the Koyeb API answers, or raise lock_timeout."
+            f"Waited {self._lock_timeout:g} s for {self._waiting_for}: another thread or process "
+            "is still logging in. Check that the Koyeb API answers.", Hint.LOCK_TIMEOUT
         )
 
 

@@ -23,7 +23,7 @@ from typing import Literal, Protocol, get_args
 
 from . import api
 from .config import Settings
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Hint
 from .token import Token
 
 OrganizationTokenMode = Literal["auto", "switch", "access_token"]
@@ -74,7 +74,7 @@ class PasswordLogin:
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
         if not self.password:
-            raise ConfigurationError(f"No password for {self.email}: pass password= or set KOYEB_PASSWORD.")
+            raise ConfigurationError(f"No password for {self.email}.", Hint.PASSWORD)
         # No way around a withdrawn login: its error says to use a personal access token.
         return (api.login(self.api_url, self.email, self.password, self.organization_id, self.seon_fp),)
 

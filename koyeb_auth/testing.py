@@ -401,6 +401,14 @@ class _Handler(BaseHTTPRequestHandler):
     # 40 ms to every keep-alive request.
     disable_nagle_algorithm = True
 
+    def handle(self) -> None:
+        # A client that goes away mid-connection (a stopped demo worker, a client's timeout) is not an
+        # error: without this, socketserver prints a traceback for each.
+        try:
+            super().handle()
+        except ConnectionError:
+            self.close_connection = True
+
     def _serve(self) -> None:
         fake: FakeKoyebAPI = self.server.fake  # type: ignore[attr-defined]
         headers = {name.lower(): value for name, value in self.headers.items()}

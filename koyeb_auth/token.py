@@ -6,17 +6,16 @@ caller, so the rules can be tested with any clock.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import functools
-import hashlib
 import json
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any, TypeGuard
+
+# A warm `koyeb-auth token` loads this module to read the cache: what only API replies and log
+# lines need (hashlib, base64, datetime) is imported where it is used.
 
 __all__ = ["Token", "TokenState"]
 
@@ -34,6 +33,8 @@ _YEAR = 365.25 * 86400.0
 MAX_LIFETIME = 10 * _YEAR
 # Koyeb's tokens are a few hundred characters; many servers refuse headers over 8 KiB.
 MAX_TOKEN_CHARS = 8192
+# Seconds before expiry that a token falls due for refresh, unless the caller says otherwise.
+DEFAULT_REFRESH_MARGIN = 300.0
 
 
 class TokenState(enum.Enum):
@@ -46,7 +47,7 @@ class TokenState(enum.Enum):
 
 @dataclass(frozen=True)
 class Token:
-    """A Koyeb session token with an absolute expiry, in this machine's clock.
+    """A Koyeb session token with an absolute expiry, in this machine's clock. Immutable.
 
     `value` is the bearer secret; it is left out of `repr` so a token can be logged or shown in a
     traceback without leaking. `fingerprint` identifies it in logs.
@@ -116,6 +117,8 @@ class Redacted(str):
 
 def fingerprint(secret: str) -> str:
     """A short, stable, non-reversible name for a secret, for log lines."""
+    import hashlib  # noqa: PLC0415 - see the imports
+
     return hashlib.sha256(secret.encode()).hexdigest()[:8]
 
 
@@ -124,6 +127,8 @@ def fingerprint(secret: str) -> str:
 
 def parse_timestamp(text: str) -> float:
     """Parse an RFC 3339 timestamp into POSIX seconds; ValueError if it is not one."""
+    from datetime import datetime, timedelta, timezone  # noqa: PLC0415 - see the imports
+
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         raise ValueError("not an RFC 3339 timestamp")
@@ -138,6 +143,13 @@ def parse_timestamp(text: str) -> float:
     return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
+def format_timestamp(timestamp: float) -> str:
+    """POSIX seconds as RFC 3339 in UTC, to the second (`2026-05-01T12:00:00+00:00`)."""
+    from datetime import datetime, timezone  # noqa: PLC0415 - see the imports
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="seconds")
+
+
 def jwt_expiry(value: str) -> float | None:
     """The `exp` claim of a JWT, read without verifying it (we only need a hint), or None."""
     return _jwt_claim(value, "exp")
@@ -150,6 +162,9 @@ def jwt_lifetime(value: str) -> float | None:
 
 
 def _jwt_claim(value: str, name: str) -> float | None:
+    import base64  # noqa: PLC0415 - see the imports
+    import binascii  # noqa: PLC0415
+
     parts = value.split(".")
     if len(parts) != 3:
         return None

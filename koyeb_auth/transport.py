@@ -22,7 +22,7 @@ import httpcore
 import httpx
 
 from .api import Call, Reply
-from .errors import APIError, APIUnreachableError, ConfigurationError, KoyebAuthError
+from .errors import APIError, APIUnreachableError, ConfigurationError, Hint, KoyebAuthError
 
 __all__ = ["Network", "SessionClient"]
 
@@ -216,13 +216,12 @@ def _failure(call: Call, exc: httpx.HTTPError, timeout: float) -> KoyebAuthError
     if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return APIUnreachableError(
             f"Could not reach the Koyeb API for {where}: its TLS certificate is not trusted ({reason}). Nothing "
-            "was sent. Check KOYEB_URL; behind a TLS-inspecting proxy, give its CA certificate (verify=, or "
-            "SSL_CERT_FILE)."
+            "was sent. Check KOYEB_URL.", Hint.CA_CERTIFICATE
         )
     if isinstance(exc, httpx.TimeoutException):
         return APIUnreachableError(
             f"The Koyeb API did not answer {where} within {timeout:g} s ({reason}). Check the network and the "
-            "API URL (KOYEB_URL), or raise timeout."
+            "API URL (KOYEB_URL).", Hint.TIMEOUT
         )
     if isinstance(exc, httpx.TransportError):
         return APIUnreachableError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import threading
@@ -23,6 +24,9 @@ from koyeb_auth import KoyebAuth, RedisTokenStore
 
 
 def main() -> None:
+    # The library logs to a NullHandler until the application says otherwise: this one wants its
+    # warnings on stderr, where the tests read them.
+    logging.basicConfig(level=logging.WARNING)
     client, count = sys.argv[1], int(sys.argv[2])
     seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     threads = int(sys.argv[4]) if len(sys.argv) > 4 else 1

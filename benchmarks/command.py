@@ -1,0 +1,124 @@
+"""6. The command in a shell script: a warm `koyeb-auth token`, next to the cost of starting Python.
+
+A warm call finds the session of the last `koyeb-auth login` through the state file and prints
+the cached token: no network, no lock, and no HTTP client loaded. It is timed as a script sees it
+(a whole process, wall clock) beside `python -c pass` (the floor: the interpreter alone) and
+`python -c "import httpx"` (the yardstick of the goal: at most half of it). The variants alternate
+inside each round, so that drift hits all of them alike; figures are medians over the rounds, and
+each ratio is the median of the per-round ratios (paired runs). The package is byte-compiled first,
+as an installed package is.
+
+A fourth variant imports only the modules the command cannot avoid today: argparse, and what
+file_store.py loads at its top (json, logging, typing, platformdirs); the distance from it to the
+warm call is what koyeb-auth's own code costs.
+
+Also: the same call with KOYEB_EMAIL and KOYEB_PASSWORD in the environment instead of a login
+(finding the session then costs the slow hash of the password, on purpose), and what
+`import koyeb_auth` costs (`python -X importtime`).
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import koyeb_auth
+from koyeb_auth.testing import FakeKoyebAPI
+
+from .common import table
+
+GOAL = 0.5
+PASS, HTTPX = "`python -c pass`", '`python -c "import httpx"`'
+UNAVOIDABLE_MODULES = "argparse, json, logging, typing, platformdirs"
+UNAVOIDABLE = f'`python -c "import {UNAVOIDABLE_MODULES}"`'
+WARM = "**`koyeb-auth token`**, after `koyeb-auth login`"
+ENV_PASSWORD = "`koyeb-auth token`, KOYEB_EMAIL/KOYEB_PASSWORD set"
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("koyeb-auth")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "koyeb_auth"]
+
+
+def _wall(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def _import_ms(statement: str, env: dict[str, str], runs: int) -> float:
+    """What running `statement` spends importing koyeb_auth and all it loads, in ms (`-X importtime`,
+    the cumulative times of the top-level koyeb_auth modules; the median of `runs`)."""
+    figures = []
+    for _ in range(runs):
+        result = subprocess.run([sys.executable, "-X", "importtime", "-c", statement], env=env, capture_output=True,
+                                text=True, check=True)
+        lines = [line.split("|") for line in result.stderr.splitlines() if line.startswith("import time:")]
+        figures.append(sum(int(cumulative) for _, cumulative, name in lines
+                           if re.fullmatch(r" koyeb_auth(\.\w+)*", name)) / 1000)
+    return statistics.median(figures)
+
+
+def measure(rounds: int = 41) -> tuple[str, dict[str, float]]:
+    """The table as markdown, and the figures (`token_vs_httpx` is the goal's ratio)."""
+    compileall.compile_dir(Path(koyeb_auth.__file__).parent, quiet=1)
+    with FakeKoyebAPI() as fake, tempfile.TemporaryDirectory() as home:
+        env = {name: value for name, value in os.environ.items() if not name.startswith("KOYEB_")}
+        env |= {"HOME": home, "XDG_CACHE_HOME": f"{home}/cache", "KOYEB_URL": fake.url}
+        command = _command()
+        subprocess.run([*command, "login", "--email", fake.EMAIL, "--password-stdin"], input=fake.PASSWORD,
+                       text=True, env=env, capture_output=True, check=True)
+        with_password = {**env, "KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": fake.PASSWORD}
+        variants = {
+            PASS: ([sys.executable, "-c", "pass"], env),
+            HTTPX: ([sys.executable, "-c", "import httpx"], env),
+            UNAVOIDABLE: ([sys.executable, "-c", f"import {UNAVOIDABLE_MODULES}"], env),
+            WARM: ([*command, "token"], env),
+            ENV_PASSWORD: ([*command, "token"], with_password),
+        }
+        for argv, variant_env in variants.values():
+            _wall(argv, variant_env)  # warm-up: the page cache, the first token in the cache
+        figures: dict[str, list[float]] = {name: [] for name in variants}
+        names = list(variants)
+        for turn in range(rounds):
+            for name in names[turn % len(names):] + names[:turn % len(names)]:
+                figures[name].append(_wall(*variants[name]))
+        logins = fake.stats.get("login", 0)
+        # (`import koyeb_auth.auth` is what `from koyeb_auth import KoyebAuth` loads, as import statements.)
+        imports = {statement: _import_ms(statement, env, 21) for statement in ("import koyeb_auth",
+                                                                              "import koyeb_auth.auth")}
+    return _report(figures, imports, rounds, logins)
+
+
+def _report(figures: dict[str, list[float]], imports: dict[str, float], rounds: int,
+            logins: int) -> tuple[str, dict[str, float]]:
+    def paired(name: str, base: str) -> float:
+        return statistics.median(a / b for a, b in zip(figures[name], figures[base], strict=True))
+
+    rows = [[name, f"{statistics.median(values) * 1000:.1f}", f"{paired(name, HTTPX):.3f}x",
+             f"{paired(name, PASS):.2f}x"] for name, values in figures.items()]
+    summary = {"token_vs_httpx": paired(WARM, HTTPX), "token_vs_pass": paired(WARM, PASS),
+               "unavoidable_vs_httpx": paired(UNAVOIDABLE, HTTPX),
+               "env_password_vs_httpx": paired(ENV_PASSWORD, HTTPX),
+               **{f"{statement} ms": ms for statement, ms in imports.items()}}
+    verdict = "met" if summary["token_vs_httpx"] <= GOAL else "not met"
+    text = (f"Wall time of a whole process, median of {rounds} alternating rounds; ratios are medians of the "
+            f"per-round ratios. The warm calls made {logins} login(s) in all (the one before the rounds).\n\n"
+            + table(["command", "median ms", f"vs {HTTPX}", f"vs {PASS}"], rows)
+            + f"\n\nGoal: a warm `koyeb-auth token` at most {GOAL}x {HTTPX}: **{verdict}** "
+            f"({summary['token_vs_httpx']:.3f}x; the modules it cannot avoid today alone: "
+            f"{summary['unavoidable_vs_httpx']:.3f}x).\n\n"
+            + table(["import", "ms (`-X importtime`, median of 21)"],
+                    [[f"`{statement}`", f"{ms:.1f}"] for statement, ms in imports.items()]))
+    return text, summary
+
+
+if __name__ == "__main__":
+    print(measure()[0])

@@ -1,0 +1,97 @@
+"""`koyeb-auth status`: whose session, until when, and whether the API still accepts its token.
+
+The cache says whether there is a token; only the API says whether it is still good (a personal
+token may be revoked, or mistyped; a session may have been logged out elsewhere). So, unless told
+`--offline`, status makes one cheap authenticated call (`api.check`), and says why a token is not
+usable when it is not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import api, state
+from .account import Account
+from .errors import KoyebAuthError
+from .token import Token, format_timestamp
+
+__all__ = ["EXIT_NO_TOKEN", "report"]
+
+# Exit codes of `status`: beyond these, 5 (rate limited) and 6 (the API could not say).
+EXIT_NO_TOKEN = 1
+_EXIT_RATE_LIMITED, _EXIT_UNANSWERED = 5, 6
+
+
+def report(account: Account, online: bool, explain: Callable[[KoyebAuthError], str]) -> tuple[dict[str, Any], int]:
+    """The status fields, and the exit code: 0 for a token the API accepts (or, offline, a cached one).
+
+    `explain` words an error that kept the API from being asked.
+    """
+    token = account.cached()
+    problem: str | None
+    if token is None:
+        problem, code = _why_none(account), EXIT_NO_TOKEN
+    elif online:
+        problem, code = _check(account, token, explain)
+    else:
+        problem, code = None, 0
+    now = time.time()
+    expires_at = token.expires_at if token is not None else None
+    fields = {
+        "logged_in": code == 0,
+        "problem": problem,
+        "checked_with_api": online and token is not None,
+        "api_url": account.api_url,
+        "email": account.email,
+        "user_id": token.user_id if token else None,
+        "organization_id": (token.organization_id if token else None) or account.organization_id,
+        "expires_at": format_timestamp(expires_at) if expires_at else None,
+        "expires_in_seconds": round(expires_at - now) if expires_at else None,
+        "credentials_from": account.found_in,
+        "kind": account.kind,
+        "cache": repr(account.store),
+    }
+    return fields, code
+
+
+def _why_none(account: Account) -> str:
+    source, email = account.source, account.email
+    if isinstance(source, state.LastLogin):
+        return "the session of the last `koyeb-auth login` has ended (expired or logged out): log in again"
+    last = state.load(account.state_path)
+    # A session is cached under a slow hash of its password: another password finds none. The last
+    # login's record tells that case apart, without a login attempt.
+    if (last is not None and source is not None and email and last.email.lower() == email.lower()
+            and last.matches(account.api_url, account.organization_id) and last.key != source.key):
+        return f"wrong password: not the one the last `koyeb-auth login` used for {last.email}"
+    return "no session is cached for these credentials (none opened yet, logged out, or expired)"
+
+
+def _check(account: Account, token: Token, explain: Callable[[KoyebAuthError], str]) -> tuple[str | None, int]:
+    from .transport import Network, SessionClient  # noqa: PLC0415 - httpx, for this call only
+
+    call = api.check(account.api_url, token.value)
+    try:
+        reply = SessionClient(Network(), account.options.timeout).send(call)
+    except KoyebAuthError as exc:
+        # The token may be good, but nothing can say so now.
+        return f"the API could not be asked: {explain(exc)}", _EXIT_UNANSWERED
+    return _verdict(account, reply.status, reply.headers, reply.body)
+
+
+def _verdict(account: Account, status: int, headers: Mapping[str, str], body: bytes) -> tuple[str | None, int]:
+    if status < 300 or status == 403:  # a 403: the token authenticates, it may just not list apps
+        return None, 0
+    if status == 401:
+        if api.rejection_message(body) == api.TOKEN_REJECTED:
+            return "the API refused the token: the organization is deactivated", EXIT_NO_TOKEN
+        if account.source is None:
+            return ("the API refused the personal access token (HTTP 401): it is revoked, expired or mistyped; "
+                    "create one in the Koyeb console (Settings, API)"), EXIT_NO_TOKEN
+        return ("the API refused the cached token (HTTP 401): the session was revoked or logged out "
+                "elsewhere; run `koyeb-auth login`"), EXIT_NO_TOKEN
+    if status == 429:
+        return f"the API is rate limiting: try again in {api.retry_after(headers):.0f} s", _EXIT_RATE_LIMITED
+    return f"the API could not say (HTTP {status}); check the API URL if it persists", _EXIT_UNANSWERED
