@@ -88,6 +88,9 @@ class _Session:
     expires_at: float
 
 
+_POLL = 0.02
+
+
 class FakeKoyebAPI:
     EMAIL = "demo@koyeb.com"
     PASSWORD = "demo-password"
@@ -146,7 +149,9 @@ class FakeKoyebAPI:
     def start(self) -> FakeKoyebAPI:
         """Serve from a background thread."""
         self.bind()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-koyeb-api", daemon=True)
+        # A short poll: stop() waits for the serving loop to notice, and tests start and stop many fakes.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(_POLL,), name="fake-koyeb-api",
+                                        daemon=True)
         self._thread.start()
         return self
 

@@ -50,7 +50,7 @@ class Recorder:
             certificate.configure_cert(context)
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
                                                       do_handshake_on_connect=False)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -107,7 +107,7 @@ class DroppingAPI:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _DroppingHandler)
         self._server.daemon_threads = True
         self._server.api = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def url(self) -> str:

@@ -34,7 +34,7 @@ def test_a_fleet_living_through_expiring_tokens_renews_once_per_lifetime(
     fake: FakeKoyebAPI, cache_path: Path
 ) -> None:
     fake.ttl = 3.0  # refresh window: min(300, 3 / 2) = the last 1.5 s of each token
-    seconds = 30.0
+    seconds = 15.0
     env = fleet_env(fake, cache_path)
     workers = start_workers(2, env, "httpx", "5", str(seconds), "2")
     workers += start_workers(2, env, "requests", "5", str(seconds), "2")
