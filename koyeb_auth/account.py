@@ -21,7 +21,7 @@ from .token import DEFAULT_REFRESH_MARGIN, Token, TokenState
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .manager import TokenProvider
+    from .providers import TokenProvider
     from .sources import Source
     from .store import TokenStore
 
@@ -101,7 +101,8 @@ class Account:
 
     def provider(self) -> "TokenProvider":
         """What renews the token (loads httpx): refreshes, logs in, waits for a peer, logs out."""
-        from .manager import PersonalTokenProvider, Timing, TokenManager  # noqa: PLC0415 - loads httpx
+        from .manager import TokenManager  # noqa: PLC0415 - loads httpx
+        from .providers import PersonalTokenProvider, Timing  # noqa: PLC0415
         from .transport import Network  # noqa: PLC0415
 
         if self.source is None:

@@ -23,11 +23,12 @@ from .authorization import Authorization
 from .config import Config, Credentials, Settings, default_store
 from .errors import ConfigurationError
 from .events import EventHook
-from .manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider
+from .manager import TokenManager
 from .origin import Origin
 from .origin import shown as url_shown
-from .pickling import check_picklable
-from .replay import httpx_rewinder, requests_rewinder, resend_of
+from .pickling import PicklesAsConfiguration
+from .providers import PersonalTokenProvider, Timing, TokenProvider, seconds
+from .replay import httpx_rewinder, requests_rewinder, resend_of, sent_again
 from .sources import (
     DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
     OrganizationTokenMode,
@@ -41,7 +42,7 @@ from .transport import Network
 __all__ = ["KoyebAuth"]
 
 
-class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
+class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
     """Authenticate requests to the Koyeb API; pass it as `auth=` to httpx or requests.
 
     ```python
@@ -87,14 +88,11 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
         if seon_fp is not None and not usable_bearer(seon_fp):
             raise ConfigurationError("seon_fp= must be printable ASCII without spaces (it is sent as a header).")
-        margin = _seconds(refresh_margin)
-        if not margin >= 0 or not timeout > 0 or not lock_timeout > 0:
-            raise ConfigurationError("refresh_margin must be >= 0, and timeout and lock_timeout > 0 seconds.")
-        validity = _seconds(organization_token_validity)
+        validity = seconds(organization_token_validity)
         check_organization_token(organization_token, validity)
         self._organization_token = (organization_token, validity)
         self._credentials = Credentials(email, password, token, organization_id, api_url)
-        self._timing = Timing(margin, timeout, lock_timeout)
+        self._timing = Timing.checked(refresh_margin, timeout, lock_timeout)
         self._network = Network(verify, proxy, transport, async_transport)
         self._store = store if store is not None else default_store(os.environ, cache_path)
         check_lease(self._store, timeout)
@@ -195,7 +193,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         response = yield request
         # The status first: reading the request's headers costs more than the rest of the flow.
         while response.status_code == 401 and authorization.refused(
-            response.status_code, response.request.url, _sent_again(request, response)
+            response.status_code, response.request.url, sent_again(request, response)
         ):
             authorization = authorization.renew(response.read())
             if authorization is None or not rewind():
@@ -212,7 +210,7 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         request.headers["Authorization"] = authorization.header
         response = yield request
         while response.status_code == 401 and authorization.refused(
-            response.status_code, response.request.url, _sent_again(request, response)
+            response.status_code, response.request.url, sent_again(request, response)
         ):
             authorization = await authorization.arenew(await response.aread())
             if authorization is None or not rewind():
@@ -285,45 +283,17 @@ class KoyebAuth(httpx.Auth, requests.auth.AuthBase):
         self._ready = (Origin(settings.api_url), settings, provider)
         return self._ready
 
-    # --- pickling and copies ----------------------------------------------------------------------
+    # --- pickling and copies (see `pickling`) ------------------------------------------------------
 
     # What a copy is made of: the arguments as given. Not the environment (the copy reads its own),
     # not a token (the copy finds it in the shared store), not locks (the copy makes its own).
     _CONFIGURATION: ClassVar[tuple[str, ...]] = ("_credentials", "_timing", "_network", "_store", "_seon_fp",
                                                  "_on_event", "_organization_token")
 
-    def __getstate__(self) -> dict[str, Any]:
-        """The configuration: arguments as given, so a password or token passed as an argument travels
-        (the copy must log in) but one read from the environment does not. Never a token obtained."""
+    def _arguments_that_may_not_pickle(self) -> tuple[tuple[str, object], ...]:
         network = self._network
-        for argument, value in (("store", self._store), ("on_event", self._on_event), ("verify", network.verify),
-                                ("transport", network.transport), ("async_transport", network.async_transport)):
-            check_picklable(argument, value)
-        return {name: getattr(self, name) for name in self._CONFIGURATION}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({name: state[name] for name in self._CONFIGURATION})
-        self._start()
-
-    def __copy__(self) -> KoyebAuth:
-        # A copy in this process shares the store object itself (and so its in-process locks) and
-        # the network settings as they are: an SSLContext or a transport need not pickle here.
-        clone = type(self).__new__(type(self))
-        clone.__setstate__({name: getattr(self, name) for name in self._CONFIGURATION})
-        return clone
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> KoyebAuth:
-        return self.__copy__()
-
-
-def _sent_again(request: httpx.Request, response: httpx.Response) -> str | None:
-    """The Authorization header of the request a 401 answers, if resending `request` (what the
-    flow does) repeats it: the same method, so no redirect turned it into another (a 303, or a
-    302 after a POST, makes a GET: resending the POST would make it twice)."""
-    if response.request.method != request.method:
-        return None
-    sent: str | None = response.request.headers.get("Authorization")
-    return sent
+        return (("store", self._store), ("on_event", self._on_event), ("verify", network.verify),
+                ("transport", network.transport), ("async_transport", network.async_transport))
 
 
 # Every KoyebAuth, weakly, so that a fork can give each a setup lock of its own.
@@ -339,6 +309,3 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
-
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)

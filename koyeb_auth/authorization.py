@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import api
+from . import replies
 from .origin import Origin
 from .token import Token
 
@@ -80,14 +80,14 @@ class Authorization:
 
     def renew(self, body: bytes) -> Authorization | None:
         """The authorization to send the request again with, or None to return the 401 as is."""
-        if not api.renewal_may_help(body):
+        if not replies.renewal_may_help(body):
             return None
         renewed = self._renewer.renew_rejected(self.token)
         return None if renewed is None else Authorization(renewed, self._renewer, self._origin, retry=True)
 
     async def arenew(self, body: bytes) -> Authorization | None:
         """`renew` for coroutines: never blocks the event loop."""
-        if not api.renewal_may_help(body):
+        if not replies.renewal_may_help(body):
             return None
         renewed = await self._renewer.arenew_rejected(self.token)
         return None if renewed is None else Authorization(renewed, self._renewer, self._origin, retry=True)

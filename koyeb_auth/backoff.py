@@ -1,7 +1,7 @@
 """How long to stay away from the API after a failed login or refresh.
 
 Exponential with jitter, so a fleet whose API went down does not come back in lockstep, and never
-shorter than what a 429 asked for (`api.retry_after` caps that at an hour). Every interval runs
+shorter than what a 429 asked for (`replies.retry_after` caps that at an hour). Every interval runs
 on a monotonic clock: a wall clock stepped back (NTP, a resumed VM, a user) cannot stretch a
 backoff, nor a step forward cut it short.
 """

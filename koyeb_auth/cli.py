@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__, errors
+from .cli_grammar import build
 from .errors import Hint
 from .token import Token, format_timestamp
 
@@ -37,18 +38,6 @@ EXIT_CODES: tuple[tuple[type[errors.KoyebAuthError], int], ...] = (
     (errors.LockTimeoutError, 7),
     (errors.TokenStoreError, 7),
 )
-EXIT_CODES_HELP = """\
-exit codes:
-  0    success (exec: the command's own exit code)
-  1    no usable token (status: none cached, or the API refused it)
-  2    usage: unknown command or option
-  3    configuration: no credentials, nothing typed at a prompt, no terminal to ask on
-  4    the API refused the credentials, or denied access
-  5    rate limited by the API
-  6    the API is unreachable or failing
-  7    the token lock timed out, or the cache or state file cannot be used
-  130  interrupted (Ctrl-C)"""
-
 # What the library's hints say to a Python caller, said to a shell user: flags and variables.
 CLI_HINTS = {
     Hint.PASSWORD: "Set KOYEB_PASSWORD, or run `koyeb-auth login`.",
@@ -64,24 +53,11 @@ CLI_HINTS = {
 # URL, $KOYEB_AUTH_STORE, may hold Redis's password).
 CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB_AUTH_STORE"})
 
-# The fake API's demo account (koyeb_auth.testing.FakeKoyebAPI), written out so that --help does
-# not load the fake's HTTP server; tests/test_cli.py checks that they agree.
-FAKE_CREDENTIALS = "email demo@koyeb.com and password demo-password, or a personal access token of 64 letters k"
-
-EXAMPLES = {
-    "token": 'curl -H "Authorization: Bearer $(koyeb-auth token)" https://app.koyeb.com/v1/apps',
-    "exec": "koyeb-auth exec -- koyeb apps list",
-    "login": "printf '%s' \"$PASSWORD\" | koyeb-auth login --email me@example.com --password-stdin",
-    "logout": "koyeb-auth logout",
-    "status": "koyeb-auth status --json",
-    "fake-api": "koyeb-auth fake-api --port 8000 --ttl 60",
-    "demo": "koyeb-auth demo --workers 8 --seconds 10 --ttl 3",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser(argv).parse_args(argv)
+    args = build(argv, COMMANDS, __version__).parse_args(argv)
     _show_library_records()
     try:
         code: int = args.run(args)
@@ -218,115 +194,17 @@ def _show_library_records() -> None:
         logging.getLogger("koyeb_auth.wait").setLevel(logging.INFO)
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
-    return value
-
-
-def _parser(argv: Sequence[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="koyeb-auth", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="A managed Koyeb API token: logs in once, refreshes before expiry, shared by every process.",
-    )
-    parser.add_argument("--version", action="version", version=f"koyeb-auth {__version__}")
-    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    # Only the command that runs gets a parser (all of them for the top-level help or a wrong name):
-    # building every one would cost a warm `koyeb-auth token` 4 ms, half of it in gettext lookups.
-    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
-    for name in [chosen] if chosen in _COMMANDS else _COMMANDS:
-        run, summary, add_options = _COMMANDS[name]
-        sub = commands.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {EXAMPLES[name]}",
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-        sub.set_defaults(run=run)
-        add_options(sub)
-    return parser
-
-
-def _account_options(sub: argparse.ArgumentParser) -> None:
-    """The options of every command that works with an account."""
-    sub.add_argument("--api-url", help="API URL (default $KOYEB_URL, ~/.koyeb.yaml, https://app.koyeb.com)")
-    sub.add_argument("--cache-path", help="the shared token cache file (default: in the user cache directory)")
-    sub.add_argument("--email", help="account email (default $KOYEB_EMAIL, else the last `koyeb-auth login`); "
-                                     "the password comes from $KOYEB_PASSWORD")
-    sub.add_argument("--organization", help="organization id (default $KOYEB_ORGANIZATION)")
-    sub.add_argument("--store", metavar="URL", help="share the token through the Redis at this redis:// or "
-                                                    "rediss:// URL (default $KOYEB_AUTH_STORE)")
-    sub.add_argument("--timeout", type=_seconds, default=15.0, metavar="SECONDS",
-                     help="limit on each call to the API (default 15)")
-    sub.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
-                     help="limit on waiting for another process's login or refresh (default 60)")
-
-
-def _token_options(sub: argparse.ArgumentParser) -> None:
-    _account_options(sub)
-    sub.add_argument("--format", choices=("text", "json"), default="text",
-                     help="text: the token alone; json: token, expires_at, expires_in_seconds")
-
-
-def _exec_options(sub: argparse.ArgumentParser) -> None:
-    _account_options(sub)
-    sub.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments, after --")
-
-
-def _login_options(sub: argparse.ArgumentParser) -> None:
-    _account_options(sub)
-    sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-
-
-def _status_options(sub: argparse.ArgumentParser) -> None:
-    _account_options(sub)
-    sub.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.add_argument("--offline", action="store_true", help="do not ask the API whether the token is still good")
-
-
-def _fake_api_options(sub: argparse.ArgumentParser) -> None:
-    sub.epilog = f"The fake API's account: {FAKE_CREDENTIALS}.\n\n{sub.epilog}"
-    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sub.add_argument("--port", type=int, default=0, help="port (default: any free one)")
-    sub.add_argument("--ttl", type=float, default=3600.0, help="token lifetime in seconds (default 3600)")
-    _without_option(sub)
-
-
-def _demo_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
-    sub.add_argument("--seconds", type=float, default=8.0, help="how long the workers run (default 8)")
-    sub.add_argument("--ttl", type=float, default=3.0, help="token lifetime in seconds (default 3)")
-    _without_option(sub)
-
-
-_Command = tuple[Callable[[argparse.Namespace], int], str, Callable[[argparse.ArgumentParser], None]]
-_COMMANDS: dict[str, _Command] = {
-    "token": (cmd_token, "Print a valid token, logging in or refreshing through the shared cache.", _token_options),
-    "exec": (cmd_exec, "Run a command with KOYEB_TOKEN set to a valid token.", _exec_options),
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "token": (cmd_token, "Print a valid token, logging in or refreshing through the shared cache."),
+    "exec": (cmd_exec, "Run a command with KOYEB_TOKEN set to a valid token."),
     "login": (cmd_login, "Log in with email and password (prompted, no echo), cache the session and remember the "
-                         "account for the other commands.", _login_options),
-    "logout": (cmd_logout, "Log out, remove the session from the shared cache, forget the last login.",
-               _account_options),
-    "status": (cmd_status, "Who is logged in and until when, checked with one call to the API.", _status_options),
-    "fake-api": (cmd_fake_api, "Run the bundled fake Koyeb API in the foreground, for tests.", _fake_api_options),
-    "demo": (cmd_demo, "Offline demo: N worker processes, one fake API, one login, live refreshes.", _demo_options),
+                         "account for the other commands."),
+    "logout": (cmd_logout, "Log out, remove the session from the shared cache, forget the last login."),
+    "status": (cmd_status, "Who is logged in and until when, checked with one call to the API."),
+    "fake-api": (cmd_fake_api, "Run the bundled fake Koyeb API in the foreground, for tests."),
+    "demo": (cmd_demo, "Offline demo: N worker processes, one fake API, one login, live refreshes."),
 }
 
-
-def _without_option(sub: argparse.ArgumentParser) -> None:
-    # Koyeb's deprecated session endpoints, withdrawn in the fake API (answering 404), to rehearse it.
-    sub.add_argument("--without", type=_endpoints, default=[], metavar="ENDPOINTS",
-                     help="endpoints the fake API answers 404 to, comma-separated: login, refresh, switch, "
-                          "access_token, logout")
-
-
-def _endpoints(names: str) -> list[str]:
-    from .testing import SESSION_ENDPOINTS  # noqa: PLC0415 - loaded only for the commands of the fake
-
-    endpoints = [name.strip() for name in names.split(",") if name.strip()]
-    if unknown := [name for name in endpoints if name not in SESSION_ENDPOINTS]:
-        raise argparse.ArgumentTypeError(f"unknown endpoint {unknown[0]!r}: use {', '.join(sorted(SESSION_ENDPOINTS))}")
-    return endpoints
 
 
 if __name__ == "__main__":

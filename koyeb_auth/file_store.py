@@ -9,18 +9,16 @@ either path would otherwise hang every caller (and freeze an async caller's even
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import logging
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import platformdirs
 
+from . import private_file
 from .errors import CacheFileError, Hint
 from .token import Token, entry_from_token, token_from_entry
 
@@ -33,9 +31,6 @@ log = logging.getLogger("koyeb_auth")
 
 FORMAT_VERSION = 1
 MAX_CACHE_BYTES = 1 << 20
-# O_NONBLOCK: opening a FIFO waits for a writer, forever; with it, open returns at once and the
-# fstat that follows refuses the FIFO. O_NOFOLLOW: a symlink must not make us read another file.
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def default_cache_path() -> Path:
@@ -97,7 +92,7 @@ class FileTokenStore:
         if self._lock is None or self._lock_pid != os.getpid():
             import filelock  # noqa: PLC0415 - see lock()
 
-            self._ensure_directory()
+            private_file.ensure_directory(self.path.parent)
             # thread_local=False: the manager's in-process lock already admits one thread at a time,
             # and an async caller may release from a different thread than it acquired on.
             self._lock = filelock.FileLock(self.lock_path, mode=0o600, thread_local=False)
@@ -120,26 +115,11 @@ class FileTokenStore:
             return  # filelock creates it, 0600
         if not stat.S_ISREG(info.st_mode):
             raise CacheFileError(
-                f"The token lock file {self.lock_path} is {_kind(info.st_mode)}, not a regular file. "
+                f"The token lock file {self.lock_path} is {private_file.kind(info.st_mode)}, not a regular file. "
                 "Remove it (it is created again).",
                 Hint.CACHE_PATH,
             )
-        self._check_owner(self.lock_path, info, "token lock file")
-
-    @staticmethod
-    def _check_owner(path: Path, info: os.stat_result, what: str) -> None:
-        # Owners exist only where the platform has them: Windows has no geteuid.
-        geteuid = getattr(os, "geteuid", None)
-        if geteuid is not None and info.st_uid != geteuid():
-            raise CacheFileError(f"The {what} {path} belongs to another user (uid {info.st_uid}). Remove it.",
-                                 Hint.CACHE_PATH)
-
-    def _ensure_directory(self) -> None:
-        # Only directories we create get 0700, each of them (mkdir(parents=True) would give the
-        # parents the umask's mode: 0777 under umask 0); an existing directory is the user's choice.
-        missing = [self.path.parent, *(p for p in self.path.parent.parents if not p.exists())]
-        for directory in reversed(missing):
-            directory.mkdir(mode=0o700, exist_ok=True)
+        private_file.check_owner(self.lock_path, "The token lock file", info)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -161,7 +141,7 @@ class FileTokenStore:
 
     def _parse(self, seen: os.stat_result) -> dict[str, Any]:
         try:
-            raw = self._read_bytes(seen)
+            raw = private_file.read(self.path, "The token cache", MAX_CACHE_BYTES, seen)
         except OSError as exc:
             log.warning("Ignoring the token cache %s: %s", self.path, exc.strerror or exc)
             return {}
@@ -177,46 +157,6 @@ class FileTokenStore:
             log.warning("Ignoring the token cache %s: unknown format; it will be replaced", self.path)
             return {}
         return tokens
-
-    def _read_bytes(self, seen: os.stat_result) -> bytes | None:
-        # Checked before opening (lstat), so that a device or a FIFO is never opened, and again on
-        # what was opened, since the path may have changed in between.
-        self._check_cache_file(seen)
-        try:
-            fd = os.open(self.path, _READ_FLAGS)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise self._symlink() from None
-            raise
-        try:
-            self._check_cache_file(os.fstat(fd))
-        except BaseException:
-            os.close(fd)
-            raise
-        with os.fdopen(fd, "rb") as file:
-            raw = file.read(MAX_CACHE_BYTES + 1)
-        if len(raw) > MAX_CACHE_BYTES:
-            raise OSError(errno.EFBIG, "larger than any token cache")
-        return raw
-
-    def _check_cache_file(self, info: os.stat_result) -> None:
-        """CacheFileError for a symlink or another user's file; OSError (a miss, and the file is
-        replaced) for a file of ours that is not a private regular file."""
-        if stat.S_ISLNK(info.st_mode):
-            raise self._symlink()
-        self._check_owner(self.path, info, "token cache")
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, f"it is {_kind(info.st_mode)}, not a regular file; it will be replaced")
-        # Permission bits mean something only where owners do: Windows' stat() makes them up.
-        if hasattr(os, "geteuid") and info.st_mode & 0o077:
-            raise OSError(errno.EPERM, "readable by other users; it will be replaced by a private file")
-
-    def _symlink(self) -> CacheFileError:
-        return CacheFileError(
-            f"The token cache {self.path} is a symlink; koyeb-auth does not follow links: remove it.", Hint.CACHE_PATH
-        )
 
     # --- writing (always under the lock) -------------------------------------------------------
 
@@ -242,46 +182,10 @@ class FileTokenStore:
         )
 
     def _write(self, tokens: _Entries) -> None:
-        directory = self.path.parent
-        self._ensure_directory()
-        prefix = f".{self.path.name}."
-        # We hold the lock, so no peer is between mkstemp and replace: any temp file left is from a
-        # writer that was killed mid-write. Remove them so they cannot pile up.
-        for stale in directory.glob(prefix + "*.tmp"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-        # mkstemp creates the file 0600 with O_EXCL, so it never opens a file planted by someone else.
-        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                # No local holds the encoded file: a traceback's locals never show the tokens.
-                file.write(json.dumps({"version": FORMAT_VERSION, "tokens": tokens}, indent=1).encode())
-                file.flush()
-                os.fsync(file.fileno())  # the data is on disk before the name points at it
-            # Atomic: a reader sees the old file or the new one, never a torn one. A symlink at the
-            # path is replaced, not written through.
-            os.replace(temp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        _fsync_directory(directory)
-
-
-def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISLNK, "a symlink"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
-    return next((name for test, name in kinds if test(mode)), "an unknown kind of file")
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable across a power loss. Not possible on every platform.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        # Rendered inside the write: no local holds the encoded tokens.
+        private_file.replace(
+            self.path, lambda: json.dumps({"version": FORMAT_VERSION, "tokens": tokens}, indent=1).encode()
+        )
 
 
 class _Entries(dict[str, Any]):

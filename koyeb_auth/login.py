@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
 
-from . import api, state
+from . import replies, state
 from .account import Account, Options, store_for
 from .config import Config, Credentials
 from .errors import ConfigurationError
@@ -45,7 +45,7 @@ def log_in(options: Options, environ: Mapping[str, str], stdin: TextIO, password
     settings = Config(environ).settings(given)
     source = PasswordLogin(settings.api_url, email, password, settings.organization_id)
     (call,) = source.obtain(frozenset())
-    token = api.token_from(call, SessionClient(Network(), options.timeout).send(call), time.time())
+    token = replies.token_from(call, SessionClient(Network(), options.timeout).send(call), time.time())
     account = Account.configured(settings, source, store_for(options, environ), options)
     with _locked(account, source.key):
         account.store.save(source.key, token)

@@ -11,15 +11,14 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
-from . import api
+from . import api, replies
 from .backoff import Backoff
 from .backoff import monotonic as monotonic_clock
 from .errors import EndpointWithdrawnError, InvalidCredentialsError, KoyebAuthError, TokenStoreError
 from .events import EventHook, emit
 from .gate import BUSY, INSIDE, Gate, Seen, Wait
+from .providers import Timing, wall_clock
 from .sources import Source
 from .steps import Delete, Driver, Enter, Flow, Load, Save
 from .store import TokenStore
@@ -39,84 +38,6 @@ PEER_REFRESH_POLL = 0.05
 # unreachable store costs one timeout per second rather than one per request. (The network has
 # its own backoff.)
 RETRY_AFTER_FAILURE = 1.0
-
-
-def wall_clock() -> float:
-    # Looked up at call time so that freezegun can move it.
-    return time.time()
-
-
-@dataclass(frozen=True)
-class Timing:
-    """The time settings of a KoyebAuth, in seconds."""
-
-    refresh_margin: float
-    timeout: float
-    lock_timeout: float
-
-
-class TokenProvider(Protocol):
-    """What KoyebAuth needs from whatever supplies its tokens."""
-
-    def peek(self) -> Token | None:
-        """The token if it can be sent as is, without locks or I/O; None if anything is due."""
-        ...
-
-    def get_token(self) -> Token: ...
-
-    async def aget_token(self) -> Token: ...
-
-    def renew_rejected(self, rejected: Token) -> Token | None: ...
-
-    async def arenew_rejected(self, rejected: Token) -> Token | None: ...
-
-    def suspect(self, renewed: Token) -> None:
-        """Note that a request retried with the renewed token got a 401 again."""
-        ...
-
-    def logout(self) -> bool:
-        """End the session; False if there was none to end."""
-        ...
-
-    async def alogout(self) -> bool: ...
-
-    def cached(self) -> Token | None: ...
-
-
-class PersonalTokenProvider:
-    """A personal access token used as is: nothing to renew, nothing to cache."""
-
-    def __init__(self, value: str) -> None:
-        self._token = Token(value, obtained_at=0.0)
-
-    def peek(self) -> Token | None:
-        return self._token
-
-    def get_token(self) -> Token:
-        return self._token
-
-    async def aget_token(self) -> Token:
-        return self._token
-
-    def renew_rejected(self, rejected: Token) -> Token | None:
-        return None
-
-    async def arenew_rejected(self, rejected: Token) -> Token | None:
-        return None
-
-    def suspect(self, renewed: Token) -> None:
-        pass  # never renewed, so never retried
-
-    def logout(self) -> bool:
-        # Logging out would end nothing: a personal access token is revoked in the console.
-        log.info("Nothing to log out: a personal access token stays valid until revoked in the Koyeb console")
-        return False
-
-    async def alogout(self) -> bool:
-        return self.logout()
-
-    def cached(self) -> Token | None:
-        return self._token
 
 
 class TokenManager:
@@ -274,7 +195,7 @@ class TokenManager:
         if token is not None:
             call = api.logout(self._source.api_url, token.value)
             try:
-                api.check_logout(call, (yield call))
+                replies.check_logout(call, (yield call))
             except EndpointWithdrawnError as exc:
                 log.warning("Could not end the session of token %s: %s", token.fingerprint, exc)
         self._remember(None)
@@ -353,7 +274,7 @@ class TokenManager:
 
     def _session(self, call: api.Call) -> Flow[Token]:
         sent = self._clock()
-        token = api.session_token(call, (yield call), sent, self._clock())
+        token = replies.session_token(call, (yield call), sent, self._clock())
         # The token carries what we know is gone, so the peers that adopt it skip it too.
         return dataclasses.replace(token, withdrawn=frozenset(self._withdrawn)) if self._withdrawn else token
 

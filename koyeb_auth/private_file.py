@@ -1,8 +1,8 @@
-"""Files of ours that only we may read, replaced atomically: the hygiene of koyeb-auth's own files.
+"""Files of ours that only we may read, replaced atomically: the token cache and the login state.
 
-Reading never follows a symlink and accepts only a regular file that this user owns and nobody
-else can read; writing puts a new 0600 file in place with one rename, so a reader sees the old
-file or the new one, never half of one. (The token cache has the same rules, in `file_store`.)
+Reading never follows a symlink, never opens anything but a regular file that this user owns and
+nobody else can read, and never blocks on a FIFO planted at the path. Writing puts a new 0600
+file in place with one rename, so a reader sees the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
@@ -11,59 +11,99 @@ import contextlib
 import errno
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import CacheFileError, Hint
 
-__all__ = ["read", "replace"]
+__all__ = ["check_owner", "ensure_directory", "kind", "read", "replace"]
 
-# O_NOFOLLOW: a symlink planted at the path must not make us read another file. O_NONBLOCK: a FIFO
-# planted there must not hang the open (it is refused below, as any file that is not regular).
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+# O_NOFOLLOW: a symlink swapped in after the lstat must not make us read another file. O_NONBLOCK:
+# nor may a FIFO swapped in hang the open (it is refused on the fstat that follows).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def read(path: Path, what: str, limit: int) -> bytes | None:
-    """The bytes of the file `what` (e.g. "The login state file") at `path`; None if there is none.
+def read(path: Path, what: str, limit: int, seen: os.stat_result | None = None) -> bytes | None:
+    """The bytes of the file `what` (e.g. "The token cache") at `path`; None if there is none.
 
-    CacheFileError for a symlink or a file of another user: reading it could hand us someone
-    else's data. OSError for any other file we must not use (not a regular file, readable by
-    others, larger than `limit`).
+    `seen` is the path's lstat if the caller has it. CacheFileError for a symlink or another
+    user's file: reading it could hand us someone else's data. OSError (a miss: the next write
+    replaces the file) for a file of ours that is not a private regular file, or larger than `limit`.
     """
     try:
+        # Checked before opening (lstat), so that a device or a FIFO is never opened, and again on
+        # what was opened, since the path may have changed in between.
+        _check(path, what, seen or os.stat(path, follow_symlinks=False))
         fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise CacheFileError(f"{what} {path} is a symlink; koyeb-auth does not follow links: remove it.",
-                                 Hint.CACHE_PATH) from None
+            raise _symlink(path, what) from None
+        raise
+    try:
+        _check(path, what, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
         raise
     with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file")
-        # Owners exist where the platform has them (not on Windows, where the directory's ACL rules).
-        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-            raise CacheFileError(f"{what} {path} belongs to another user (uid {info.st_uid}): remove it.",
-                                 Hint.CACHE_PATH)
-        if info.st_mode & 0o077:
-            raise OSError(errno.EPERM, "readable by other users")
         raw = file.read(limit + 1)
     if len(raw) > limit:
-        raise OSError(errno.EFBIG, "larger than it can be")
+        raise OSError(errno.EFBIG, "larger than it can be; it will be replaced")
     return raw
 
 
-def replace(path: Path, data: bytes) -> None:
-    """Put `data` at `path` in a new 0600 file (its directory 0700 if we create it), atomically.
+def _check(path: Path, what: str, info: os.stat_result) -> None:
+    if stat.S_ISLNK(info.st_mode):
+        raise _symlink(path, what)
+    check_owner(path, what, info)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(errno.EINVAL, f"it is {kind(info.st_mode)}, not a regular file; it will be replaced")
+    # Permission bits mean something only where owners do: Windows' stat() makes them up.
+    if hasattr(os, "geteuid") and info.st_mode & 0o077:
+        raise OSError(errno.EPERM, "readable by other users; it will be replaced by a private file")
 
-    Callers hold a lock that every writer of `path` takes: a temporary file left beside it is then
-    from a writer that was killed mid-write, and is removed.
+
+def check_owner(path: Path, what: str, info: os.stat_result) -> None:
+    """CacheFileError if the file belongs to another user (only where the platform has owners)."""
+    geteuid = getattr(os, "geteuid", None)  # Windows has none: the directory's ACL rules there
+    if geteuid is not None and info.st_uid != geteuid():
+        raise CacheFileError(f"{what} {path} belongs to another user (uid {info.st_uid}): remove it.",
+                             Hint.CACHE_PATH)
+
+
+def _symlink(path: Path, what: str) -> CacheFileError:
+    return CacheFileError(f"{what} {path} is a symlink; koyeb-auth does not follow links: remove it.",
+                          Hint.CACHE_PATH)
+
+
+def kind(mode: int) -> str:
+    """What a file that is not a regular one is, for messages."""
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISLNK, "a symlink"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"))
+    return next((name for test, name in kinds if test(mode)), "an unknown kind of file")
+
+
+def ensure_directory(directory: Path) -> None:
+    """Create `directory` 0700 if it is missing, and each missing parent too (mkdir(parents=True)
+    would give the parents the umask's mode: 0777 under umask 0). An existing directory is the
+    user's choice and is left as it is."""
+    missing = [directory, *(parent for parent in directory.parents if not parent.exists())]
+    for each in reversed(missing):
+        each.mkdir(mode=0o700, exist_ok=True)
+
+
+def replace(path: Path, render: Callable[[], bytes]) -> None:
+    """Put what `render()` returns at `path` in a new 0600 file, atomically.
+
+    `render` is called inside: no frame holds the bytes (a token cache) as a local a traceback
+    would show. Callers hold a lock that every writer of `path` takes: a temporary file left beside
+    it is then from a writer that was killed mid-write, and is removed.
     """
     import tempfile  # noqa: PLC0415 - only writers need it, not the warm `koyeb-auth token`
 
     directory = path.parent
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ensure_directory(directory)
     prefix = f".{path.name}."
     for stale in directory.glob(prefix + "*.tmp"):
         with contextlib.suppress(OSError):
@@ -72,19 +112,24 @@ def replace(path: Path, data: bytes) -> None:
     fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(data)
+            file.write(render())
             file.flush()
             os.fsync(file.fileno())  # the data is on disk before the name points at it
-        # A symlink at the path is replaced, not written through.
+        # Atomic: a reader sees the old file or the new one. A symlink at the path is replaced,
+        # not written through.
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    # Makes the rename itself durable across a power loss. Not possible on every platform.
+    fsync_directory(directory)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable across a power loss (not possible on every platform)."""
     with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(directory, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
+            os.fsync(fd)
         finally:
-            os.close(dir_fd)
+            os.close(fd)

@@ -77,3 +77,13 @@ def _always() -> bool:
 
 def _never() -> bool:
     return False
+
+
+def sent_again(request: Any, response: Any) -> str | None:
+    """The Authorization header of the request an httpx 401 answers, if resending `request` (what
+    the flow does) repeats it: the same method, so no redirect turned it into another (a 303, or a
+    302 after a POST, makes a GET: resending the POST would make it twice)."""
+    if response.request.method != request.method:
+        return None
+    sent: str | None = response.request.headers.get("Authorization")
+    return sent

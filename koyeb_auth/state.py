@@ -99,7 +99,8 @@ def _parse(raw: bytes) -> LastLogin | None:
 def save(path: Path, login: LastLogin) -> None:
     """Record `login` at `path`. Callers hold the token cache's lock, which every writer takes."""
     try:
-        private_file.replace(path, json.dumps({"version": FORMAT_VERSION, **login._asdict()}, indent=1).encode())
+        record = {"version": FORMAT_VERSION, **login._asdict()}  # no secret: see the module's docstring
+        private_file.replace(path, lambda: json.dumps(record, indent=1).encode())
     except OSError as exc:
         raise CacheFileError(f"{_WHAT} {path} cannot be written: {exc.strerror or exc}.", Hint.CACHE_PATH) from None
 

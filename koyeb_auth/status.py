@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import api, state
+from . import api, replies, state
 from .account import Account
 from .errors import KoyebAuthError
 from .token import Token, format_timestamp
@@ -85,7 +85,7 @@ def _verdict(account: Account, status: int, headers: Mapping[str, str], body: by
     if status < 300 or status == 403:  # a 403: the token authenticates, it may just not list apps
         return None, 0
     if status == 401:
-        if api.rejection_message(body) == api.TOKEN_REJECTED:
+        if replies.rejection_message(body) == replies.TOKEN_REJECTED:
             return "the API refused the token: the organization is deactivated", EXIT_NO_TOKEN
         if account.source is None:
             return ("the API refused the personal access token (HTTP 401): it is revoked, expired or mistyped; "
@@ -93,5 +93,5 @@ def _verdict(account: Account, status: int, headers: Mapping[str, str], body: by
         return ("the API refused the cached token (HTTP 401): the session was revoked or logged out "
                 "elsewhere; run `koyeb-auth login`"), EXIT_NO_TOKEN
     if status == 429:
-        return f"the API is rate limiting: try again in {api.retry_after(headers):.0f} s", _EXIT_RATE_LIMITED
+        return f"the API is rate limiting: try again in {replies.retry_after(headers):.0f} s", _EXIT_RATE_LIMITED
     return f"the API could not say (HTTP {status}); check the API URL if it persists", _EXIT_UNANSWERED

@@ -15,6 +15,7 @@ from koyeb_auth import (
     OrganizationDeactivatedError,
     RateLimitedError,
     api,
+    replies,
 )
 
 LOGIN = api.login("https://app.koyeb.com", "a@b.c", "hunter2", None, None)
@@ -60,22 +61,22 @@ def test_refresh_logout_and_switch_use_the_bearer() -> None:
 def test_each_failure_maps_to_its_own_error_with_the_server_message(
     status: int, message: str, error: type[KoyebAuthError]
 ) -> None:
-    failure = api.error_for(LOGIN, reply(status, {"status": status, "message": message}))
+    failure = replies.error_for(LOGIN, reply(status, {"status": status, "message": message}))
     assert type(failure) is error
     assert message in str(failure) and str(status) in str(failure)
     assert "hunter2" not in str(failure)
 
 
 def test_rate_limit_honours_x_ratelimit_reset_then_retry_after() -> None:
-    limited = api.error_for(LOGIN, reply(429, None, **{"x-ratelimit-reset": "42"}))
+    limited = replies.error_for(LOGIN, reply(429, None, **{"x-ratelimit-reset": "42"}))
     assert isinstance(limited, RateLimitedError) and limited.retry_after == 42
-    assert api.retry_after({"retry-after": "7"}) == 7
-    assert api.retry_after({"retry-after": "Wed, 21 Oct 2015"}) == api.DEFAULT_RATE_LIMIT_WAIT
+    assert replies.retry_after({"retry-after": "7"}) == 7
+    assert replies.retry_after({"retry-after": "Wed, 21 Oct 2015"}) == replies.DEFAULT_RATE_LIMIT_WAIT
 
 
 @pytest.mark.parametrize("body", [b"<html><body>Bad gateway</body></html>", b"\xff\xfe", b"[1, 2]"])
 def test_a_non_koyeb_error_body_still_gives_a_clear_error(body: bytes) -> None:
-    failure = api.error_for(LOGIN, reply(502, body))
+    failure = replies.error_for(LOGIN, reply(502, body))
     assert isinstance(failure, APIError) and failure.status == 502
     assert "502" in str(failure)
 
@@ -83,18 +84,18 @@ def test_a_non_koyeb_error_body_still_gives_a_clear_error(body: bytes) -> None:
 @pytest.mark.parametrize("body", [b"not json", b"{}", b'{"token": {}}', b"<html></html>", b'{"token": {"id": 1}}'])
 def test_a_200_without_a_usable_token_is_an_api_error(body: bytes) -> None:
     with pytest.raises(APIError, match="unusable reply"):
-        api.token_from(LOGIN, reply(200, body), now=0)
+        replies.token_from(LOGIN, reply(200, body), now=0)
 
 
 def test_a_token_already_expired_on_arrival_is_refused() -> None:
     body = {"token": {"id": "t", "expires_at": "2000-01-01T00:00:00Z"}}
     with pytest.raises(APIError, match="clock"):
-        api.token_from(LOGIN, reply(200, body), now=2_000_000_000)
+        replies.token_from(LOGIN, reply(200, body), now=2_000_000_000)
 
 
 def test_logout_accepts_200_and_401_only() -> None:
     call = api.logout("https://x", "tok")
-    api.check_logout(call, reply(200, {}))
-    api.check_logout(call, reply(401, {"message": "Request unauthenticated with bearer"}))
+    replies.check_logout(call, reply(200, {}))
+    replies.check_logout(call, reply(401, {"message": "Request unauthenticated with bearer"}))
     with pytest.raises(APIError):
-        api.check_logout(call, reply(500, {}))
+        replies.check_logout(call, reply(500, {}))

@@ -21,7 +21,8 @@ import pytest
 
 import koyeb_auth
 from koyeb_auth import FileTokenStore
-from koyeb_auth.cli import CLI_HINTS, EXAMPLES, EXIT_CODES
+from koyeb_auth.cli import CLI_HINTS, EXIT_CODES
+from koyeb_auth.cli_grammar import EXAMPLES
 from koyeb_auth.errors import Hint
 from koyeb_auth.testing import FakeKoyebAPI
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from freezegun import freeze_time
 
-from koyeb_auth import APIError, KoyebAuth, RateLimitedError, api, clock
+from koyeb_auth import APIError, KoyebAuth, RateLimitedError, api, clock, replies
 from koyeb_auth.backoff import Backoff
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
@@ -97,7 +97,7 @@ def _reply(date: str | None, expires_at: str) -> api.Reply:
 def test_the_remaining_lifetime_is_the_expiry_minus_the_api_date(
     date: str | None, expires_at: str, lifetime: float
 ) -> None:
-    token = api.token_from(LOGIN, _reply(date, expires_at), now=MIDNIGHT)
+    token = replies.token_from(LOGIN, _reply(date, expires_at), now=MIDNIGHT)
     assert token.obtained_at == MIDNIGHT
     assert token.expires_at == pytest.approx(MIDNIGHT + lifetime, abs=0.01)  # in our clock
 
@@ -105,7 +105,7 @@ def test_the_remaining_lifetime_is_the_expiry_minus_the_api_date(
 def test_a_broken_date_is_ignored_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            api.token_from(LOGIN, _reply("Fri, 31 Dec 9999 23:59:59 GMT", "2026-01-01T01:00:00Z"), now=MIDNIGHT)
+            replies.token_from(LOGIN, _reply("Fri, 31 Dec 9999 23:59:59 GMT", "2026-01-01T01:00:00Z"), now=MIDNIGHT)
     assert _warnings(caplog) == ["Ignoring the Koyeb API's Date header, 2912443 days away from this machine's "
                                  "clock: using this machine's clock for token expiries"]
 
@@ -113,7 +113,7 @@ def test_a_broken_date_is_ignored_with_one_warning(caplog: pytest.LogCaptureFixt
 def test_a_token_expired_by_the_api_own_clock_does_not_blame_ours() -> None:
     reply = _reply("Thu, 01 Jan 2026 02:00:00 GMT", "2026-01-01T01:00:00Z")  # 2 h ahead, expired an hour ago
     with pytest.raises(APIError, match=r"already expired\. The API's own clock \(its Date header\) agrees"):
-        api.token_from(LOGIN, reply, now=MIDNIGHT)
+        replies.token_from(LOGIN, reply, now=MIDNIGHT)
 
 
 # --- waits: monotonic, capped, never nan -------------------------------------------------------------
@@ -144,9 +144,9 @@ def _api_date_in(fake: FakeKoyebAPI, seconds: float) -> str:
     [
         ("x-ratelimit-reset", "1e9", HOUR),  # capped
         ("retry-after", "1e9", HOUR),
-        ("x-ratelimit-reset", "inf", api.DEFAULT_RATE_LIMIT_WAIT),  # not a number of seconds: absent
-        ("x-ratelimit-reset", "nan", api.DEFAULT_RATE_LIMIT_WAIT),
-        ("retry-after", "-5", api.DEFAULT_RATE_LIMIT_WAIT),
+        ("x-ratelimit-reset", "inf", replies.DEFAULT_RATE_LIMIT_WAIT),  # not a number of seconds: absent
+        ("x-ratelimit-reset", "nan", replies.DEFAULT_RATE_LIMIT_WAIT),
+        ("retry-after", "-5", replies.DEFAULT_RATE_LIMIT_WAIT),
         ("retry-after", "in 120 s", 120),  # an HTTP date 120 s after the reply's Date, in the API's clock
     ],
 )
@@ -177,14 +177,14 @@ def test_a_wait_a_server_asks_for_is_capped_and_absurd_ones_are_absent(
         ({"x-ratelimit-reset": "42", "retry-after": "7"}, 42),
         ({"x-ratelimit-reset": "nan", "retry-after": "7"}, 7),  # an absurd one is absent: the next counts
         ({"retry-after": "3601"}, HOUR),
-        ({"retry-after": "Infinity"}, api.DEFAULT_RATE_LIMIT_WAIT),
+        ({"retry-after": "Infinity"}, replies.DEFAULT_RATE_LIMIT_WAIT),
         ({"retry-after": "Thu, 01 Jan 2026 00:01:00 GMT", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, 60),
         ({"retry-after": "Thu, 01 Jan 2026 00:00:00 GMT", "date": "Thu, 01 Jan 2026 00:01:00 GMT"}, 0),  # past
         ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, HOUR),
     ],
 )
 def test_retry_after_reads_delays_and_http_dates(headers: dict[str, str], wait: float) -> None:
-    assert api.retry_after(headers) == wait
+    assert replies.retry_after(headers) == wait
 
 
 def test_a_backoff_after_a_thousand_failures_is_still_a_minute() -> None:

@@ -59,7 +59,7 @@ def go_and_kill(waiters: list[subprocess.Popen[str]], holder: subprocess.Popen[s
 WRITER = textwrap.dedent("""
     import os, signal, sys, tempfile
     from koyeb_auth import FileTokenStore, Token
-    from koyeb_auth import file_store as module
+    from koyeb_auth import private_file as module
     step = sys.argv[2]
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -71,7 +71,7 @@ WRITER = textwrap.dedent("""
     elif step == "before-rename":
         os.replace = die
     elif step == "after-rename":
-        module._fsync_directory = die
+        module.fsync_directory = die
     FileTokenStore(sys.argv[1]).save("k", Token("new-token", obtained_at=2000.0, expires_at=9e9))
 """)
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from koyeb_auth import APIError, FileTokenStore, KoyebAuth, KoyebAuthError, Token, api
+from koyeb_auth import APIError, FileTokenStore, KoyebAuth, KoyebAuthError, Token, api, replies
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 GOOD = Token("good", obtained_at=1.0, expires_at=9e9)
@@ -71,7 +71,7 @@ reply_bodies = st.one_of(
 @given(reply_bodies)
 def test_fuzzed_login_replies_give_a_token_or_an_api_error(body: bytes) -> None:
     try:
-        token = api.token_from(LOGIN, api.Reply(200, {}, body), now=0.0)
+        token = replies.token_from(LOGIN, api.Reply(200, {}, body), now=0.0)
     except APIError as exc:
         assert len(str(exc)) < 1000  # noqa: PT017 - a token and an error are both right answers
     else:
@@ -82,7 +82,7 @@ def test_fuzzed_login_replies_give_a_token_or_an_api_error(body: bytes) -> None:
 @given(st.integers(min_value=100, max_value=599).filter(lambda s: s != 200), reply_bodies,
        st.dictionaries(st.sampled_from(["x-ratelimit-reset", "retry-after"]), st.text(max_size=10)))
 def test_fuzzed_error_replies_map_to_a_koyeb_auth_error(status: int, body: bytes, headers: dict[str, str]) -> None:
-    error = api.error_for(LOGIN, api.Reply(status, headers, body))
+    error = replies.error_for(LOGIN, api.Reply(status, headers, body))
     assert isinstance(error, KoyebAuthError)
     assert str(status) in str(error)
     assert len(str(error)) < 1000

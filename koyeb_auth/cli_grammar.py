@@ -1,0 +1,147 @@
+"""The grammar of the `koyeb-auth` command: its commands' options, help texts and examples.
+
+Only the command that runs gets a parser built (all of them for the top-level help or a wrong
+name): building every one would cost a warm `koyeb-auth token` 4 ms, half of it in gettext lookups.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+
+__all__ = ["EXAMPLES", "build"]
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    success (exec: the command's own exit code)
+  1    no usable token (status: none cached, or the API refused it)
+  2    usage: unknown command or option
+  3    configuration: no credentials, nothing typed at a prompt, no terminal to ask on
+  4    the API refused the credentials, or denied access
+  5    rate limited by the API
+  6    the API is unreachable or failing
+  7    the token lock timed out, or the cache or state file cannot be used
+  130  interrupted (Ctrl-C)"""
+
+# The fake API's demo account (koyeb_auth.testing.FakeKoyebAPI), written out so that --help does
+# not load the fake's HTTP server; tests/test_cli.py checks that they agree.
+FAKE_CREDENTIALS = "email demo@koyeb.com and password demo-password, or a personal access token of 64 letters k"
+
+EXAMPLES = {
+    "token": 'curl -H "Authorization: Bearer $(koyeb-auth token)" https://app.koyeb.com/v1/apps',
+    "exec": "koyeb-auth exec -- koyeb apps list",
+    "login": "printf '%s' \"$PASSWORD\" | koyeb-auth login --email me@example.com --password-stdin",
+    "logout": "koyeb-auth logout",
+    "status": "koyeb-auth status --json",
+    "fake-api": "koyeb-auth fake-api --port 8000 --ttl 60",
+    "demo": "koyeb-auth demo --workers 8 --seconds 10 --ttl 3",
+}
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
+def build(argv: Sequence[str], commands: Mapping[str, tuple[Callable[[argparse.Namespace], int], str]],
+          version: str) -> argparse.ArgumentParser:
+    """The parser of `argv`: `commands` maps each command's name to what runs it and its summary."""
+    parser = argparse.ArgumentParser(
+        prog="koyeb-auth", epilog=EXIT_CODES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A managed Koyeb API token: logs in once, refreshes before expiry, shared by every process.",
+    )
+    parser.add_argument("--version", action="version", version=f"koyeb-auth {version}")
+    subparsers = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    chosen = next((arg for arg in argv if not arg.startswith("-")), "")
+    for name in [chosen] if chosen in commands else list(commands):
+        run, summary = commands[name]
+        sub = subparsers.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {EXAMPLES[name]}",
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(run=run)
+        _OPTIONS[name](sub)
+    return parser
+
+
+def _account_options(sub: argparse.ArgumentParser) -> None:
+    """The options of every command that works with an account."""
+    sub.add_argument("--api-url", help="API URL (default $KOYEB_URL, ~/.koyeb.yaml, https://app.koyeb.com)")
+    sub.add_argument("--cache-path", help="the shared token cache file (default: in the user cache directory)")
+    sub.add_argument("--email", help="account email (default $KOYEB_EMAIL, else the last `koyeb-auth login`); "
+                                     "the password comes from $KOYEB_PASSWORD")
+    sub.add_argument("--organization", help="organization id (default $KOYEB_ORGANIZATION)")
+    sub.add_argument("--store", metavar="URL", help="share the token through the Redis at this redis:// or "
+                                                    "rediss:// URL (default $KOYEB_AUTH_STORE)")
+    sub.add_argument("--timeout", type=_seconds, default=15.0, metavar="SECONDS",
+                     help="limit on each call to the API (default 15)")
+    sub.add_argument("--lock-timeout", type=_seconds, default=60.0, metavar="SECONDS",
+                     help="limit on waiting for another process's login or refresh (default 60)")
+
+
+def _token_options(sub: argparse.ArgumentParser) -> None:
+    _account_options(sub)
+    sub.add_argument("--format", choices=("text", "json"), default="text",
+                     help="text: the token alone; json: token, expires_at, expires_in_seconds")
+
+
+def _exec_options(sub: argparse.ArgumentParser) -> None:
+    _account_options(sub)
+    sub.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments, after --")
+
+
+def _login_options(sub: argparse.ArgumentParser) -> None:
+    _account_options(sub)
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+
+
+def _status_options(sub: argparse.ArgumentParser) -> None:
+    _account_options(sub)
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_argument("--offline", action="store_true", help="do not ask the API whether the token is still good")
+
+
+def _fake_api_options(sub: argparse.ArgumentParser) -> None:
+    sub.epilog = f"The fake API's account: {FAKE_CREDENTIALS}.\n\n{sub.epilog}"
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=0, help="port (default: any free one)")
+    sub.add_argument("--ttl", type=float, default=3600.0, help="token lifetime in seconds (default 3600)")
+    _without_option(sub)
+
+
+def _demo_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
+    sub.add_argument("--seconds", type=float, default=8.0, help="how long the workers run (default 8)")
+    sub.add_argument("--ttl", type=float, default=3.0, help="token lifetime in seconds (default 3)")
+    _without_option(sub)
+
+
+
+def _without_option(sub: argparse.ArgumentParser) -> None:
+    # Koyeb's deprecated session endpoints, withdrawn in the fake API (answering 404), to rehearse it.
+    sub.add_argument("--without", type=_endpoints, default=[], metavar="ENDPOINTS",
+                     help="endpoints the fake API answers 404 to, comma-separated: login, refresh, switch, "
+                          "access_token, logout")
+
+
+def _endpoints(names: str) -> list[str]:
+    from .testing import SESSION_ENDPOINTS  # noqa: PLC0415 - loaded only for the commands of the fake
+
+    endpoints = [name.strip() for name in names.split(",") if name.strip()]
+    if unknown := [name for name in endpoints if name not in SESSION_ENDPOINTS]:
+        raise argparse.ArgumentTypeError(f"unknown endpoint {unknown[0]!r}: use {', '.join(sorted(SESSION_ENDPOINTS))}")
+    return endpoints
+
+
+_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "token": _token_options,
+    "exec": _exec_options,
+    "login": _login_options,
+    "logout": _account_options,
+    "status": _status_options,
+    "fake-api": _fake_api_options,
+    "demo": _demo_options,
+}

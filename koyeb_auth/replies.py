@@ -1,0 +1,252 @@
+"""The replies of the Koyeb session endpoints: the token a reply holds, or the error it stands for.
+
+Errors are branched on HTTP status, not on the `code` string, which the API does not use
+consistently. Times in a reply are in the API's clock: expiries and waits are counted from the
+reply's `Date` (see `clock`), not from this machine's clock.
+
+Login, refresh, logout and the organization switch are deprecated ("replaced by WorkOS and will be
+dropped soon"); a 404, 405 or 410 from one of them is told apart from a wrong API URL here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+
+from .api import Call, Reply
+from .clock import clock_skew, http_date
+from .errors import (
+    AccessDeniedError,
+    AccountLockedError,
+    APIError,
+    EndpointWithdrawnError,
+    InvalidCredentialsError,
+    KoyebAuthError,
+    OrganizationDeactivatedError,
+    RateLimitedError,
+)
+from .token import Token, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
+
+# The message the API sends with a 401 when the organization is deactivated: renewing the token
+# cannot help, so it is never retried (the console makes the same check).
+TOKEN_REJECTED = "Token rejected"
+# Without a usable x-ratelimit-reset or Retry-After, wait this long after a 429 (the API's window
+# is about a minute).
+DEFAULT_RATE_LIMIT_WAIT = 30.0
+# The longest a server can keep us away: a finite ask beyond it is capped (the server did ask for
+# a long wait, and an hour is plenty); one that is not a number of seconds (nan, inf, negative) is
+# treated as absent.
+MAX_RETRY_AFTER = 3600.0
+_MAX_MESSAGE = 300
+# What a gateway answers for a route it no longer has (or a method it no longer takes).
+GONE = frozenset({404, 405, 410})
+# The console's messages for a wrong email or password, some of them with a 404: not a withdrawn login.
+CREDENTIALS_REFUSED = frozenset({
+    "There is no Koyeb account associated with this email address or your password is incorrect",
+    "Cannot find user",
+})
+# What a 404, 405 or 410 from each endpoint means, and the way out.
+WITHDRAWN = {
+    "login": "Koyeb may have withdrawn the email-and-password login (it is deprecated: the console signs in "
+             "through WorkOS). Use a personal access token instead: create one in the Koyeb console and set "
+             "KOYEB_TOKEN (or pass token=), with KOYEB_ORGANIZATION for an organization.",
+    "refresh": "Koyeb may have withdrawn the refresh (it is deprecated): koyeb-auth logs in again instead, once "
+               "per token lifetime.",
+    "switch": "Koyeb may have withdrawn the organization switch (it is deprecated), or the organization id is "
+              "wrong. POST /v1/organizations/{id}/access_token replaces the switch: koyeb-auth falls back to it "
+              "with organization_token='auto' (the default), and goes there first with 'access_token'.",
+    "access_token": "Koyeb may have withdrawn the organization access token. Use an organization token created "
+                    "in the Koyeb console as KOYEB_TOKEN, without KOYEB_ORGANIZATION.",
+    "logout": "Koyeb may have withdrawn logout (it is deprecated): the token was dropped from the cache, and "
+              "stays valid on the API until it expires.",
+}
+# The deprecated endpoints koyeb-auth can do without (a login instead of a refresh, the access token
+# instead of the switch, nothing instead of a logout). A 404, 405 or 410 from one of them is taken
+# as withdrawn whatever the body: going around it costs nothing, and a wrong API URL shows at the
+# next call.
+AVOIDABLE = frozenset({"refresh", "switch", "logout"})
+
+
+
+def token_from(call: Call, reply: Reply, now: float) -> Token:
+    """The token in a login, refresh or switch reply, or the error the reply stands for.
+
+    The reply's expiry is in the API's clock: the token's remaining lifetime is that expiry minus
+    the reply's `Date` (see `clock_skew`), and its expiry is held in our clock (`now` plus that
+    lifetime), so every process of this machine agrees on it. An absurd expiry is an APIError.
+    """
+    if reply.status != 200:
+        raise error_for(call, reply)
+    skew = clock_skew(reply.headers, now)
+    try:
+        token = token_from_reply(json.loads(reply.body), now, skew or 0.0)
+    except ValueError as exc:  # JSONDecodeError is a ValueError too
+        # Only the message: a JSONDecodeError holds the whole reply, which may hold a token.
+        problem = str(exc) if not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
+    else:
+        problem = ""
+    if problem:  # raised outside the handler, so the exception has no context to leak from
+        raise APIError(f"{_what(call)} returned an unusable reply: {problem}. Is the API URL right?", 200)
+    if not token.usable(now):
+        why = ("Check this machine's clock." if skew is None
+               else "The API's own clock (its Date header) agrees: try again later.")
+        raise APIError(f"{_what(call)} returned a token that has already expired. {why}", 200)
+    return token
+
+
+def session_token(call: Call, reply: Reply, sent: float, now: float) -> Token:
+    """The token any session call returned, or the error its reply stands for.
+
+    `sent` is when the call went out, `now` when its reply came back.
+    """
+    return access_token_from(call, reply, sent) if call.action == "access_token" else token_from(call, reply, now)
+
+
+def access_token_from(call: Call, reply: Reply, sent: float) -> Token:
+    """The token of a `CreateAccessTokenReply` (`{"token": "..."}`), or the error the reply stands for."""
+    if reply.status != 200:
+        raise error_for(call, reply)
+    try:
+        decoded = json.loads(reply.body)
+    except ValueError:  # only noted: the error holds the reply, which may hold a token
+        decoded = None
+    value = decoded.get("token") if isinstance(decoded, dict) else None
+    if not isinstance(value, str) or not usable_bearer(value):
+        raise APIError(f"{_what(call)} returned an unusable reply: no `token` string. Is the API URL right?", 200)
+    # No expiry in the reply: the token lives what was asked, counted from when it was asked (the
+    # API made it later), or less if its JWT says so: exp - iat, both in the API's clock, so a
+    # skewed local clock changes nothing; without iat, exp brought to our clock through `Date`.
+    assert call.validity is not None
+    claimed = jwt_lifetime(value)
+    if claimed is None and (expiry := jwt_expiry(value)) is not None:
+        claimed = expiry - (clock_skew(reply.headers, sent) or 0.0) - sent
+    lifetime = min(call.validity, claimed if claimed is not None else math.inf)
+    if not lifetime > 0:
+        raise APIError(f"{_what(call)} returned a token that has already expired. Check this machine's clock.", 200)
+    return Token(value, obtained_at=sent, expires_at=sent + lifetime)
+
+
+def check_logout(call: Call, reply: Reply) -> None:
+    # 401: the session is already gone, which is what logout wants.
+    if reply.status not in (200, 401):
+        raise error_for(call, reply)
+
+
+def rejection_message(body: bytes) -> str | None:
+    """The `message` of a JSON error body, or None."""
+    message = _error_body(body).get("message")
+    return message if isinstance(message, str) else None
+
+
+def from_koyeb(body: bytes) -> bool:
+    """True for an error body the Koyeb API (or its gateway) writes: JSON with a `code` or a `message`.
+
+    `Error` and `ErrorWithFields` have a string `code`, `google.rpc.Status` an integer one; an HTML
+    page or a bare JSON value is some other server's answer.
+    """
+    decoded = _error_body(body)
+    return isinstance(decoded.get("message"), str) or isinstance(decoded.get("code"), (str, int))
+
+
+def _error_body(body: bytes) -> dict[str, object]:
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return {}
+    return decoded if isinstance(decoded, dict) else {}
+
+
+def renewal_may_help(body: bytes) -> bool:
+    """False for a 401 that says `Token rejected`: a deactivated organization, which no new token fixes."""
+    return rejection_message(body) != TOKEN_REJECTED
+
+
+def error_for(call: Call, reply: Reply) -> KoyebAuthError:
+    """The KoyebAuthError subclass for a failed session call."""
+    message = rejection_message(reply.body)
+    said = f": {message[:_MAX_MESSAGE]!r}" if message else ""
+    gone = _gone(call, reply, said) if reply.status in GONE else None
+    return gone or _refusal(call, reply, message, said)
+
+
+def _refusal(call: Call, reply: Reply, message: str | None, said: str) -> KoyebAuthError:
+    status, what = reply.status, _what(call)
+    if status == 429:
+        wait = retry_after(reply.headers)
+        return RateLimitedError(f"{what} was rate limited (HTTP 429){said}. Try again in {wait:.0f} s.", wait)
+    if status == 401 and message == TOKEN_REJECTED:
+        return OrganizationDeactivatedError(
+            f"{what} was refused (HTTP 401){said}: the organization is deactivated. Reactivate it in the "
+            "Koyeb console or use another organization."
+        )
+    if status == 403 and message and "locked" in message.lower():
+        return AccountLockedError(f"{what} was refused (HTTP 403){said}. Unlock the account in the Koyeb console.")
+    if status == 403:
+        return AccessDeniedError(
+            f"{what} was refused (HTTP 403){said}. Accounts that sign in through the Koyeb console cannot "
+            "use password login: create a personal access token and set KOYEB_TOKEN."
+        )
+    if status in (400, 401, 404):
+        return InvalidCredentialsError(f"{what} was refused (HTTP {status}){said}. {_hint(call)}")
+    if not message and reply.body.lstrip()[:1] not in (b"{", b""):
+        said = " with a body that is not a Koyeb API reply"
+    return APIError(f"{what} failed (HTTP {status}){said}. Try again later; check the API URL if it persists.", status)
+
+
+def _gone(call: Call, reply: Reply, said: str) -> KoyebAuthError | None:
+    """A 404, 405 or 410: a withdrawn endpoint, a wrong API URL, or None for a 404 about what was
+    asked for (an unknown account or organization), which the credential errors describe."""
+    status, what = reply.status, _what(call)
+    avoidable = call.action in AVOIDABLE
+    if not avoidable and not from_koyeb(reply.body):
+        return APIError(f"{what} answered HTTP {status} with a body that is not a Koyeb API reply: the API URL "
+                        "(KOYEB_URL or api_url=) may be wrong.", status)
+    if not avoidable and status == 404 and (
+        call.action != "login" or rejection_message(reply.body) in CREDENTIALS_REFUSED
+    ):
+        return None
+    return EndpointWithdrawnError(f"{what} answered HTTP {status}{said}. {WITHDRAWN[call.action]}", call.action, status)
+
+
+def retry_after(headers: Mapping[str, str]) -> float:
+    """Seconds to wait after a 429, at most MAX_RETRY_AFTER (an hour).
+
+    `x-ratelimit-reset` (Koyeb's) is a delay in seconds; else `Retry-After`, a delay or an HTTP
+    date, counted from the reply's `Date` (the API's clock), else from ours. A value that is not
+    a number of seconds (nan, inf, negative, garbage) is absent; a longer one is capped. Nothing
+    usable: DEFAULT_RATE_LIMIT_WAIT.
+    """
+    for name in ("x-ratelimit-reset", "retry-after"):
+        wait = _wait(headers, name)
+        if wait is not None:
+            return min(wait, MAX_RETRY_AFTER)
+    return DEFAULT_RATE_LIMIT_WAIT
+
+
+def _wait(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        moment = http_date(value) if name == "retry-after" else None
+        if moment is None:
+            return None
+        now = http_date(headers.get("date"))
+        seconds = max(moment - (time.time() if now is None else now), 0.0)  # a date past: now
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _what(call: Call) -> str:
+    return f"Koyeb {call.action} ({call.method} {call.url})"
+
+
+def _hint(call: Call) -> str:
+    if call.action == "login":
+        return "Check the email and password (KOYEB_EMAIL, KOYEB_PASSWORD)."
+    if call.action in ("switch", "access_token"):
+        return "Check the personal access token (KOYEB_TOKEN) and the organization id (KOYEB_ORGANIZATION)."
+    return "The session is no longer valid; log in again."
