@@ -21,6 +21,7 @@ import requests
 
 from .authorization import Authorization
 from .config import Config, Credentials, Settings, default_store
+from .environment import ENVIRONMENT
 from .errors import ConfigurationError
 from .events import EventHook
 from .manager import TokenManager
@@ -36,7 +37,7 @@ from .sources import (
     source_for,
 )
 from .store import TokenStore, check_lease
-from .token import DEFAULT_REFRESH_MARGIN, Token, usable_bearer
+from .token import DEFAULT_REFRESH_MARGIN, Redacted, Token, usable_bearer
 from .transport import Network
 
 __all__ = ["KoyebAuth"]
@@ -84,6 +85,9 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         organization_token: OrganizationTokenMode = "auto",  # noqa: S107 - how it is obtained, not a secret
         organization_token_validity: float | timedelta = DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
     ) -> None:
+        # Secrets as Redacted from the first line: a traceback's locals then show none of them. (A
+        # mistyped API URL or a proxy URL may hold a password too.)
+        password, token, api_url, proxy = (_redacted(value) for value in (password, token, api_url, proxy))
         if store is not None and cache_path is not None:
             raise ConfigurationError("Pass either cache_path= or store=, not both.")
         if seon_fp is not None and not usable_bearer(seon_fp):
@@ -94,7 +98,10 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         self._credentials = Credentials(email, password, token, organization_id, api_url)
         self._timing = Timing.checked(refresh_margin, timeout, lock_timeout)
         self._network = Network(verify, proxy, transport, async_transport)
-        self._store = store if store is not None else default_store(os.environ, cache_path)
+        # A store of the environment's ($KOYEB_AUTH_STORE, else the default cache file) is not pickled:
+        # the copy finds its own, as it reads its own credentials, and no Redis password travels.
+        self._store_of_environment = store is None and cache_path is None
+        self._store = store if store is not None else default_store(ENVIRONMENT, cache_path)
         check_lease(self._store, timeout)
         self._seon_fp = seon_fp
         self._on_event = on_event
@@ -102,14 +109,16 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
 
     def _start(self) -> None:
         # What belongs to this process: built here, and again in a copy, never pickled.
-        self._config = Config(os.environ)
+        self._config = Config(ENVIRONMENT)
         self._setup_lock = threading.Lock()
         _instances.add(self)
         self._ready: tuple[Origin, Settings, TokenProvider] | None = None
         self._last: Authorization | None = None
 
     def __repr__(self) -> str:
-        given = self._credentials
+        given = getattr(self, "_credentials", None)
+        if given is None:  # a traceback that shows locals reprs `self` while __init__ fails
+            return "KoyebAuth(<not built>)"
         shown = [f"email={given.email!r}"] if given.email else ["token=<redacted>"] if given.token else []
         shown += [f"organization_id={given.organization_id!r}"] if given.organization_id else []
         shown += [f"api_url={url_shown(given.api_url)!r}"] if given.api_url else []
@@ -288,12 +297,22 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
     # What a copy is made of: the arguments as given. Not the environment (the copy reads its own),
     # not a token (the copy finds it in the shared store), not locks (the copy makes its own).
     _CONFIGURATION: ClassVar[tuple[str, ...]] = ("_credentials", "_timing", "_network", "_store", "_seon_fp",
-                                                 "_on_event", "_organization_token")
+                                                 "_on_event", "_organization_token", "_store_of_environment")
 
     def _arguments_that_may_not_pickle(self) -> tuple[tuple[str, object], ...]:
         network = self._network
-        return (("store", self._store), ("on_event", self._on_event), ("verify", network.verify),
+        store = None if self._store_of_environment else self._store
+        return (("store", store), ("on_event", self._on_event), ("verify", network.verify),
                 ("transport", network.transport), ("async_transport", network.async_transport))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        return {**state, "_store": None} if self._store_of_environment else state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state["_store_of_environment"]:
+            state = {**state, "_store": default_store(ENVIRONMENT, None)}
+        super().__setstate__(state)
 
 
 # Every KoyebAuth, weakly, so that a fork can give each a setup lock of its own.
@@ -309,3 +328,7 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _redacted(secret: str | None) -> str | None:
+    return Redacted(secret) if secret is not None else None

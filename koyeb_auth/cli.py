@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__, errors
 from .cli_grammar import build
+from .environment import ENVIRONMENT
 from .errors import Hint
 from .token import Token, format_timestamp
 
@@ -90,8 +91,6 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    import subprocess  # noqa: PLC0415 - each command loads what it needs
-
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise errors.ConfigurationError("Give the command to run after `--`, e.g. koyeb-auth exec -- koyeb apps list")
@@ -99,15 +98,29 @@ def cmd_exec(args: argparse.Namespace) -> int:
     # The child gets a token, never the credentials that made it (as credential-exec tools do).
     env["KOYEB_TOKEN"] = _account(args).token().value
     try:
-        return subprocess.call(command, env=env)  # noqa: S603 - the user's command
+        return _run_as_this_process(command, env)
     except OSError as exc:
-        raise errors.ConfigurationError(f"Could not run {command[0]!r}: {exc.strerror or exc}") from None
+        failure = errors.ConfigurationError(f"Could not run {command[0]!r}: {exc.strerror or exc}")
+    raise failure
+
+
+def _run_as_this_process(command: list[str], env: dict[str, str]) -> int:
+    """Run `command` in place of this process where the platform can (POSIX): a process of ours
+    waiting beside the child would keep the credentials in its own environment, which the child
+    (or anything of this user) could read in /proc/<pid>/environ. Its exit code is the child's."""
+    if os.name == "posix":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execvpe(command[0], command, env)  # noqa: S606 - the user's command; does not return
+    import subprocess  # noqa: PLC0415 - each command loads what it needs
+
+    return subprocess.call(command, env=env)  # noqa: S603 - the user's command
 
 
 def cmd_login(args: argparse.Namespace) -> int:
     from .login import log_in  # noqa: PLC0415
 
-    account, token = log_in(_options(args), os.environ, sys.stdin, args.password_stdin)
+    account, token = log_in(_options(args), ENVIRONMENT, sys.stdin, args.password_stdin)
     print(f"Logged in as {account.email}. {_describe_expiry(token)}")
     return 0
 
@@ -166,7 +179,7 @@ def _options(args: argparse.Namespace) -> Options:
 def _account(args: argparse.Namespace) -> Account:
     from .account import resolve  # noqa: PLC0415
 
-    return resolve(_options(args), os.environ)
+    return resolve(_options(args), ENVIRONMENT)
 
 
 def _describe_expiry(token: Token) -> str:

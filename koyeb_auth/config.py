@@ -35,7 +35,7 @@ class Credentials:
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     organization_id: str | None = None
-    api_url: str | None = None
+    api_url: str | None = field(default=None, repr=False)  # a mistyped one may hold a password
 
 
 @dataclass(frozen=True)
@@ -159,9 +159,14 @@ def default_store(environ: Mapping[str, str], cache_path: str | os.PathLike[str]
 
 def store_from_url(url: str, given_in: str) -> TokenStore:
     """The Redis store at `url` (redis://, rediss:// or unix://); ConfigurationError for anything else."""
-    if urlsplit(url).scheme.lower() not in {"redis", "rediss", "unix"}:
-        raise ConfigurationError(f"{given_in} must be a redis://, rediss:// or unix:// URL; for a cache file, "
-                                 "use cache_path= (--cache-path) instead.")
+    url = Redacted(url)  # it holds Redis's password: never in a traceback's locals
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:  # a malformed IPv6 host, say: not echoed, the URL may hold a password
+        scheme = ""
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigurationError(f"{given_in} must be a readable redis://, rediss:// or unix:// URL; for a cache "
+                                 "file, use cache_path= (--cache-path) instead.")
     from .redis_store import RedisTokenStore  # noqa: PLC0415
 
     return RedisTokenStore(url)

@@ -170,22 +170,26 @@ class FileTokenStore:
     def delete(self, key: str) -> None:
         tokens = self._read()
         if tokens.pop(key, None) is not None:
-            try:
-                self._write(tokens)
-            except OSError as exc:
-                raise self._unusable(exc) from None
+            self._write(tokens)
 
     def _unusable(self, exc: OSError) -> CacheFileError:
         return CacheFileError(
-            f"The token cache {self.path} cannot be used: {exc.strerror or exc}. Fix its directory's permissions.",
+            f"The token cache {self.path} cannot be used: {exc.strerror or exc}. Fix its directory (permissions, "
+            "free space).",
             Hint.CACHE_PATH,
         )
 
     def _write(self, tokens: _Entries) -> None:
-        # Rendered inside the write: no local holds the encoded tokens.
-        private_file.replace(
-            self.path, lambda: json.dumps({"version": FORMAT_VERSION, "tokens": tokens}, indent=1).encode()
-        )
+        try:
+            # Rendered inside the write: no local holds the encoded tokens.
+            private_file.replace(
+                self.path, lambda: json.dumps({"version": FORMAT_VERSION, "tokens": tokens}, indent=1).encode()
+            )
+        except OSError as exc:  # a directory where the file should be, a read-only directory
+            failure = self._unusable(exc)
+        else:
+            return
+        raise failure
 
 
 class _Entries(dict[str, Any]):

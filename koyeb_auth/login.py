@@ -24,7 +24,7 @@ from .config import Config, Credentials
 from .errors import ConfigurationError
 from .gate import INSIDE, Gate, Wait
 from .sources import PasswordLogin
-from .token import Token
+from .token import Redacted, Token
 from .transport import Network, SessionClient
 
 __all__ = ["ask", "log_in", "log_out"]
@@ -34,13 +34,14 @@ def log_in(options: Options, environ: Mapping[str, str], stdin: TextIO, password
     """Log in with the email and password given (flags, environment, standard input or prompts),
     cache the new session for every process, and remember the account for the next commands."""
     email = options.email or environ.get("KOYEB_EMAIL") or ask("Email: ", "email", "--email or set KOYEB_EMAIL")
+    # Redacted as soon as it is read: a traceback's locals never show it.
     if password_stdin:
-        password = stdin.readline().rstrip("\r\n")
+        password = Redacted(stdin.readline().rstrip("\r\n"))
         if not password:
             raise ConfigurationError("--password-stdin read no password: standard input was empty.")
     else:
-        password = environ.get("KOYEB_PASSWORD") or ask("Password: ", "password",
-                                                        "--password-stdin or set KOYEB_PASSWORD", secret=True)
+        password = Redacted(environ.get("KOYEB_PASSWORD") or ask("Password: ", "password",
+                                                                 "--password-stdin or set KOYEB_PASSWORD", secret=True))
     given = Credentials(email, password, organization_id=options.organization_id, api_url=options.api_url)
     settings = Config(environ).settings(given)
     source = PasswordLogin(settings.api_url, email, password, settings.organization_id)

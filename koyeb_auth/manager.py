@@ -116,7 +116,11 @@ class TokenManager:
         if held is None:
             # A process that has no token yet adopts a peer's without any lock: the store is
             # replaced atomically, so this read never sees half a token.
-            known = yield Load()
+            try:
+                known = yield Load()
+            except KoyebAuthError as exc:  # a store that cannot be read: a failure like any other
+                emit(self._on_event, "failed", None, error=exc)
+                raise
             held = self._usable(known)
             self._remember(held)
             if held is not None and self._state(held) is TokenState.FRESH:

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import ConfigurationError
+from .token import Redacted
 
 __all__ = ["Origin", "normalize_api_url"]
 
@@ -30,14 +31,12 @@ def normalize_api_url(url: str) -> str:
 
     Done once, where the URL is read: every later check (TLS, origin) then compares plain strings.
     """
-    try:
-        parts = urlsplit(url.strip())
-        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
-    except ValueError:  # a port that is not a number (maybe a password cut at a "/"), a bad IPv6 host
-        scheme, host, port = "", None, None
-    # Raised outside any handler, and without the URL: a mistyped one may hold a password.
-    if "@" in url.partition("//")[2].partition("/")[0]:
+    url = Redacted(url.strip())  # a mistyped URL may hold a password: never in a traceback's locals
+    # Refused before it is parsed, and without the URL: a user part may hold a password, cut
+    # anywhere by a "/", "?" or "#" in it, so no "@" at all. (An API's base URL has none.)
+    if "@" in url:
         raise ConfigurationError(f"The API URL must hold no user name or password; use one such as {DEFAULT_API_URL}.")
+    scheme, host, port, path = _split(url)
     if scheme not in _DEFAULT_PORTS or not host:
         raise ConfigurationError(f"The API URL (api_url=, KOYEB_URL) is not an http(s) URL such as {DEFAULT_API_URL}.")
     if scheme == "http" and not _loopback(host):
@@ -47,13 +46,23 @@ def normalize_api_url(url: str) -> str:
         )
     shown_host = f"[{host}]" if ":" in host else host
     netloc = shown_host if port in (None, _DEFAULT_PORTS[scheme]) else f"{shown_host}:{port}"
-    return f"{scheme}://{netloc}{parts.path}".rstrip("/")
+    return f"{scheme}://{netloc}{path}".rstrip("/")
+
+
+def _split(url: str) -> tuple[str, str | None, int | None, str]:
+    """Scheme (lower case), host, port and path; empty for a URL that cannot be read. (No parse
+    result is left in the caller's locals.)"""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), parts.hostname, parts.port, parts.path
+    except ValueError:  # a port that is not a number, a bad IPv6 host
+        return "", None, None, ""
 
 
 def shown(url: str) -> str:
     """`url` as it may appear in a repr: not at all if it holds a user part (where a password
     would be, cut anywhere by a "/", "?" or "#" in it)."""
-    return "<a URL with a user part, not shown>" if "@" in url else url
+    return "<a URL with a user part, not shown>" if "@" in url else str(url)  # str(): not Redacted
 
 
 def _loopback(host: str) -> bool:

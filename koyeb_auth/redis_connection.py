@@ -3,8 +3,9 @@
 Each call runs in a short-lived thread while its caller waits until the deadline: a thread blocks,
 a coroutine awaits (the event loop never blocks). The deadline covers everything, which socket
 timeouts alone cannot: waiting for a free connection, DNS, connecting, TLS, the command and
-redis-py's retry. A caller that gives up leaves the thread to finish on its own, bounded by the
-socket timeouts.
+redis-py's retry. A call its caller gave up on that still runs a timeout later has its
+connections cut (`cut_when_stuck`): a reply that trickles in a byte at a time, each within the
+socket timeout, would otherwise keep the thread and its slot for as long as the server likes.
 
 Why threads rather than a redis.asyncio client per event loop: such a client holds its loop, so a
 cache of them keyed by loop kept every loop of every `asyncio.run` alive with its connection (60
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import threading
 import time
@@ -33,11 +35,13 @@ import redis.retry  # noqa: E402
 
 
 class Late(Exception):
-    """The deadline passed; `busy` if the call never got a connection (all were in use)."""
+    """The deadline passed; `busy` if the call never got a connection (all were in use), else
+    `call` is the future of the call, which may still run."""
 
-    def __init__(self, busy: bool) -> None:
+    def __init__(self, busy: bool, call: concurrent.futures.Future[Any]) -> None:
         super().__init__("busy" if busy else "late")
         self.busy = busy
+        self.call = call
 
 
 class Calls:
@@ -78,7 +82,21 @@ class Calls:
 
 def _late(future: concurrent.futures.Future[Any]) -> Late:
     # A future that can still be cancelled never got a slot (and now never runs).
-    return Late(busy=future.cancel())
+    return Late(future.cancel(), future)
+
+
+def cut_when_stuck(client: Any, call: concurrent.futures.Future[Any], after: float) -> None:
+    """If the call its caller gave up on still runs `after` seconds later, cut the client's
+    connections: a reply that trickles in a byte at a time, each within the socket timeout, would
+    otherwise hold its thread and its slot for as long as the server likes."""
+    def cut() -> None:
+        if not call.done():
+            with contextlib.suppress(Exception):  # whatever the pool's state, this is a last resort
+                client.connection_pool.disconnect()
+
+    timer = threading.Timer(after, cut)
+    timer.daemon = True
+    timer.start()
 
 
 def _run(call: Callable[[], Any], future: concurrent.futures.Future[Any], slots: threading.BoundedSemaphore,

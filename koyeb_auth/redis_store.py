@@ -24,9 +24,9 @@ from typing import Any
 from . import redis_scripts as scripts
 from .errors import ConfigurationError, LeaseLostError, StoreUnavailableError, TokenStoreError
 from .extras import require
-from .redis_connection import Calls, Late, client_from_url, where
+from .redis_connection import Calls, Late, client_from_url, cut_when_stuck, where
 from .redis_lease import Hold, release_soon, watch
-from .token import Token, entry_from_token, token_from_entry
+from .token import Redacted, Token, entry_from_token, token_from_entry
 
 require("redis", "redis", "RedisTokenStore")
 # After the check, so that a missing redis-py is reported with the extra that installs it.
@@ -69,6 +69,7 @@ class RedisTokenStore:
         lease: float = 60.0,
         timeout: float = 2.0,
     ) -> None:
+        url = Redacted(url) if url is not None else None  # it holds Redis's password: never in a repr
         if (url is None) == (client is None):
             raise ConfigurationError("Pass RedisTokenStore either a Redis URL or client=, not both.")
         if not timeout > 0 or not lease >= 2 * timeout:
@@ -87,7 +88,8 @@ class RedisTokenStore:
         self._held: Hold | None = None
 
     def __repr__(self) -> str:
-        return f"RedisTokenStore({self._where!r})"
+        # Also while __init__ runs: a traceback that shows locals reprs `self` there.
+        return f"RedisTokenStore({getattr(self, '_where', 'being built')!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._url is None:
@@ -178,7 +180,9 @@ class RedisTokenStore:
 
     def _save(self, key: str, token: Token) -> Command:
         value, fence = (self._held.value, self._held.fence) if self._held else ("", 0)
-        entry = json.dumps(entry_from_token(token))[:-1]  # the script closes it with the fence it writes
+        # The script closes the entry with the fence it writes. Redacted: the entry holds the token,
+        # and the command's arguments sit in the locals of every frame that runs it.
+        entry = Redacted(json.dumps(entry_from_token(token))[:-1])
         # The key lives exactly as long as the token: an expired token is never handed out.
         ttl_ms = max(1, math.ceil((token.expires_at - time.time()) * 1000)) if token.expires_at else 0
         keys = [self._lock_key, self._token_key(key), f"{self._prefix}:fence"]
@@ -259,7 +263,7 @@ class RedisTokenStore:
         deadline = time.monotonic() + self._timeout
         try:
             return self._calls.wait(self._calls.start(self._eval(command), deadline), deadline)
-        except (redis.RedisError, Late) as exc:
+        except (redis.RedisError, Late, ValueError) as exc:  # ValueError: a reply redis-py cannot parse
             failure = self._failure(exc)
         # Raised outside the handler: a redis error's traceback holds the command, a token entry.
         raise failure
@@ -272,17 +276,21 @@ class RedisTokenStore:
                 reply = self._async_client.eval(script, len(keys), *keys, *args)
                 return await asyncio.wait_for(reply, self._timeout)
             return await self._calls.await_(self._calls.start(self._eval(command), deadline), deadline)
-        except (redis.RedisError, Late, asyncio.TimeoutError) as exc:
+        except (redis.RedisError, Late, asyncio.TimeoutError, ValueError) as exc:
             failure = self._failure(exc)
         raise failure
 
     def _failure(self, exc: Exception) -> TokenStoreError:
+        if isinstance(exc, Late) and not exc.busy and self._url is not None:
+            cut_when_stuck(self._client, exc.call, self._timeout)
         if isinstance(exc, Late) and exc.busy:
             return StoreUnavailableError(
                 f"All {MAX_CONNECTIONS} connections of {self!r} stayed busy for {self._timeout:g} s: too many "
                 "callers at once, or a Redis too slow for them. Check Redis's latency, or raise timeout."
             )
-        unanswered = isinstance(exc, (Late, asyncio.TimeoutError, redis.ConnectionError, redis.TimeoutError))
+        # A ValueError: a reply redis-py cannot parse, or a connection cut under a stuck call.
+        unanswered = isinstance(exc, (Late, asyncio.TimeoutError, redis.ConnectionError, redis.TimeoutError,
+                                      ValueError))
         detail = "no reply" if isinstance(exc, (Late, asyncio.TimeoutError)) else f"{type(exc).__name__}: {exc}"
         if unanswered and not isinstance(exc, redis.AuthenticationError):
             return StoreUnavailableError(f"Redis at {self._where} did not answer within {self._timeout:g} s "

@@ -63,9 +63,8 @@ WITHDRAWN = {
               "stays valid on the API until it expires.",
 }
 # The deprecated endpoints koyeb-auth can do without (a login instead of a refresh, the access token
-# instead of the switch, nothing instead of a logout). A 404, 405 or 410 from one of them is taken
-# as withdrawn whatever the body: going around it costs nothing, and a wrong API URL shows at the
-# next call.
+# instead of the switch, nothing instead of a logout). A Koyeb 404, 405 or 410 from one of them is
+# taken as withdrawn whatever its message: going around it costs nothing.
 AVOIDABLE = frozenset({"refresh", "switch", "logout"})
 
 
@@ -166,9 +165,17 @@ def renewal_may_help(body: bytes) -> bool:
 def error_for(call: Call, reply: Reply) -> KoyebAuthError:
     """The KoyebAuthError subclass for a failed session call."""
     message = rejection_message(reply.body)
-    said = f": {message[:_MAX_MESSAGE]!r}" if message else ""
+    said = f": {_unsaid(message, call)[:_MAX_MESSAGE]!r}" if message else ""
     gone = _gone(call, reply, said) if reply.status in GONE else None
     return gone or _refusal(call, reply, message, said)
+
+
+def _unsaid(message: str, call: Call) -> str:
+    """The server's message without the secrets the call sent, should a server echo them."""
+    secrets = [(call.body or {}).get("password", ""), call.headers.get("Authorization", "").removeprefix("Bearer ")]
+    for secret in filter(None, secrets):
+        message = message.replace(secret, "<redacted>")
+    return message
 
 
 def _refusal(call: Call, reply: Reply, message: str | None, said: str) -> KoyebAuthError:
@@ -199,11 +206,12 @@ def _gone(call: Call, reply: Reply, said: str) -> KoyebAuthError | None:
     """A 404, 405 or 410: a withdrawn endpoint, a wrong API URL, or None for a 404 about what was
     asked for (an unknown account or organization), which the credential errors describe."""
     status, what = reply.status, _what(call)
-    avoidable = call.action in AVOIDABLE
-    if not avoidable and not from_koyeb(reply.body):
+    # Only Koyeb's gateway withdraws an endpoint: another server's 404 (a load balancer's page, say)
+    # may be passing, and must not make the fleet give up an endpoint for good.
+    if not from_koyeb(reply.body):
         return APIError(f"{what} answered HTTP {status} with a body that is not a Koyeb API reply: the API URL "
                         "(KOYEB_URL or api_url=) may be wrong.", status)
-    if not avoidable and status == 404 and (
+    if call.action not in AVOIDABLE and status == 404 and (
         call.action != "login" or rejection_message(reply.body) in CREDENTIALS_REFUSED
     ):
         return None

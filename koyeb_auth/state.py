@@ -93,6 +93,13 @@ def _parse(raw: bytes) -> LastLogin | None:
         return None
     if organization_id is not None and not isinstance(organization_id, str):
         return None
+    # Checked as a URL given by the user is: an edited file must not send a token in clear.
+    from .origin import normalize_api_url  # noqa: PLC0415 - a warm `koyeb-auth token` sends nothing
+
+    try:
+        api_url = normalize_api_url(api_url)
+    except ConfigurationError:
+        return None
     return LastLogin(api_url, email, organization_id, key)
 
 

@@ -257,7 +257,8 @@ def token_from_entry(entry: object) -> Token | None:
     value, obtained, expires = entry.get("token"), entry.get("obtained_at"), entry.get("expires_at")
     if not isinstance(value, str) or not usable_bearer(value) or not _is_number(obtained):
         return None
-    if expires is not None and not _is_number(expires):
+    # The same bounds as an API reply's: a store anyone else can write may hold anything.
+    if expires is not None and (not _is_number(expires) or expires - obtained > MAX_LIFETIME):
         return None
     user, org, withdrawn = entry.get("user_id"), entry.get("organization_id"), entry.get("withdrawn")
     return Token(

@@ -17,6 +17,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -26,6 +27,8 @@ from .errors import APIError, APIUnreachableError, ConfigurationError, Hint, Koy
 
 __all__ = ["Network", "SessionClient"]
 
+# The proxies httpx can use (socks5 with the socksio package).
+_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 # A session reply is a few hundred bytes; stop reading anything much larger.
 MAX_REPLY_BYTES = 1 << 20
 
@@ -46,11 +49,21 @@ class Network:
     async_transport: httpx.AsyncBaseTransport | None = None
 
     def __post_init__(self) -> None:
+        if self.proxy is not None and _scheme(self.proxy) not in _PROXY_SCHEMES:
+            raise ConfigurationError(f"proxy= must be a URL whose scheme is one of {', '.join(_PROXY_SCHEMES)} "
+                                     "(the URL is not shown: it may hold a password).")
         if isinstance(self.verify, bool):  # verify=False would turn TLS checks off: never
             raise ConfigurationError(
                 "verify= takes an ssl.SSLContext or the path of a CA bundle: koyeb-auth always verifies TLS "
                 "certificates (leave it out for the system's trust store)."
             )
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme.lower()
+    except ValueError:
+        return ""
 
 
 class SessionClient:

@@ -6,9 +6,12 @@ is what a man in the middle presents.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -143,3 +146,43 @@ class _DroppingHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+class HostileRedis:
+    """A Redis on loopback that answers the handshake, then every EVAL with `eval_reply` (raw RESP),
+    all at once or a byte every `trickle` seconds."""
+
+    def __init__(self, eval_reply: bytes = b":abc\r\n", trickle: float | None = None) -> None:
+        self.eval_reply = eval_reply
+        self.trickle = trickle
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        stream = connection.makefile("rb")
+        with contextlib.suppress(OSError, ValueError), connection:
+            while line := stream.readline():
+                words = [stream.read(int(stream.readline()[1:]) + 2)[:-2] for _ in range(int(line[1:]))]
+                if words[0].upper() != b"EVAL":
+                    connection.sendall(b"%1\r\n+proto\r\n:3\r\n" if words[0].upper() == b"HELLO" else b"+OK\r\n")
+                elif self.trickle is None:
+                    connection.sendall(self.eval_reply)
+                else:
+                    for byte in self.eval_reply:
+                        connection.sendall(bytes([byte]))
+                        time.sleep(self.trickle)
+
+    def __enter__(self) -> HostileRedis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()

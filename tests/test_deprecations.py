@@ -291,7 +291,8 @@ LOGOUT = api.logout("https://x", "tok")
         (ACCESS, 405, GATEWAY_404, EndpointWithdrawnError),
         (ACCESS, 410, HTML, APIError),
         (REFRESH, 404, GATEWAY_404, EndpointWithdrawnError),
-        (REFRESH, 405, HTML, EndpointWithdrawnError),  # a login follows, and speaks of the URL if it is wrong
+        # Not Koyeb's gateway (a load balancer's page, maybe passing): a failed refresh, not a withdrawn one.
+        (REFRESH, 405, HTML, APIError),
         (SWITCH, 404, {"status": 404, "code": "not_found", "message": "Organization not found"},
          EndpointWithdrawnError),  # in "auto" the access token follows, and says which
         (SWITCH, 410, GATEWAY_404, EndpointWithdrawnError),

@@ -20,8 +20,10 @@ from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 from .conftest import heartbeat, release_workers, start_workers
 
-OLD = Token("old-token", obtained_at=1000.0, expires_at=9e9)
-NEW = Token("new-token", obtained_at=2000.0, expires_at=9e9)
+# Valid for a year from now: a stored token said to last longer than ten years is refused as absurd.
+YEAR = 365 * 86400
+OLD = Token("old-token", obtained_at=time.time(), expires_at=time.time() + YEAR)
+NEW = Token("new-token", obtained_at=time.time() + 1, expires_at=time.time() + YEAR)
 
 
 def test_a_lock_holder_killed_during_a_slow_login_does_not_block_the_others(
@@ -72,7 +74,8 @@ WRITER = textwrap.dedent("""
         os.replace = die
     elif step == "after-rename":
         module.fsync_directory = die
-    FileTokenStore(sys.argv[1]).save("k", Token("new-token", obtained_at=2000.0, expires_at=9e9))
+    FileTokenStore(sys.argv[1]).save("k", Token("new-token", obtained_at=float(sys.argv[3]),
+                                                expires_at=float(sys.argv[4])))
 """)
 
 
@@ -82,7 +85,8 @@ def test_a_writer_killed_at_any_step_leaves_the_old_or_the_new_cache_never_a_tor
 ) -> None:
     path = tmp_path / "tokens.json"
     FileTokenStore(path).save("k", OLD)
-    writer = subprocess.run([sys.executable, "-c", WRITER, str(path), step], check=False, timeout=30)
+    writer = subprocess.run([sys.executable, "-c", WRITER, str(path), step, str(NEW.obtained_at), str(NEW.expires_at)],
+                            check=False, timeout=30)
     assert writer.returncode == -signal.SIGKILL
     survivor = FileTokenStore(path).load("k")
     assert survivor == (NEW if step == "after-rename" else OLD)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from koyeb_auth import APIError, FileTokenStore, KoyebAuth, KoyebAuthError, Token, api, replies
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
-GOOD = Token("good", obtained_at=1.0, expires_at=9e9)
+GOOD = Token("good", obtained_at=time.time(), expires_at=time.time() + 365 * 86400)  # ten years at most
 LOGIN = api.login("https://app.koyeb.com", "a@b.c", "pw", None, None)
 
 json_values = st.recursive(

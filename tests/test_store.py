@@ -116,7 +116,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path, mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(CacheFileError, match="No space"):  # a clear error, naming the file
         store.save("k", Token("new", obtained_at=1, expires_at=3000))
     assert store.path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json"]
