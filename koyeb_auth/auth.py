@@ -6,7 +6,6 @@ Every adapter, these two and those of the other clients, goes through `authorize
 
 from __future__ import annotations
 
-import inspect
 import os
 import ssl
 import threading
@@ -29,7 +28,8 @@ from .origin import Origin
 from .origin import shown as url_shown
 from .pickling import PicklesAsConfiguration
 from .providers import PersonalTokenProvider, Timing, TokenProvider, seconds
-from .replay import httpx_rewinder, requests_rewinder, resend_of, sent_again
+from .replay import httpx_rewinder, sent_again
+from .requests_hook import authorize_prepared
 from .sources import (
     DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
     OrganizationTokenMode,
@@ -239,35 +239,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         authorization = self.authorize(r.method or "", r.url)
         if authorization is None:
             return r
-        r.headers["Authorization"] = authorization.header
-        rewind = requests_rewinder(r.body)
-
-        # Per-request state lives in this closure, not in thread-locals, so a request prepared on
-        # one thread can be sent from another (requests#5178).
-        def handle_401(response: requests.Response, **kwargs: Any) -> requests.Response:
-            current: Authorization | None = authorization
-            while current is not None and current.refused(response.status_code, response.request.url,
-                                                          response.request.headers.get("Authorization")):
-                content: Any = response.content
-                if inspect.iscoroutine(content):  # niquests.AsyncSession, which needs an async auth
-                    content.close()
-                    raise ConfigurationError(
-                        "Use NiquestsAsyncKoyebAuth(auth) as the auth of a niquests.AsyncSession."
-                    )
-                current = current.renew(content or b"")
-                if current is None or not rewind():
-                    break
-                response.close()  # content was read: the connection goes back to the pool
-                retry = resend_of(response, current.header)
-                # The adapter's send runs no hooks, so this retry cannot trigger another one.
-                again: requests.Response = response.connection.send(retry, **kwargs)
-                again.history.append(response)
-                again.request = retry
-                response = again
-            return response
-
-        r.register_hook("response", handle_401)  # type: ignore[no-untyped-call]
-        return r
+        return authorize_prepared(r, authorization)
 
     # --- setup ------------------------------------------------------------------------------------
 
