@@ -7,8 +7,6 @@ Importing the package loads only its errors: each other name loads its module on
 (PEP 562), so `koyeb-auth token` can print a cached token without importing httpx or requests.
 """
 
-import importlib
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -47,10 +45,6 @@ if TYPE_CHECKING:
     from .store import AsyncTokenStore, MemoryTokenStore, TokenStore
     from .token import Token, TokenState
 
-# The logging HOWTO's rule for libraries: records go nowhere unless the application configures
-# logging (without it, Python's last-resort handler would print our warnings on stderr).
-logging.getLogger("koyeb_auth").addHandler(logging.NullHandler())
-
 _CORE = {
     "KoyebAuth": "auth",
     "Authorization": "authorization",
@@ -79,6 +73,8 @@ _LAZY = {**_CORE, **_INTEGRATIONS}
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'koyeb_auth' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415 - only when a lazy name is first used
+
     value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     globals()[name] = value  # the next lookup is a plain attribute
     return value

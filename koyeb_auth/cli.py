@@ -8,21 +8,23 @@ file and the cache (see `account`) and never loads an HTTP client.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import logging
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
-from . import __version__, errors
+from . import __version__, errors, logs
 from .cli_grammar import build
 from .environment import ENVIRONMENT
 from .errors import Hint
 from .token import Token, format_timestamp
 
 if TYPE_CHECKING:
+    import logging
+
     from .account import Account, Options
 
 EXIT_NO_TOKEN = 1
@@ -59,7 +61,7 @@ CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build(argv, COMMANDS, __version__).parse_args(argv)
-    _show_library_records()
+    logs.when_made(_show_library_records)
     try:
         code: int = args.run(args)
     except errors.KoyebAuthError as exc:
@@ -189,22 +191,29 @@ def _describe_expiry(token: Token) -> str:
     return f"The token expires at {format_timestamp(token.expires_at)} (in {hours:.1f} h); it is renewed automatically."
 
 
-class _Lines(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
-        return f"koyeb-auth: {level}{record.getMessage()}"
-
-
-_LIBRARY_RECORDS = logging.StreamHandler()
-_LIBRARY_RECORDS.setFormatter(_Lines())
-
-
-def _show_library_records() -> None:
+def _show_library_records(library: logging.Logger) -> None:
     """The library's warnings on stderr; and on a terminal, what a long wait is waiting for."""
-    _LIBRARY_RECORDS.setStream(sys.stderr)
-    logging.getLogger("koyeb_auth").addHandler(_LIBRARY_RECORDS)
+    import logging  # noqa: PLC0415 - only once the library logs (a warm `token` never does)
+
+    handler = _stderr_handler()
+    handler.setStream(sys.stderr)  # this run's stderr (an in-process caller may have replaced it)
+    library.addHandler(handler)
     if sys.stderr.isatty():
         logging.getLogger("koyeb_auth.wait").setLevel(logging.INFO)
+
+
+@functools.cache  # one handler, however many times main() runs in a process
+def _stderr_handler() -> logging.StreamHandler[TextIO]:
+    import logging  # noqa: PLC0415
+
+    class Lines(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+            return f"koyeb-auth: {level}{record.getMessage()}"
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(Lines())
+    return handler
 
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {

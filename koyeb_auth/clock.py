@@ -6,14 +6,15 @@ time a token has left is the expiry minus `Date`, whatever this machine's clock 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 
+from .logs import logger
+
 __all__ = ["clock_skew", "http_date"]
 
-log = logging.getLogger("koyeb_auth")
+log = logger()
 
 # `Date` names a whole second and is read after the reply's transit: a smaller difference from
 # our clock is no skew.

@@ -8,18 +8,18 @@ metrics must never break a request.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from .api import Action
 from .errors import KoyebAuthError
+from .logs import logger
 from .token import Token
 
 __all__ = ["EventKind", "TokenEvent"]
 
-log = logging.getLogger("koyeb_auth")
+log = logger()
 
 EventKind = Literal["obtained", "refreshed", "rejected", "failed"]
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -23,13 +22,14 @@ from typing import Any
 
 from .admission import admission_for
 from .errors import Hint, LockTimeoutError, TokenStoreError
+from .logs import logger
 from .store import TokenStore, async_face
 from .token import Token
 
-log = logging.getLogger("koyeb_auth")
+log = logger()
 # One INFO record per wait that lasts longer than a moment, on a logger of its own so that an
 # application (the `koyeb-auth` command on a terminal) can show these without every INFO record.
-wait_log = logging.getLogger("koyeb_auth.wait")
+wait_log = logger("koyeb_auth.wait")
 A_MOMENT = 1.0
 
 # Waiters poll the store lock. In async code a blocking flock() would stall the event loop, and a

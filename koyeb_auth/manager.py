@@ -7,8 +7,6 @@ tuple from memory.
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import time
 from collections.abc import Callable
 
@@ -18,6 +16,7 @@ from .backoff import monotonic as monotonic_clock
 from .errors import EndpointWithdrawnError, InvalidCredentialsError, KoyebAuthError, TokenStoreError
 from .events import EventHook, emit
 from .gate import BUSY, INSIDE, Gate, Seen, Wait
+from .logs import logger
 from .providers import Timing, wall_clock
 from .sources import Source
 from .steps import Delete, Driver, Enter, Flow, Load, Save
@@ -25,7 +24,7 @@ from .store import TokenStore
 from .token import Token, TokenState
 from .transport import Network, SessionClient
 
-log = logging.getLogger("koyeb_auth")
+log = logger()
 
 # A token renewed because of a 401 whose retry got a 401 too: the 401 is not about the token (a
 # permission, a proxy). For this long, further 401s with it go back to the caller unrenewed, so a
@@ -280,7 +279,7 @@ class TokenManager:
         sent = self._clock()
         token = replies.session_token(call, (yield call), sent, self._clock())
         # The token carries what we know is gone, so the peers that adopt it skip it too.
-        return dataclasses.replace(token, withdrawn=frozenset(self._withdrawn)) if self._withdrawn else token
+        return token.withdrawing(frozenset(self._withdrawn)) if self._withdrawn else token
 
     def _withdraw(self, gone: EndpointWithdrawnError) -> None:
         self._withdrawn.add(gone.endpoint)

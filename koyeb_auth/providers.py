@@ -3,18 +3,18 @@ time settings a renewing provider (`manager.TokenManager`) runs on."""
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from .errors import ConfigurationError
+from .logs import logger
 from .token import Token
 
 __all__ = ["PersonalTokenProvider", "Timing", "TokenProvider"]
 
-log = logging.getLogger("koyeb_auth")
+log = logger()
 
 
 def wall_clock() -> float:

@@ -7,15 +7,15 @@ go on while an event loop is busy or after the task that started them was cancel
 from __future__ import annotations
 
 import atexit
-import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import StoreUnavailableError, TokenStoreError
+from .logs import logger
 
-log = logging.getLogger("koyeb_auth")
+log = logger()
 
 
 @dataclass

@@ -15,7 +15,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import logging
 import math
 import secrets
 import time
@@ -24,6 +23,7 @@ from typing import Any
 from . import redis_scripts as scripts
 from .errors import ConfigurationError, LeaseLostError, StoreUnavailableError, TokenStoreError
 from .extras import require
+from .logs import logger
 from .redis_connection import Calls, Late, client_from_url, cut_when_stuck, where
 from .redis_lease import Hold, release_soon, watch
 from .token import Redacted, Token, entry_from_token, token_from_entry
@@ -32,7 +32,7 @@ require("redis", "redis", "RedisTokenStore")
 # After the check, so that a missing redis-py is reported with the extra that installs it.
 import redis  # noqa: E402
 
-log = logging.getLogger("koyeb_auth")
+log = logger()
 
 # Calls are rare (the warm path makes none): a few connections serve every thread and event loop.
 MAX_CONNECTIONS = 4

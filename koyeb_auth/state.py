@@ -11,12 +11,12 @@ password and no token.
 # No `from __future__ import annotations`: with it, NamedTuple compiles each field's annotation
 # into a ForwardRef, a millisecond of every warm `koyeb-auth token`.
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from . import private_file
 from .errors import CacheFileError, ConfigurationError, Hint
+from .logs import logger
 
 if TYPE_CHECKING:
     from collections.abc import Set
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from .token import Token
 
 __all__ = ["LastLogin", "forget", "load", "path_for", "save"]
-
-log = logging.getLogger("koyeb_auth")
 
 FORMAT_VERSION = 1
 MAX_STATE_BYTES = 4096
@@ -70,13 +68,13 @@ def load(path: Path) -> LastLogin | None:
     try:
         raw = private_file.read(path, _WHAT, MAX_STATE_BYTES)
     except OSError as exc:
-        log.warning("Ignoring the login state file %s: %s", path, exc.strerror or exc)
+        logger().warning("Ignoring the login state file %s: %s", path, exc.strerror or exc)
         return None
     if raw is None:
         return None
     login = _parse(raw)
     if login is None:
-        log.warning("Ignoring the login state file %s: unknown format; `koyeb-auth login` replaces it", path)
+        logger().warning("Ignoring the login state file %s: unknown format; `koyeb-auth login` replaces it", path)
     return login
 
 

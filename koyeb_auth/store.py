@@ -6,16 +6,16 @@ a file shared by the processes of one user, is in `file_store`; the Redis store 
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any, NoReturn, Protocol, runtime_checkable
 
 from .errors import ConfigurationError
+from .logs import logger
 from .token import Token
 
 __all__ = ["AsyncTokenStore", "MemoryTokenStore", "TokenStore"]
 
-log = logging.getLogger("koyeb_auth")
+log = logger()
 
 
 class TokenStore(Protocol):

@@ -7,11 +7,10 @@ caller, so the rules can be tested with any clock.
 from __future__ import annotations
 
 import enum
-import functools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, TypeGuard
 
 # A warm `koyeb-auth token` loads this module to read the cache: what only API replies and log
@@ -45,7 +44,6 @@ class TokenState(enum.Enum):
     EXPIRED = "expired"  # never send it: wait for a new one
 
 
-@dataclass(frozen=True)
 class Token:
     """A Koyeb session token with an absolute expiry, in this machine's clock. Immutable.
 
@@ -53,23 +51,57 @@ class Token:
     traceback without leaking. `fingerprint` identifies it in logs.
     """
 
-    value: str = field(repr=False)
+    # Written out rather than a frozen dataclass: the dataclasses module (with the inspect and ast
+    # modules it loads) would cost a warm `koyeb-auth token` a sixth of its time.
+    __slots__ = ("expires_at", "header", "obtained_at", "organization_id", "user_id", "value", "withdrawn")
+
+    value: str
     obtained_at: float
-    expires_at: float | None = None
-    user_id: str | None = None
-    organization_id: str | None = None
+    expires_at: float | None
+    user_id: str | None
+    organization_id: str | None
     # The session endpoints that answered 404/405/410 before this token was obtained, so that its
     # renewal skips them: kept in the store, every process that adopts the token learns it too.
-    withdrawn: frozenset[str] = field(default=frozenset(), repr=False)
+    withdrawn: frozenset[str]
+    # The `Authorization` header value that carries this token (built once: the hot path reads it).
+    header: str
+
+    def __init__(self, value: str, obtained_at: float, expires_at: float | None = None, *, user_id: str | None = None,
+                 organization_id: str | None = None, withdrawn: frozenset[str] = frozenset()) -> None:
+        fields = {"value": value, "obtained_at": obtained_at, "expires_at": expires_at, "user_id": user_id,
+                  "organization_id": organization_id, "withdrawn": withdrawn, "header": Redacted(f"Bearer {value}")}
+        for name, field_value in fields.items():
+            object.__setattr__(self, name, field_value)  # past our own __setattr__, which refuses
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Token is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Token is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return self._fields() == other._fields() if isinstance(other, Token) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"Token(obtained_at={self.obtained_at!r}, expires_at={self.expires_at!r}, "
+                f"user_id={self.user_id!r}, organization_id={self.organization_id!r})")
+
+    def __reduce__(self) -> tuple[Callable[[tuple[Any, ...]], Token], tuple[Any, ...]]:
+        return _restore, (self._fields(),)
+
+    def _fields(self) -> tuple[Any, ...]:
+        return self.value, self.obtained_at, self.expires_at, self.user_id, self.organization_id, self.withdrawn
+
+    def withdrawing(self, endpoints: frozenset[str]) -> Token:
+        """This token, remembering that `endpoints` are withdrawn."""
+        return _restore((*self._fields()[:5], endpoints))
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.value)
-
-    @functools.cached_property
-    def header(self) -> str:
-        """The `Authorization` header value that carries this token (built once: the hot path reads it)."""
-        return Redacted(f"Bearer {self.value}")
 
     def state(self, now: float, margin: float) -> TokenState:
         """FRESH, DUE (time left below `min(margin, lifetime / 2)`) or EXPIRED (under a second left)."""
@@ -103,6 +135,12 @@ class Token:
     @property
     def _lifetime(self) -> float:
         return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else math.inf
+
+
+def _restore(fields: tuple[Any, ...]) -> Token:
+    """The token of `Token._fields()` (how a token pickles)."""
+    value, obtained_at, expires_at, user_id, organization_id, withdrawn = fields
+    return Token(value, obtained_at, expires_at, user_id=user_id, organization_id=organization_id, withdrawn=withdrawn)
 
 
 class Redacted(str):

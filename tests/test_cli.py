@@ -521,6 +521,28 @@ def test_a_warm_token_loads_no_http_client(found: str, fake: FakeKoyebAPI, env: 
     assert fake.stats == {"login": 1}
 
 
+def test_a_warm_token_in_the_default_cache_loads_only_what_reads_the_cache(fake: FakeKoyebAPI, tmp_path: Path) -> None:
+    """The modules a warm `koyeb-auth token` could load and does not: each costs it a tenth to a
+    fifth of its time (see docs/benchmarks.md). Before: logging, dataclasses (with inspect) and
+    platformdirs (with tempfile) were loaded."""
+    home = {"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "KOYEB_URL": fake.url}
+    logged_in = cli("login", "--email", fake.EMAIL, "--password-stdin", env=home, stdin=fake.PASSWORD + "\n")
+    assert logged_in.returncode == 0, logged_in.stderr
+    avoidable = {"httpx", "requests", "filelock", "yaml", "logging", "dataclasses", "inspect", "platformdirs",
+                 "tempfile", "koyeb_auth.config", "koyeb_auth.sources"}
+    code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"
+            "assert main(['token']) == 0\n"
+            f"print(sorted(set({sorted(avoidable)!r}) & (set(sys.modules) - before)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, **home})
+    assert result.returncode == 0, result.stderr
+    token, loaded = result.stdout.splitlines()
+    assert token in fake.live_tokens()
+    assert (tmp_path / "cache" / "koyeb-auth" / "tokens.json").exists()
+    assert loaded == "[]"
+    assert fake.stats == {"login": 1}
+
+
 @pytest.mark.parametrize("command", sorted(EXAMPLES))
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = cli(command, "--help")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 
+import platformdirs
 import pytest
 
 from koyeb_auth import CacheFileError, FileTokenStore, KoyebAuth, Token
+from koyeb_auth.file_store import user_cache_dir
 from koyeb_auth.testing import FakeKoyebAPI
 
 GOOD = Token("token-value", obtained_at=1000.0, expires_at=2000.0, user_id="u", organization_id="o")
@@ -159,3 +162,18 @@ def test_the_file_store_works_where_the_platform_has_no_owners(
     adopted = first.get_token() == second.get_token()  # a bool: a failing test must not print a token
     assert adopted
     assert fake.stats == {"login": 1}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the rule is computed without platformdirs on Linux only")
+@pytest.mark.parametrize("xdg", [None, "", "   ", "relative/cache", "/abs/xdg-cache", "/abs/trailing/"])
+@pytest.mark.parametrize("home", [None, "", "relative-home", "/home/someone", "/home/slash/"])
+def test_the_default_cache_directory_is_the_one_platformdirs_names(
+        xdg: str | None, home: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (("XDG_CACHE_HOME", xdg), ("HOME", home)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    expected = platformdirs.user_cache_dir("koyeb-auth", appauthor=False)
+    assert os.path.normpath(user_cache_dir()) == os.path.normpath(expected)
+    assert FileTokenStore().path == Path(expected) / "tokens.json"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
+import pickle
 
 import pytest
 
@@ -96,3 +98,21 @@ def test_repr_hides_the_value_and_fingerprint_is_stable() -> None:
     assert "super-secret-value" not in repr(token)
     assert token.fingerprint == fingerprint("super-secret-value") != fingerprint("other")
     assert len(token.fingerprint) == 8
+
+
+def test_a_token_is_an_immutable_value_that_copies_and_pickles_whole() -> None:
+    token = Token("secret", obtained_at=1.0, expires_at=2.0, user_id="u", organization_id="o",
+                  withdrawn=frozenset({"switch"}))
+    with pytest.raises(AttributeError, match="immutable"):
+        token.value = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="immutable"):
+        del token.expires_at  # type: ignore[misc]
+    for twin in (pickle.loads(pickle.dumps(token)), copy.copy(token), copy.deepcopy(token)):
+        assert twin == token
+        assert hash(twin) == hash(token)
+        assert (twin.value, twin.withdrawn, twin.header) == ("secret", frozenset({"switch"}), "Bearer secret")
+    assert token != Token("secret", obtained_at=1.0, expires_at=2.0)  # every field counts
+    assert token.withdrawing(frozenset()) == Token("secret", 1.0, 2.0, user_id="u", organization_id="o")
+    assert {token, copy.copy(token)} == {token}
+    assert "secret" not in repr(token)
+    assert repr(token.header) == "'<redacted>'"

@@ -1,0 +1,43 @@
+"""The library's loggers, made when first asked for.
+
+A warm `koyeb-auth token` logs nothing, and importing `logging` (with the traceback, threading and
+string modules it loads) would cost it a sixth of its time: so no module of the warm path imports
+it, and the `koyeb_auth` logger gets the NullHandler that the logging HOWTO asks of libraries
+(without it, Python's last-resort handler would print our warnings on stderr) here, before any of
+our records exists. Every module gets its logger from `logger()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import logging
+
+LIBRARY = "koyeb_auth"
+# What the application asked to do to the library's logger once it exists (the command's handler).
+_setups: list[Callable[[logging.Logger], object]] = []
+_made: list[logging.Logger] = []
+
+
+def logger(name: str = LIBRARY) -> logging.Logger:
+    """The logger `name` (the library's own, or one below it)."""
+    import logging  # noqa: PLC0415 - see the module's docstring
+
+    if not _made:
+        library = logging.getLogger(LIBRARY)
+        library.addHandler(logging.NullHandler())
+        _made.append(library)
+        for setup in _setups:
+            setup(library)
+    return logging.getLogger(name)
+
+
+def when_made(setup: Callable[[logging.Logger], object]) -> None:
+    """Run `setup` on the library's logger when the first record is about to exist (now, if it
+    was already made): configuring it then costs nothing to the runs that never log."""
+    if _made:
+        setup(_made[0])
+    else:
+        _setups.append(setup)
