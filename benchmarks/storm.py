@@ -68,6 +68,8 @@ def _storm() -> tuple[list[Sample], list[float], dict[str, int], int]:
 
 
 def _ms(latencies: list[float]) -> list[str]:
+    if not latencies:  # no request of this process fell inside that refresh (another process made it)
+        return ["-", "-"]
     return [f"{percentile(latencies, 50) * 1000:.2f}", f"{percentile(latencies, 99) * 1000:.2f}"]
 
 

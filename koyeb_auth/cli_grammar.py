@@ -84,11 +84,11 @@ def _columns() -> int:
         columns = int(os.environ.get("COLUMNS", ""))
     except ValueError:
         columns = 0
-    if columns > 0 or sys.__stdout__ is None:
-        return columns or 80
+    if columns > 0:
+        return columns
     try:
-        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
-    except (ValueError, OSError):  # a closed or detached stdout, or not a terminal
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):  # no stdout, a closed or detached one, not a terminal
         return 80
 
 

@@ -35,13 +35,17 @@ def default_cache_path() -> Path:
 
 
 def user_cache_dir() -> str:
-    """platformdirs' user cache directory for koyeb-auth, found without platformdirs where the rule
-    is plain: on Linux, with an absolute $XDG_CACHE_HOME or $HOME. Importing platformdirs (and the
-    tempfile, shutil and random modules it loads) would cost a warm `koyeb-auth token` a fifth of its
-    time; `test_file_store.py` checks that both give the same directory. Elsewhere, platformdirs."""
+    """platformdirs' user cache directory for koyeb-auth, found without platformdirs where every
+    version of it agrees: on Linux, with $XDG_CACHE_HOME absolute, or unset (or empty) and $HOME
+    absolute. Importing platformdirs (and the tempfile, shutil and random modules it loads) would
+    cost a warm `koyeb-auth token` a fifth of its time; `test_store.py` checks that both give the
+    same directory. Anything else, platformdirs decides."""
     xdg, home = os.environ.get("XDG_CACHE_HOME", ""), os.environ.get("HOME", "")
-    if sys.platform == "linux" and "ANDROID_DATA" not in os.environ and (os.path.isabs(xdg) or os.path.isabs(home)):
-        return os.path.join(xdg if os.path.isabs(xdg) else os.path.join(home, ".cache"), "koyeb-auth")
+    if sys.platform == "linux" and "ANDROID_DATA" not in os.environ:
+        if os.path.isabs(xdg):
+            return os.path.join(xdg, "koyeb-auth")
+        if not xdg and os.path.isabs(home):
+            return os.path.join(home, ".cache", "koyeb-auth")
     import platformdirs  # noqa: PLC0415
 
     return platformdirs.user_cache_dir("koyeb-auth", appauthor=False)

@@ -10,7 +10,6 @@ import enum
 import json
 import math
 import re
-from collections.abc import Callable
 from typing import Any, TypeGuard
 
 # A warm `koyeb-auth token` loads this module to read the cache: what only API replies and log
@@ -53,7 +52,8 @@ class Token:
 
     # Written out rather than a frozen dataclass: the dataclasses module (with the inspect and ast
     # modules it loads) would cost a warm `koyeb-auth token` a sixth of its time.
-    __slots__ = ("expires_at", "header", "obtained_at", "organization_id", "user_id", "value", "withdrawn")
+    __slots__ = ("__weakref__", "expires_at", "header", "obtained_at", "organization_id", "user_id", "value",
+                 "withdrawn")
 
     value: str
     obtained_at: float
@@ -66,8 +66,10 @@ class Token:
     # The `Authorization` header value that carries this token (built once: the hot path reads it).
     header: str
 
-    def __init__(self, value: str, obtained_at: float, expires_at: float | None = None, *, user_id: str | None = None,
-                 organization_id: str | None = None, withdrawn: frozenset[str] = frozenset()) -> None:
+    # The dataclass's signature, kept: every field may be given by position.
+    def __init__(self, value: str, obtained_at: float, expires_at: float | None = None,  # noqa: PLR0917
+                 user_id: str | None = None, organization_id: str | None = None,
+                 withdrawn: frozenset[str] = frozenset()) -> None:
         fields = {"value": value, "obtained_at": obtained_at, "expires_at": expires_at, "user_id": user_id,
                   "organization_id": organization_id, "withdrawn": withdrawn, "header": Redacted(f"Bearer {value}")}
         for name, field_value in fields.items():
@@ -80,7 +82,10 @@ class Token:
         raise AttributeError(f"Token is immutable: cannot delete {name!r}")
 
     def __eq__(self, other: object) -> bool:
-        return self._fields() == other._fields() if isinstance(other, Token) else NotImplemented
+        # As a dataclass's: equal fields in another class (a subclass too) are not an equal token.
+        if isinstance(other, Token) and other.__class__ is self.__class__:
+            return self._fields() == other._fields()
+        return NotImplemented
 
     def __hash__(self) -> int:
         return hash(self._fields())
@@ -89,15 +94,16 @@ class Token:
         return (f"Token(obtained_at={self.obtained_at!r}, expires_at={self.expires_at!r}, "
                 f"user_id={self.user_id!r}, organization_id={self.organization_id!r})")
 
-    def __reduce__(self) -> tuple[Callable[[tuple[Any, ...]], Token], tuple[Any, ...]]:
-        return _restore, (self._fields(),)
+    def __reduce__(self) -> tuple[type[Token], tuple[Any, ...]]:
+        return self.__class__, self._fields()
 
     def _fields(self) -> tuple[Any, ...]:
         return self.value, self.obtained_at, self.expires_at, self.user_id, self.organization_id, self.withdrawn
 
     def withdrawing(self, endpoints: frozenset[str]) -> Token:
         """This token, remembering that `endpoints` are withdrawn."""
-        return _restore((*self._fields()[:5], endpoints))
+        return self.__class__(self.value, self.obtained_at, self.expires_at, self.user_id, self.organization_id,
+                              endpoints)
 
     @property
     def fingerprint(self) -> str:
@@ -135,12 +141,6 @@ class Token:
     @property
     def _lifetime(self) -> float:
         return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else math.inf
-
-
-def _restore(fields: tuple[Any, ...]) -> Token:
-    """The token of `Token._fields()` (how a token pickles)."""
-    value, obtained_at, expires_at, user_id, organization_id, withdrawn = fields
-    return Token(value, obtained_at, expires_at, user_id=user_id, organization_id=organization_id, withdrawn=withdrawn)
 
 
 class Redacted(str):

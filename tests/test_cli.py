@@ -22,7 +22,8 @@ import pytest
 import koyeb_auth
 from koyeb_auth import FileTokenStore
 from koyeb_auth.cli import CLI_HINTS, EXIT_CODES
-from koyeb_auth.cli_grammar import EXAMPLES
+from koyeb_auth.cli import main as cli_main
+from koyeb_auth.cli_grammar import EXAMPLES, _columns
 from koyeb_auth.errors import Hint
 from koyeb_auth.testing import FakeKoyebAPI
 
@@ -541,6 +542,16 @@ def test_a_warm_token_in_the_default_cache_loads_only_what_reads_the_cache(fake:
     assert (tmp_path / "cache" / "koyeb-auth" / "tokens.json").exists()
     assert loaded == "[]"
     assert fake.stats == {"login": 1}
+
+
+@pytest.mark.parametrize(("columns", "stdout", "width"), [
+    ("100", None, 100), ("-5", None, 80), ("abc", None, 80), ("0", "no fileno", 80), ("", "no fileno", 80)])
+def test_the_help_width_follows_shutil_s_rule_without_importing_it(
+        columns: str, stdout: str | None, width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.setattr(sys, "__stdout__", object() if stdout else None)
+    assert _columns() == width
+    assert cli_main(["token", "--api-url", "not a url"]) == EXIT_CODES[0][1]  # a clear error, not a traceback
 
 
 @pytest.mark.parametrize("command", sorted(EXAMPLES))

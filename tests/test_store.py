@@ -165,7 +165,8 @@ def test_the_file_store_works_where_the_platform_has_no_owners(
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the rule is computed without platformdirs on Linux only")
-@pytest.mark.parametrize("xdg", [None, "", "   ", "relative/cache", "/abs/xdg-cache", "/abs/trailing/"])
+@pytest.mark.parametrize("xdg", [None, "", "   ", " /abs", "relative/cache", "~/cache", "/abs/xdg-cache",
+                                 "/abs/trailing/"])
 @pytest.mark.parametrize("home", [None, "", "relative-home", "/home/someone", "/home/slash/"])
 def test_the_default_cache_directory_is_the_one_platformdirs_names(
         xdg: str | None, home: str | None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ import base64
 import copy
 import json
 import pickle
+import weakref
 
 import pytest
 
@@ -116,3 +117,17 @@ def test_a_token_is_an_immutable_value_that_copies_and_pickles_whole() -> None:
     assert {token, copy.copy(token)} == {token}
     assert "secret" not in repr(token)
     assert repr(token.header) == "'<redacted>'"
+
+
+class Kept(Token):
+    __slots__ = ()
+
+
+def test_a_token_keeps_the_dataclass_s_signature_and_identity() -> None:
+    token = Token("v", 1.0, 2.0, "u", "o", frozenset({"switch"}))  # every field by position, as before
+    assert (token.user_id, token.organization_id, token.withdrawn) == ("u", "o", frozenset({"switch"}))
+    assert weakref.ref(token)() is token
+    kept = Kept("v", 1.0, 2.0, "u", "o", frozenset({"switch"}))
+    assert kept != token  # another class, as with a dataclass
+    assert type(pickle.loads(pickle.dumps(kept))) is Kept
+    assert type(kept.withdrawing(frozenset())) is Kept
