@@ -488,8 +488,14 @@ def test_the_demo_passes_with_one_login_for_the_fleet() -> None:
 
 
 def test_ctrl_c_stops_the_demo_and_its_workers_quietly() -> None:
-    demo = subprocess.Popen([sys.executable, "-m", "koyeb_auth", "demo", "--workers", "3", "--seconds", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # A shell that starts the suite in the background (`&`) makes it ignore SIGINT, and a child
+    # inherits that: the demo under a terminal would not, so it starts with SIGINT's default action.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        demo = subprocess.Popen([sys.executable, "-m", "koyeb_auth", "demo", "--workers", "3", "--seconds", "60"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     assert demo.stdout is not None
     while "requests" not in demo.stdout.readline():  # the workers are running
         pass
