@@ -230,6 +230,9 @@ WORKERS = 4
 
 
 @pytest.mark.parametrize("method", multiprocessing.get_all_start_methods())
+# Forking this multi-threaded process (the fake API's threads) is what the fork case tests; Python
+# 3.12+ warns of it.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_pool_of_workers_given_one_koyeb_auth_logs_in_once(
     fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], method: str
 ) -> None:
