@@ -1,5 +1,5 @@
 """Helpers for the Redis store's tests: a real redis-server (or a skip, a failure in CI, without one),
-the fleet's KoyebAuth and the names of its keys."""
+the fleet's KoyebAuth, the names of its keys, and two stored tokens."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ from collections.abc import Callable
 
 import pytest
 
-from koyeb_auth import KoyebAuth, RedisTokenStore
+from koyeb_auth import KoyebAuth, RedisTokenStore, Token
 from koyeb_auth.config import Config, Credentials
 from koyeb_auth.sources import source_for
 from koyeb_auth.testing import FakeKoyebAPI, RedisServer
+
+# Valid for a year from now: a stored token said to last longer than ten years is refused as absurd.
+OLD = Token("old-token", obtained_at=time.time(), expires_at=time.time() + 365 * 86400)
+NEW = Token("new-token", obtained_at=time.time() + 1, expires_at=time.time() + 365 * 86400)
 
 
 def start_redis_server() -> RedisServer:

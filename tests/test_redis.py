@@ -42,11 +42,7 @@ from koyeb_auth.testing import FakeKoyebAPI
 from koyeb_auth.token import fingerprint
 
 from .conftest import heartbeat, release_workers, start_workers
-from .redis_server import fleet_auth, fleet_key, lock_key, start_redis_server, token_key, wait_until
-
-# Valid for a year from now: a stored token said to last longer than ten years is refused as absurd.
-OLD = Token("old-token", obtained_at=time.time(), expires_at=time.time() + 365 * 86400)
-NEW = Token("new-token", obtained_at=time.time() + 1, expires_at=time.time() + 365 * 86400)
+from .redis_server import NEW, OLD, fleet_auth, fleet_key, lock_key, start_redis_server, token_key, wait_until
 
 StoreFactory = Callable[..., RedisTokenStore]
 

@@ -29,11 +29,8 @@ from koyeb_auth import (
 from koyeb_auth.testing import FakeKoyebAPI, RedisServer
 
 from .redis_proxy import DelayingProxy
-from .redis_server import fleet_auth, fleet_key, start_redis_server, wait_until
+from .redis_server import NEW, OLD, fleet_auth, fleet_key, start_redis_server, wait_until
 
-# Valid for a year from now: a stored token said to last longer than ten years is refused as absurd.
-OLD = Token("old-token", obtained_at=time.time(), expires_at=time.time() + 365 * 86400)
-NEW = Token("new-token", obtained_at=time.time() + 1, expires_at=time.time() + 365 * 86400)
 # The connections a store may open (RedisTokenStore's MAX_CONNECTIONS, written out: a test of the
 # bound must not take it from the code it checks).
 BOUND = 4
