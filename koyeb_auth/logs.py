@@ -39,5 +39,5 @@ def when_made(setup: Callable[[logging.Logger], object]) -> None:
     was already made): configuring it then costs nothing to the runs that never log."""
     if _made:
         setup(_made[0])
-    else:
+    elif setup not in _setups:  # asked again (the command's main() run again in one process): once
         _setups.append(setup)

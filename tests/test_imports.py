@@ -64,3 +64,17 @@ def test_the_library_logs_nowhere_until_the_application_says_so(tmp_path: Path) 
     assert result.stderr == ""  # before: "Ignoring the token cache ...: it is not valid JSON"
     configured = run("import logging; logging.basicConfig()\n" + code)
     assert "Ignoring the token cache" in configured.stderr
+
+
+def test_what_is_asked_of_the_library_logger_is_done_once_it_exists() -> None:
+    code = ("import sys\nfrom koyeb_auth import logs\n"
+            "seen = []\n"
+            "logs.when_made(seen.append)\nlogs.when_made(seen.append)  # asked twice before: done once\n"
+            "before = (list(seen), 'logging' in sys.modules)\n"
+            "logs.logger('koyeb_auth.wait')\n"
+            "logs.when_made(seen.append)  # asked after: done at once\n"
+            "print(before, [logger.name for logger in seen],\n"
+            "      [type(handler).__name__ for handler in seen[0].handlers])")
+    result = run(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "([], False) ['koyeb_auth', 'koyeb_auth'] ['NullHandler']"
