@@ -132,12 +132,14 @@ async def heartbeat() -> AsyncIterator[list[float]]:
         task.cancel()
 
 
-def start_workers(count: int, env: dict[str, str], *args: str) -> list[subprocess.Popen[str]]:
-    """Start worker processes and return once every one of them is ready to go."""
+def start_workers(count: int, env: dict[str, str], *args: str, code: str | None = None) -> list[subprocess.Popen[str]]:
+    """Start worker processes (tests/worker.py with `args`, or the program `code`) and return once
+    every one of them is ready to go."""
     full_env = {**os.environ, **env}
+    program = ["-c", code] if code is not None else [str(WORKER), *args]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), *args],
+            [sys.executable, *program],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
         )
         for _ in range(count)

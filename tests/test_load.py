@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,17 +69,12 @@ def test_warm_processes_pick_up_a_peer_refresh_after_at_most_one_401_each(
 ) -> None:
     peer = make_auth()
     old = peer.get_token()
-    env = {**os.environ, **fleet_env(fake, cache_path)}
-    workers = [subprocess.Popen([sys.executable, "-c", PEER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, env=env) for _ in range(3)]
-    for worker in workers:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "ready"
+    workers = start_workers(3, fleet_env(fake, cache_path), code=PEER)
     authorization = peer.authorize("GET", fake.url + "/v1/apps")
     assert authorization is not None and authorization.token.value == old
     renewed = authorization.renew(b"")  # as after a 401: a refresh, which revokes `old`
     assert renewed is not None and renewed.token.value != old
-    results = [json.loads(worker.communicate("go\n", timeout=60)[0]) for worker in workers]
+    results = release_workers(workers)
     assert all(r["statuses"] == [200] * 6 for r in results)
     assert all(r["401s"] <= 1 for r in results)
     assert fake.stats["login"] == 1

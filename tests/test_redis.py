@@ -132,18 +132,13 @@ def test_after_a_peer_refresh_each_thread_in_flight_meets_at_most_one_401_and_on
 ) -> None:
     peer = fleet_auth(fake, redis_store())
     peer.get_token()
-    env = {**os.environ, **host_env(fake, redis_url, namespace, tmp_path)}
-    workers = [subprocess.Popen([sys.executable, "-c", PEER_THREADS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, env=env) for _ in range(3)]
-    for worker in workers:
-        assert worker.stdout is not None
-        assert worker.stdout.readline().strip() == "ready"
+    workers = start_workers(3, host_env(fake, redis_url, namespace, tmp_path), code=PEER_THREADS)
     authorization = peer.authorize("GET", fake.url + "/v1/apps")
     assert authorization is not None
     assert authorization.renew(b"") is not None  # as after a 401: a refresh, which revokes the old token
     admin = redis.Redis.from_url(redis_url)
     admin.config_resetstat()
-    results = [json.loads(worker.communicate("go\n", timeout=60)[0]) for worker in workers]
+    results = release_workers(workers)
     commands = admin.info("commandstats")
     admin.close()
     assert all(r["statuses"] == [200] * 24 for r in results)
