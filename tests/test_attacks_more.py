@@ -88,7 +88,8 @@ def test_a_reply_redis_py_cannot_parse_is_a_token_store_error() -> None:
         store = RedisTokenStore(server.url, timeout=2, lease=4)
         with pytest.raises(TokenStoreError) as caught:
             store.load("k")
-        assert "ValueError" in str(caught.value) and caught.value.__context__ is None
+        # Our words, whatever redis-py calls the failure (ValueError up to 7.x, InvalidResponse in 8.x).
+        assert server.url.split("/")[2] in str(caught.value) and caught.value.__context__ is None
         with pytest.raises(TokenStoreError):
             store.try_lock()
         store.close()
