@@ -112,24 +112,47 @@ def redis_store(redis_url: str, namespace: str) -> Iterator[Callable[..., RedisT
         store.close()
 
 
+_SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def _asleep() -> float:
+    """Seconds this thread has spent neither on a CPU nor waiting for one: blocked in the kernel.
+
+    Linux's schedstat splits a thread's time into running and waiting on a run queue; the rest of
+    the wall clock is time it chose to wait (a lock, a sleep, a read). A busy machine adds to the
+    run-queue wait only, so this measure of blocking does not grow with the load.
+    """
+    running, queued = (int(field) for field in _SCHEDSTAT.read_text().split()[:2])
+    return time.monotonic() - (running + queued) / 1e9
+
+
 @contextlib.asynccontextmanager
-async def heartbeat() -> AsyncIterator[list[float]]:
-    """The gaps between the 10 ms ticks of a task on the running loop, while the block runs."""
-    gaps = [0.0]
+async def loop_blocked() -> AsyncIterator[list[float]]:
+    """How long each callback of the running event loop blocked its thread, while the block runs.
 
-    async def beat() -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(0.01)
-            now = time.monotonic()
-            gaps.append(now - last)
-            last = now
+    Every step of every task is a callback (`asyncio.Handle._run`); one that waits on a lock or a
+    sleep instead of awaiting blocks the loop for that long. Where the kernel does not report
+    schedstat (not Linux), the callback's wall time stands in, which a busy machine can inflate.
+    """
+    blocked = [0.0]
+    measure = _asleep if _SCHEDSTAT.exists() else time.monotonic
+    original = asyncio.events.Handle._run
+    step_began = measure()  # the step that leaves this block is still running when it does
 
-    task = asyncio.create_task(beat())
+    def timed(handle: asyncio.Handle) -> None:
+        nonlocal step_began
+        step_began = measure()
+        try:
+            original(handle)
+        finally:
+            blocked.append(measure() - step_began)
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
     try:
-        yield gaps
+        yield blocked
     finally:
-        task.cancel()
+        asyncio.events.Handle._run = original  # type: ignore[method-assign]
+        blocked.append(measure() - step_began)
 
 
 def start_workers(count: int, env: dict[str, str], *args: str, code: str | None = None) -> list[subprocess.Popen[str]]:

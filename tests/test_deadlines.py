@@ -20,7 +20,7 @@ from koyeb_auth import CacheFileError, FileTokenStore, KoyebAuth, LockTimeoutErr
 from koyeb_auth.config import Config, Credentials, Settings
 from koyeb_auth.testing import FakeKoyebAPI
 
-from .conftest import heartbeat
+from .conftest import loop_blocked
 
 LOCK_TIMEOUT = 0.5
 
@@ -108,9 +108,9 @@ def _fifo(path: Path) -> Path:
 
 def _aget_token_with_heartbeat(auth: KoyebAuth) -> tuple[str, float]:
     async def run() -> tuple[str, float]:
-        async with heartbeat() as gaps:
+        async with loop_blocked() as blocked:
             token = await auth.aget_token()
-        return token, max(gaps)
+        return token, max(blocked)
 
     return asyncio.run(run())
 

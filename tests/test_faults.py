@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from freezegun import freeze_time
 from koyeb_auth import APIError, APIUnreachableError, FileTokenStore, KoyebAuth, RateLimitedError, Token
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
-from .conftest import heartbeat, release_workers, start_workers
+from .conftest import loop_blocked, release_workers, start_workers
 
 # Valid for a year from now: a stored token said to last longer than ten years is refused as absurd.
 YEAR = 365 * 86400
@@ -155,6 +156,29 @@ def test_rate_limiting_honours_x_ratelimit_reset_without_hammering(
     assert fake.stats == {"fault_login": 1, "login": 1}
 
 
+def test_the_loop_probe_sees_a_blocking_call_and_not_a_busy_machine() -> None:
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 1))]
+
+    async def run() -> tuple[float, float]:
+        async with loop_blocked() as busy:
+            for _ in range(30):  # steps that compute while the hogs fight them for the CPUs
+                sum(range(50_000))
+                await asyncio.sleep(0.005)
+        async with loop_blocked() as blocking:
+            await asyncio.sleep(0.005)
+            time.sleep(0.2)  # what a coroutine must never do
+        return max(busy), max(blocking)
+
+    try:
+        busy, blocking = asyncio.run(run())
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert busy < 0.05
+    assert blocking >= 0.15
+
+
 def test_waiting_for_another_process_lock_keeps_the_event_loop_responsive(
     fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], cache_path: Path
 ) -> None:
@@ -175,10 +199,10 @@ def test_waiting_for_another_process_lock_keeps_the_event_loop_responsive(
 
     async def run() -> float:
         started = time.monotonic()
-        async with heartbeat() as gaps:
+        async with loop_blocked() as blocked:
             await auth.aget_token()
         assert time.monotonic() - started > 1.0  # it really waited for the other process
-        return max(gaps)
+        return max(blocked)
 
     worst_gap = asyncio.run(run())
     holder.wait(timeout=10)
