@@ -19,9 +19,11 @@ while authorization and authorization.refused(response.status, response_request_
 
 The rule: a 401 counts only if the request it answers went to the API's origin carrying this
 token (after a redirect to another origin it did not). Then, unless the API said `Token rejected`
-(a deactivated organization), the token is renewed once, single-flight, and the request may be
-sent again, once. If the retry is refused too, the renewed token is marked suspect: further 401s
-with it go back to the caller for a while instead of causing a renewal each.
+(a deactivated organization), the token is renewed, single-flight, and the request sent again.
+If the resend is refused too, it is sent once more only if a peer has replaced that token in the
+meantime (a fleet with short tokens: a peer's refresh revoked ours between our renewal and our
+resend), at most `MAX_RESENDS` times in all. Otherwise the renewed token is marked suspect:
+further 401s with it go back to the caller for a while instead of causing a renewal each.
 """
 
 from __future__ import annotations
@@ -34,13 +36,17 @@ from .token import Token
 
 __all__ = ["Authorization"]
 
+# Each resend past the first needs a token a peer renewed meanwhile, so a 401 that no token cures (a
+# permission, a proxy) ends after the first; the cap bounds a fleet whose peers keep renewing.
+MAX_RESENDS = 3
+
 
 class Renewer(Protocol):
     """What an Authorization needs from the token provider behind it."""
 
-    def renew_rejected(self, rejected: Token) -> Token | None: ...
+    def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None: ...
 
-    async def arenew_rejected(self, rejected: Token) -> Token | None: ...
+    async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None: ...
 
     def suspect(self, renewed: Token) -> None: ...
 
@@ -48,16 +54,16 @@ class Renewer(Protocol):
 class Authorization:
     """The token a request to the API carries, and whether a 401 calls for another one."""
 
-    __slots__ = ("_origin", "_renewer", "retry", "token")
+    __slots__ = ("_origin", "_renewer", "resends", "token")
 
-    def __init__(self, token: Token, renewer: Renewer, origin: Origin, *, retry: bool = False) -> None:
+    def __init__(self, token: Token, renewer: Renewer, origin: Origin, *, resends: int = 0) -> None:
         self.token = token
-        self.retry = retry  # True for the one resend after a renewal
+        self.resends = resends  # how often the request was sent again after a renewal
         self._renewer = renewer
         self._origin = origin
 
     def __repr__(self) -> str:
-        return f"Authorization(token={self.token.fingerprint}, retry={self.retry})"
+        return f"Authorization(token={self.token.fingerprint}, resends={self.resends})"
 
     @property
     def header(self) -> str:
@@ -68,12 +74,12 @@ class Authorization:
         """True if this response is the API refusing this token: read its body and call `renew`.
 
         `url` and `sent` are those of the request the response answers (the last hop of a
-        redirect chain): its URL and its `Authorization` header. On the retry, a refusal is
-        recorded (the renewed token becomes suspect) and False returned: one retry per request.
+        redirect chain): its URL and its `Authorization` header. Past `MAX_RESENDS`, a refusal is
+        recorded (the renewed token becomes suspect) and False returned.
         """
         if status != 401 or sent != self.token.header or not self._origin.owns(url):
             return False
-        if self.retry:
+        if self.resends >= MAX_RESENDS:
             self._renewer.suspect(self.token)
             return False
         return True
@@ -82,12 +88,14 @@ class Authorization:
         """The authorization to send the request again with, or None to return the 401 as is."""
         if not replies.renewal_may_help(body):
             return None
-        renewed = self._renewer.renew_rejected(self.token)
-        return None if renewed is None else Authorization(renewed, self._renewer, self._origin, retry=True)
+        return self._next(self._renewer.renew_rejected(self.token, resent=self.resends > 0))
 
     async def arenew(self, body: bytes) -> Authorization | None:
         """`renew` for coroutines: never blocks the event loop."""
         if not replies.renewal_may_help(body):
             return None
-        renewed = await self._renewer.arenew_rejected(self.token)
-        return None if renewed is None else Authorization(renewed, self._renewer, self._origin, retry=True)
+        return self._next(await self._renewer.arenew_rejected(self.token, resent=self.resends > 0))
+
+    def _next(self, renewed: Token | None) -> Authorization | None:
+        return None if renewed is None else Authorization(renewed, self._renewer, self._origin,
+                                                          resends=self.resends + 1)

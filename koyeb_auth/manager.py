@@ -88,11 +88,11 @@ class TokenManager:
         token = self.peek()
         return token if token is not None else await self._driver.arun(self._token_flow())
 
-    def renew_rejected(self, rejected: Token) -> Token | None:
-        return self._driver.run(self._reported(self._rejection_flow(rejected), rejected))
+    def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
+        return self._driver.run(self._reported(self._rejection_flow(rejected, resent), rejected))
 
-    async def arenew_rejected(self, rejected: Token) -> Token | None:
-        return await self._driver.arun(self._reported(self._rejection_flow(rejected), rejected))
+    async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
+        return await self._driver.arun(self._reported(self._rejection_flow(rejected, resent), rejected))
 
     def suspect(self, renewed: Token) -> None:
         self._suspect = (renewed, self._monotonic())
@@ -159,7 +159,7 @@ class TokenManager:
         # A token that expired while we waited is not refreshed (that would send it): log in.
         return self._adopt((yield Load())) or (yield from self._network(self._usable(held)))
 
-    def _rejection_flow(self, rejected: Token) -> Flow[Token | None]:
+    def _rejection_flow(self, rejected: Token, resent: bool) -> Flow[Token | None]:
         # Threads that sent the refused token together get their 401s together: the first renews
         # or adopts a token, the others retry with it, with no store round trip.
         how = Wait(wait=True, deadline=self._deadline(), known=rejected, mine=lambda: self._token)
@@ -179,7 +179,13 @@ class TokenManager:
         # Renew a peer's token that is due rather than retry with it (its refresh would revoke
         # it under the retry), else the refused one: refresh, or log in if that is refused too.
         valid = [t for t in (self._usable(stored), self._usable(self._token)) if t is not None]
-        current = next((t for t in valid if t.value != rejected.value), valid[0] if valid else None)
+        current = next((t for t in valid if t.value != rejected.value), None)
+        if resent and current is None:
+            # The token just renewed was refused and no peer has replaced it since: the 401 is not
+            # about the token. Had a peer replaced it, its refresh would explain the 401.
+            self.suspect(rejected)
+            return None
+        current = current or (valid[0] if valid else None)
         log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
         emit(self._on_event, "rejected", rejected)
         return (yield from self._network(current))

@@ -54,9 +54,12 @@ class TokenProvider(Protocol):
 
     async def aget_token(self) -> Token: ...
 
-    def renew_rejected(self, rejected: Token) -> Token | None: ...
+    def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
+        """A token to send a refused request again with (`resent`: the refused token was itself a
+        renewal), or None to return the 401."""
+        ...
 
-    async def arenew_rejected(self, rejected: Token) -> Token | None: ...
+    async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None: ...
 
     def suspect(self, renewed: Token) -> None:
         """Note that a request retried with the renewed token got a 401 again."""
@@ -86,10 +89,10 @@ class PersonalTokenProvider:
     async def aget_token(self) -> Token:
         return self._token
 
-    def renew_rejected(self, rejected: Token) -> Token | None:
+    def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
         return None
 
-    async def arenew_rejected(self, rejected: Token) -> Token | None:
+    async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
         return None
 
     def suspect(self, renewed: Token) -> None:

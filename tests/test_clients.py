@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -180,6 +181,42 @@ def test_a_peer_token_in_the_cache_is_adopted_on_401_without_a_network_renewal(
         assert send(client, first, "GET", fake.url + "/v1/apps").status_code == 200
     assert send(client, second, "GET", fake.url + "/v1/apps").status_code == 200
     assert fake.stats == {"login": 1, "refresh": 1, "api": 4, "unauthorized": 1}
+
+
+class PeerRefreshesFirst(FakeKoyebAPI):
+    """A fake on which a peer process renews the token our retry carries just before the retry lands.
+
+    What a busy fleet with short tokens sees: between our renewal and our resend, a peer renewed
+    the token we just got (the server revokes it) and shared the newer one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.race: tuple[str, KoyebAuth] | None = None  # (the token that stays alone, the peer)
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Any:
+        bearer = headers.get("authorization", "").removeprefix("Bearer ")
+        if self.race is not None and path == "/v1/apps" and bearer != self.race[0]:
+            peer, self.race = self.race[1], None
+            self.revoke(bearer)
+            assert httpx.get(self.url + "/v1/apps", auth=peer).status_code == 200  # the peer renews and shares
+        return super().handle(method, path, headers, body)
+
+
+def test_a_retry_refused_because_a_peer_renewed_meanwhile_is_sent_again_with_the_peers_token(
+    client: str, cache_path: Path
+) -> None:
+    with PeerRefreshesFirst() as fake:
+        auth, peer = (KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=cache_path) for _ in "12")
+        first = auth.get_token()
+        fake.revoke()
+        fake.race = (first, peer)
+        assert send(client, auth, "GET", fake.url + "/v1/apps").status_code == 200
+        # Ours: a 401, a refused refresh, a login, a retry refused after the peer's renewal, then its
+        # token. The peer's: a 401, a refused refresh, a login. No suspect mark: the next call is clean.
+        assert fake.stats == {"login": 3, "refresh_refused": 2, "unauthorized": 3, "api": 2}
+        assert send(client, auth, "GET", fake.url + "/v1/apps").status_code == 200
+        assert fake.stats["api"] == 3 and fake.stats["login"] == 3
 
 
 def test_wrong_password_is_a_clear_error_with_no_retry_loop_and_no_password(
