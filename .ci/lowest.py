@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 PROJECT = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
 EXTRAS = ("redis", "sdk", "httpx2", "aiohttp")
@@ -26,7 +27,7 @@ def requirements() -> list[str]:
 def main() -> None:
     if sys.argv[1:] == ["--requirements"]:
         tools = [r for r in PROJECT["optional-dependencies"]["test"] if re.split(r"[<>=\[ ]", r)[0] in TEST_TOOLS]
-        print(f".[{','.join(EXTRAS)}]", *tools, sep="\n")
+        print("-e", f".[{','.join(EXTRAS)}]", *tools, sep="\n")
         return
     for requirement in requirements():
         if floor := re.fullmatch(r"([A-Za-z0-9_.\-]+)>=([0-9][0-9.]*)", requirement):

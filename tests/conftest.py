@@ -25,6 +25,17 @@ from .redis_server import start_redis_server
 WORKER = Path(__file__).with_name("worker.py")
 
 
+# Fixtures that start a server: every test that uses one (directly or through another fixture) is
+# slow. Tests that start processes or servers of their own say so with @pytest.mark.slow.
+SERVERS = {"fake", "redis_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVERS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's Koyeb settings or writes to their cache."""

@@ -83,6 +83,7 @@ def test_a_pickle_carries_no_store_read_from_the_environment(
 # --- a hostile Redis -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_reply_redis_py_cannot_parse_is_a_token_store_error() -> None:
     with HostileRedis(b":abc\r\n") as server:
         store = RedisTokenStore(server.url, timeout=2, lease=4)
@@ -95,6 +96,7 @@ def test_a_reply_redis_py_cannot_parse_is_a_token_store_error() -> None:
         store.close()
 
 
+@pytest.mark.slow
 def test_a_trickled_reply_frees_its_connection_when_the_caller_gives_up() -> None:
     with HostileRedis(b"$200\r\n" + b"x" * 200 + b"\r\n", trickle=0.3) as server:
         store = RedisTokenStore(server.url, timeout=1, lease=4)
@@ -159,6 +161,7 @@ def test_a_state_file_edited_to_a_plain_http_url_is_ignored(fake: FakeKoyebAPI, 
     assert status.returncode == 3 and "No Koyeb credentials" in status.stderr  # the edited file is not used
 
 
+@pytest.mark.slow
 def test_odd_inputs_are_one_line_errors(tmp_path: Path) -> None:
     cache = tmp_path / "cache" / "tokens.json"
     cache.mkdir(parents=True)  # a directory where the cache file should be

@@ -27,6 +27,8 @@ from koyeb_auth.cli_grammar import EXAMPLES, _columns
 from koyeb_auth.errors import Hint
 from koyeb_auth.testing import FakeKoyebAPI
 
+pytestmark = pytest.mark.slow  # every test here starts a process or a server
+
 
 def cli(*args: str, env: dict[str, str] | None = None, stdin: str = "",
         new_session: bool = False) -> subprocess.CompletedProcess[str]:

@@ -205,6 +205,7 @@ class PeerRefreshesFirst(FakeKoyebAPI):
         return super().handle(method, path, headers, body)
 
 
+@pytest.mark.slow
 def test_a_retry_refused_because_a_peer_renewed_meanwhile_is_sent_again_with_the_peers_token(
     client: str, cache_path: Path
 ) -> None:

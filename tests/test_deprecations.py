@@ -355,6 +355,7 @@ def test_cache_entries_stay_what_earlier_versions_wrote_and_read() -> None:
     ("refresh", "Calls to withdrawn endpoints: refresh 1."),
     ("login", "may have withdrawn the email-and-password login"),
 ])
+@pytest.mark.slow
 def test_the_demo_rehearses_each_withdrawal(without: str, shown: str) -> None:
     result = subprocess.run([sys.executable, "-m", "koyeb_auth", "demo", "--workers", "3", "--seconds", "3",
                              "--ttl", "2", "--without", without], capture_output=True, text=True, timeout=120,

@@ -169,6 +169,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("status", [404, 405, 410])
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
 def test_a_dropped_endpoint_answers_as_a_gateway_without_that_route(endpoint: str, status: int) -> None:
@@ -187,6 +188,7 @@ def test_a_dropped_endpoint_answers_as_a_gateway_without_that_route(endpoint: st
         assert fake.stats[f"dropped_{endpoint}"] == 1 and fake.stats[endpoint] >= 1
 
 
+@pytest.mark.slow
 def test_endpoints_dropped_from_the_start_and_what_cannot_be_dropped() -> None:
     with FakeKoyebAPI(without={"switch", "refresh"}) as fake:
         assert fake.dropped == {"switch": 404, "refresh": 404}

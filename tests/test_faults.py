@@ -80,6 +80,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["before-temp-file", "after-write-before-fsync", "before-rename", "after-rename"])
 def test_a_writer_killed_at_any_step_leaves_the_old_or_the_new_cache_never_a_torn_one(
     tmp_path: Path, step: str
@@ -156,6 +157,7 @@ def test_rate_limiting_honours_x_ratelimit_reset_without_hammering(
     assert fake.stats == {"fault_login": 1, "login": 1}
 
 
+@pytest.mark.slow
 def test_the_loop_probe_sees_a_blocking_call_and_not_a_busy_machine() -> None:
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 1))]
 

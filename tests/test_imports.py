@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here starts a process or a server
+
 EXTRAS = {"redis": "redis", "httpx2": "httpx2", "aiohttp": "aiohttp", "koyeb": "sdk"}
 
 

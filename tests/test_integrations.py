@@ -11,12 +11,15 @@ from pathlib import Path
 
 import aiohttp
 import httpx2
-import niquests
 import pytest
 
 from koyeb_auth import ConfigurationError, Httpx2KoyebAuth, KoyebAuth, KoyebAuthMiddleware, NiquestsAsyncKoyebAuth
 from koyeb_auth.extras import REPOSITORY
 from koyeb_auth.testing import FakeKoyebAPI, Fault
+
+from .clients import niquests
+
+needs_niquests = pytest.mark.skipif(niquests is None, reason="niquests is not installed (the lowest-versions run)")
 
 
 def test_httpx2_clients_take_the_httpx2_flavour_as_built_by_users(fake: FakeKoyebAPI, cache_path: Path) -> None:
@@ -47,6 +50,7 @@ def test_a_plain_koyeb_auth_in_httpx2_is_a_clear_error_rather_than_half_working(
     assert fake.stats == {}
 
 
+@needs_niquests
 def test_a_plain_koyeb_auth_in_a_niquests_async_session_names_the_adapter_on_a_401(
     fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
 ) -> None:
@@ -61,7 +65,7 @@ def test_a_plain_koyeb_auth_in_a_niquests_async_session_names_the_adapter_on_a_4
         asyncio.run(run())
 
 
-@pytest.mark.parametrize("library", ["aiohttp", "niquests"])
+@pytest.mark.parametrize("library", ["aiohttp", pytest.param("niquests", marks=needs_niquests)])
 def test_fifty_concurrent_tasks_at_cold_start_cause_one_login(
     library: str, fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
 ) -> None:
@@ -129,6 +133,7 @@ def test_aiohttp_middleware_leaves_other_origins_alone(fake: FakeKoyebAPI, make_
     ("KoyebAuthMiddleware", "aiohttp", "aiohttp"),
     ("sdk_client", "koyeb", "sdk"),
 ])
+@pytest.mark.slow
 def test_a_missing_extra_is_a_clear_error_naming_it(name: str, module: str, extra: str) -> None:
     code = f"import sys; sys.modules[{module!r}] = None\nimport koyeb_auth\nkoyeb_auth.{name}"
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60)
@@ -140,6 +145,7 @@ def test_a_missing_extra_is_a_clear_error_naming_it(name: str, module: str, extr
     assert f"pip install './koyeb-auth[{extra}]'" in last
 
 
+@pytest.mark.slow
 def test_the_core_imports_no_integration() -> None:
     code = ("import sys, koyeb_auth\n"
             "print(sorted({'redis', 'httpx2', 'aiohttp', 'koyeb', 'niquests'} & set(sys.modules)))")

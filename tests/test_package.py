@@ -23,6 +23,8 @@ import pytest
 import koyeb_auth
 from koyeb_auth import _version, extras
 
+pytestmark = pytest.mark.slow  # every test here starts a process or a server
+
 ROOT = Path(__file__).parents[1]
 # What a build must not see or ship: environments, caches and earlier builds.
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",

@@ -371,6 +371,7 @@ def test_the_url_password_never_shows(fake: FakeKoyebAPI, tmp_path: Path) -> Non
     assert repr(store) == "RedisTokenStore('redis://127.0.0.1:1/0')"
 
 
+@pytest.mark.slow
 def test_without_redis_py_the_error_names_the_extra() -> None:
     code = "import sys; sys.modules['redis'] = None\nfrom koyeb_auth import RedisTokenStore"
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=30)

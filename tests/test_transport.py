@@ -60,6 +60,7 @@ def dripping_server(part: str) -> Iterator[str]:
         listener.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("part", ["headers", "body"])
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_dripping_server_cannot_hold_a_login_past_the_timeout(part: str, mode: str, cache_path: Path) -> None:
