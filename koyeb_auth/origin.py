@@ -3,6 +3,14 @@
 URLs are compared after normalising case and default ports, the way clients send them: a scheme
 written `HTTPS` and a host written `App.Koyeb.com` are the API; `app.koyeb.com.evil.example`,
 `app.koyeb.com@evil.example` and another port are not.
+
+A URL is read only if every client would read its host alike. Python's urlsplit and the clients
+disagree on some authorities: for `https://evil.example\\@app.koyeb.com/` urlsplit (and httpx)
+see app.koyeb.com, urllib3 (requests, Koyeb's sync SDK) connects to evil.example; urlsplit drops a
+tab or newline where httpx refuses the URL and requests percent-encodes it. So the authority must
+be a plain one (ASCII letters, digits, dots, hyphens and underscores, or a bracketed IPv6 address,
+and a port): a user part, a backslash, a control or non-ASCII character or a percent-escape there
+means "not the API", and the request gets no token.
 """
 
 from __future__ import annotations
@@ -36,27 +44,28 @@ def normalize_api_url(url: str) -> str:
     # anywhere by a "/", "?" or "#" in it, so no "@" at all. (An API's base URL has none.)
     if "@" in url:
         raise ConfigurationError(f"The API URL must hold no user name or password; use one such as {DEFAULT_API_URL}.")
-    scheme, host, port, path = _split(url)
-    if scheme not in _DEFAULT_PORTS or not host:
-        raise ConfigurationError(f"The API URL (api_url=, KOYEB_URL) is not an http(s) URL such as {DEFAULT_API_URL}.")
+    key, path = key_of(url), _path(url)
+    if key is None or path is None:
+        raise ConfigurationError(f"The API URL (api_url=, KOYEB_URL) is not an http(s) URL with a plain host name "
+                                 f"or address, such as {DEFAULT_API_URL}.")
+    scheme, host, port = key
     if scheme == "http" and not _loopback(host):
         raise ConfigurationError(
             f"The API URL http://{host} is plain http: the password and tokens would cross the network in clear. "
-            "Use https (plain http is for a loopback host only, such as the bundled fake API)."
+            "Use https (plain http is only for localhost or a loopback address such as 127.0.0.1 or [::1], "
+            "as for the bundled fake API; a name under .localhost may be looked up in DNS)."
         )
     shown_host = f"[{host}]" if ":" in host else host
-    netloc = shown_host if port in (None, _DEFAULT_PORTS[scheme]) else f"{shown_host}:{port}"
+    netloc = shown_host if port == _DEFAULT_PORTS[scheme] else f"{shown_host}:{port}"
     return f"{scheme}://{netloc}{path}".rstrip("/")
 
 
-def _split(url: str) -> tuple[str, str | None, int | None, str]:
-    """Scheme (lower case), host, port and path; empty for a URL that cannot be read. (No parse
-    result is left in the caller's locals.)"""
+def _path(url: str) -> str | None:
+    """The path of a URL; None if it cannot be read. (No parse result is left in the caller's locals.)"""
     try:
-        parts = urlsplit(url)
-        return parts.scheme.lower(), parts.hostname, parts.port, parts.path
-    except ValueError:  # a port that is not a number, a bad IPv6 host
-        return "", None, None, ""
+        return urlsplit(url).path
+    except ValueError:  # a bracketed host that is not an IPv6 address
+        return None
 
 
 def shown(url: str) -> str:
@@ -66,7 +75,9 @@ def shown(url: str) -> str:
 
 
 def _loopback(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
+    # Not "*.localhost": RFC 6761 asks resolvers to answer those with loopback, but glibc without
+    # systemd-resolved sends them to DNS, which may answer anything.
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -74,14 +85,22 @@ def _loopback(host: str) -> bool:
         return False
 
 
+# An http(s) URL whose authority every client reads alike: nothing before the scheme, no user part,
+# a host of letters, digits, dots, hyphens and underscores or a bracketed IPv6 address, an optional
+# port, then the end of the authority for every client (urllib3 also ends it at a backslash).
+_PLAIN_AUTHORITY = re.compile(r"(https?)://([a-z0-9._-]+|\[[0-9a-f:.]+\])(?::([0-9]{0,5}))?(?=[/?#]|\Z)",
+                              re.IGNORECASE | re.ASCII)
+
+
 def key_of(url: str) -> Key | None:
-    """(scheme, host, port) of a URL, lower case, default port filled in; None if it has none."""
-    try:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        return scheme, (parts.hostname or "").lower(), parts.port or _DEFAULT_PORTS.get(scheme, 0)
-    except ValueError:  # a port that is not a number, a malformed IPv6 host
+    """(scheme, host, port) of an http(s) URL, lower case, default port filled in; None if it has
+    none, or if clients could disagree on where it goes."""
+    match = _PLAIN_AUTHORITY.match(url)
+    if match is None:
         return None
+    scheme, host, port = match[1].lower(), match[2].lower().strip("[]"), match[3]
+    number = int(port) if port else _DEFAULT_PORTS[scheme]
+    return (scheme, host, number) if number <= 65535 else None
 
 
 class Origin:

@@ -133,7 +133,8 @@ class FakeKoyebAPI:
         for endpoint in without:
             self.drop(endpoint)
         self._secret = secrets.token_bytes(16)
-        self._server = ThreadingHTTPServer((host, port), _Handler, bind_and_activate=False)
+        server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
+        self._server = server_class((host, port), _Handler, bind_and_activate=False)
         self._server.daemon_threads = True
         self._server.request_queue_size = 1024  # a cold fleet connects at once
         self._server.fake = self  # type: ignore[attr-defined]
@@ -144,7 +145,7 @@ class FakeKoyebAPI:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://[{host!s}]:{port}" if ":" in str(host) else f"http://{host!s}:{port}"
 
     def start(self) -> FakeKoyebAPI:
         """Serve from a background thread."""
@@ -398,6 +399,12 @@ def _validity(body: bytes) -> float | None:
     except ValueError:
         return None
     return seconds if 0 < seconds <= _MAX_VALIDITY else None
+
+
+class _IPv6Server(ThreadingHTTPServer):
+    """The fake on an IPv6 address such as ::1 (the stdlib's server binds IPv4 only)."""
+
+    address_family = socket.AF_INET6
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -22,6 +22,9 @@ import aiohttp
 import httpx
 import koyeb.api
 import pytest
+import requests
+import urllib3
+import yarl
 
 from koyeb_auth import (
     APIError,
@@ -41,6 +44,7 @@ from koyeb_auth.token import fingerprint
 
 from .clients import CLIENTS, send
 from .recorder import Answer, DroppingAPI, Recorder
+from .test_readme import BLOCKS
 
 
 @pytest.fixture(params=CLIENTS)
@@ -210,6 +214,108 @@ def test_look_alike_urls_are_another_origin(url: str) -> None:
     assert not origin.authorizes("GET", httpx.URL(url.replace("\\", "%5C") + "/v1/apps"))
 
 
+# (API URL, URL of a request, whether it gets the token). The tricky ones are URLs that Python's
+# urlsplit and the clients (urllib3, which requests and Koyeb's sync SDK send with, httpx, yarl
+# under aiohttp) may read differently: each is either refused or read alike by all of them.
+TRICKY_URLS = [
+    ("https://app.koyeb.com", "https://app.koyeb.com/v1/apps", True),
+    ("https://app.koyeb.com", "HTTPS://APP.Koyeb.COM/v1/apps", True),
+    ("https://app.koyeb.com", "https://app.koyeb.com:443/v1/apps?x=1#y", True),
+    ("https://app.koyeb.com", "https://app.koyeb.com:/v1/apps", True),
+    ("https://app.koyeb.com", "https://app.koyeb.com?x=1", True),
+    ("https://app.koyeb.com", "https://app.koyeb.com", True),
+    ("https://app.koyeb.com/api", "https://app.koyeb.com/api/v1/apps", True),
+    ("http://[::1]:8000", "http://[::1]:8000/v1/apps", True),
+    ("http://127.0.0.1:8000", "http://127.0.0.1:8000/v1/apps", True),
+    ("https://app.koyeb.com", "https://evil.example\\@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "HTTPS://evil.example\\@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://evil.example:443\\@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com\\@evil.example/v1/apps", False),
+    ("https://app.koyeb.com", " https://evil.example\\@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https:\\\\evil.example\\@app.koyeb.com/v1/apps", False),
+    ("http://127.0.0.1:8000", "http://127.0.0.1:9000\\@127.0.0.1:8000/v1/apps", False),
+    ("http://[::1]:8000", "http://[::1]:9000\\@[::1]:8000/v1/apps", False),
+    ("https://app.koyeb.com", "https://evil.example\t@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://evil.example\r\n@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com\t@evil.example/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.ko\tyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com\n/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com /v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com\x00.evil.example/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com@evil.example/v1/apps", False),
+    ("https://app.koyeb.com", "https://a@b@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://user:pw@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://evil.example;@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://evil.example%5C@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://evil.example#@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://evil.example?@app.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://app%2Ekoyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com%2F@evil.example/v1/apps", False),
+    ("https://app.koyeb.com", "https://app\u3002koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://\uff41pp.koyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com\u2024/v1/apps", False),
+    ("https://app.koyeb.com", "https://app.\u212aoyeb.com/v1/apps", False),
+    ("https://app.koyeb.com", "https://app_x.koyeb.com/v1/apps", False),
+    ("https://app_x.koyeb.com", "https://APP_X.koyeb.com/v1/apps", True),
+    ("https://app.koyeb.com", "https://app.koyeb.com./v1/apps", False),
+    ("https://app.koyeb.com", "https://app.koyeb.com:99999/v1/apps", False),
+    ("http://[::1]:8000", "http://[::1%25lo]:8000/v1/apps", False),
+]
+
+
+def where_clients_send(url: str) -> list[tuple[str, str, int] | None]:
+    """(scheme, host, port) that each client connects to for `url`; None where it refuses the URL."""
+    def read_urllib3(text: str) -> tuple[str, str | None, int | None]:
+        parts = urllib3.util.parse_url(text)
+        return parts.scheme or "", parts.host, parts.port
+
+    def read_httpx(text: str) -> tuple[str, str | None, int | None]:
+        parsed = httpx.URL(text)
+        return parsed.scheme, parsed.host, parsed.port
+
+    def read_requests(text: str) -> tuple[str, str | None, int | None]:  # it sends the prepared URL with urllib3
+        return read_urllib3(requests.Request("GET", text).prepare().url or "")
+
+    def read_yarl(text: str) -> tuple[str, str | None, int | None]:
+        parsed = yarl.URL(text)
+        return parsed.scheme, parsed.host, parsed.explicit_port
+
+    readings: list[tuple[str, str, int] | None] = []
+    for read in (read_urllib3, read_httpx, read_requests, read_yarl):
+        try:
+            scheme, host, port = read(url)
+        except Exception:  # this client refuses the URL: it sends it nowhere
+            readings.append(None)
+            continue
+        scheme = scheme.lower()
+        readings.append((scheme, (host or "").lower().strip("[]"), port or {"http": 80, "https": 443}.get(scheme, 0)))
+    return readings
+
+
+@pytest.mark.parametrize(("api_url", "url", "expected"), TRICKY_URLS)
+def test_a_url_gets_the_token_only_if_every_client_sends_it_to_the_api(api_url: str, url: str, expected: bool) -> None:
+    origin = Origin(api_url)
+    assert origin.authorizes("GET", url) is expected and origin.owns(url) is expected
+    if expected:
+        api = (origin.key[0], origin.key[1], origin.key[2])
+        assert where_clients_send(url) == [api] * 4
+
+
+def test_the_readme_s_urllib3_helper_sends_no_token_to_the_host_urllib3_reads(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    helper: dict[str, Any] = {}
+    exec(BLOCKS["README.md > Any other client: `authorize()` 0"].split("\nprint(", 1)[0], helper)
+    helper["auth"] = make_auth(store=MemoryTokenStore())
+    assert helper["request"]("GET", fake.url + "/v1/apps").status == 200  # the API's own URL gets the token
+    with Recorder() as attacker:
+        # urlsplit reads the API's host in this URL; urllib3 connects to the attacker, who answers 401.
+        url = f"http://{attacker.url.split('//')[1]}\\@{fake.url.split('//')[1]}/v1/apps"
+        assert helper["request"]("GET", url).status == 401
+    assert [("authorization" in seen.headers) for seen in attacker.seen] == [False]
+    assert (fake.stats["login"], fake.stats.get("refresh", 0)) == (1, 0)  # the 401 renewed nothing
+
+
 @pytest.mark.parametrize("path", ["/v1/account/login/", "//v1/account/login", "/v1/account/login;x",
                                   "/v1/Account/Login", "/v1/account/%6Cogin"])
 @pytest.mark.parametrize("method", ["POST", "post"])
@@ -259,6 +365,25 @@ def test_a_plain_http_api_url_is_refused_unless_it_is_loopback() -> None:
     for loopback in ("http://127.0.0.1:9", "http://localhost:9", "http://[::1]:9"):
         with pytest.raises(APIUnreachableError):  # accepted: nothing listens there
             KoyebAuth("a@b.c", "pw", api_url=loopback, timeout=2).get_token()
+
+
+@pytest.mark.parametrize("host", ["x.localhost", "App.LocalHost", "a.b.localhost", "localhost.",
+                                  "localhost.evil.example"])
+def test_a_plain_http_api_url_to_a_name_under_localhost_is_refused(host: str) -> None:
+    with Recorder() as server:  # where such a name may resolve: the password must not reach it
+        url = f"http://{host}:{server.url.rsplit(':', 1)[1]}"
+        with pytest.raises(ConfigurationError, match="plain http") as caught:
+            KoyebAuth(FakeKoyebAPI.EMAIL, FakeKoyebAPI.PASSWORD, api_url=url, timeout=2).get_token()
+    assert server.seen == [] and "localhost" in str(caught.value) and caught.value.__context__ is None
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_plain_http_to_localhost_or_a_loopback_address_reaches_the_fake_api(host: str, cache_path: Path) -> None:
+    with FakeKoyebAPI(host="::1" if host == "[::1]" else "127.0.0.1") as api:
+        url = f"http://{host}:{api.url.rsplit(':', 1)[1]}"
+        auth = KoyebAuth(api.EMAIL, api.PASSWORD, api_url=url, cache_path=cache_path)
+        assert httpx.get(url + "/v1/apps", auth=auth).status_code == 200
+        assert (api.stats["login"], api.stats["api"]) == (1, 1)
 
 
 @pytest.mark.parametrize("flavour", ["sync", "async"])
