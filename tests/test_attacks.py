@@ -367,6 +367,7 @@ def test_a_plain_http_api_url_is_refused_unless_it_is_loopback() -> None:
             KoyebAuth("a@b.c", "pw", api_url=loopback, timeout=2).get_token()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["x.localhost", "App.LocalHost", "a.b.localhost", "localhost.",
                                   "localhost.evil.example"])
 def test_a_plain_http_api_url_to_a_name_under_localhost_is_refused(host: str) -> None:
@@ -377,6 +378,7 @@ def test_a_plain_http_api_url_to_a_name_under_localhost_is_refused(host: str) ->
     assert server.seen == [] and "localhost" in str(caught.value) and caught.value.__context__ is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
 def test_plain_http_to_localhost_or_a_loopback_address_reaches_the_fake_api(host: str, cache_path: Path) -> None:
     with FakeKoyebAPI(host="::1" if host == "[::1]" else "127.0.0.1") as api:
