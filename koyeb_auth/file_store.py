@@ -13,6 +13,7 @@ import json
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,10 @@ __all__ = ["FileTokenStore"]
 
 FORMAT_VERSION = 1
 MAX_CACHE_BYTES = 1 << 20
+# While the cache directory cannot be used (a read-only file system, no permission, no inode left
+# for the lock file), the store is tried again at most this often: a directory that comes back is
+# shared again, and one that stays broken costs one failed open per interval, not one per renewal.
+UNUSABLE_RETRY = 30.0
 
 
 def default_cache_path() -> Path:
@@ -59,6 +64,12 @@ class FileTokenStore:
     which is never opened. A symlink or a file owned by another user is refused with
     CacheFileError: reading it could hand us someone else's token, and replacing it could clobber
     their file. A lock file that is not a regular file of ours is refused the same way.
+
+    A lock file the system will not let us open or create (a read-only file system, a directory
+    we may not enter, no inode or quota left, a regular file where the directory should be) is
+    not an error: the process goes on alone, its token in memory, with its in-process lock only
+    and nothing written, after one warning. The file lock is tried again every UNUSABLE_RETRY
+    seconds, when a renewal asks for it: once it works, tokens are shared through the file again.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
@@ -71,6 +82,10 @@ class FileTokenStore:
         # The last file read, by identity: waiters poll the store, and a stat is far cheaper than a
         # parse. Every write is a rename to a new inode, so a changed file never looks the same.
         self._seen: tuple[tuple[int, ...], _Entries] | None = None
+        # While the directory cannot be used: the time.monotonic() before which the file lock is not
+        # tried again; and whether the lock held now is the in-process one only (nothing is written).
+        self._retry_at: float | None = None
+        self._alone = False
 
     def __repr__(self) -> str:
         return f"FileTokenStore({str(self.path)!r})"
@@ -86,20 +101,51 @@ class FileTokenStore:
         return self.lock(timeout=0.0, blocking=False)
 
     def lock(self, timeout: float, blocking: bool = True) -> bool:
+        """Take the file lock; True at once, with no file lock, while the directory cannot be used.
+
+        Callers hold this store's in-process lock (see `admission`), which is then the only one.
+        """
         import filelock  # noqa: PLC0415 - 40 ms, paid only by a process that takes the lock
 
+        if self._retry_at is not None and time.monotonic() < self._retry_at:
+            self._alone = True
+            return True
         try:
             lock = self._file_lock()
             self._check_lock_file()
             lock.acquire(timeout=max(timeout, 0.0), blocking=blocking, poll_interval=0.01)
         except filelock.Timeout:
+            self._usable_again()  # held by a peer: the file itself can be opened
             return False
         except OSError as exc:
-            raise self._unusable(exc) from None
+            self._go_alone(exc)
+            return True
+        self._usable_again()
         return True
 
     def unlock(self) -> None:
-        self._file_lock().release()
+        if self._alone:
+            self._alone = False
+        else:
+            self._file_lock().release()
+
+    def _go_alone(self, exc: OSError) -> None:
+        if self._retry_at is None:  # one warning when the directory fails, none per retry
+            logger().warning(
+                "The token cache %s cannot be used (%s): this process keeps its token in memory and "
+                "renews it by itself, sharing it with no other process. Fix its directory (a read-only "
+                "file system, permissions, free space or inodes) or use another cache path; it is tried "
+                "again every %g s.", self.path, exc.strerror or exc, UNUSABLE_RETRY)
+        else:
+            logger().debug("The token cache %s still cannot be used (%s)", self.path, exc.strerror or exc)
+        self._retry_at = time.monotonic() + UNUSABLE_RETRY
+        self._alone = True
+
+    def _usable_again(self) -> None:
+        self._alone = False
+        if self._retry_at is not None:
+            self._retry_at = None
+            logger().info("The token cache %s can be used again: tokens are shared through it", self.path)
 
     def _file_lock(self) -> filelock.BaseFileLock:
         # A lock object inherited through fork() belongs to the parent: build a new one in the child.
@@ -175,6 +221,9 @@ class FileTokenStore:
     # --- writing (always under the lock) -------------------------------------------------------
 
     def save(self, key: str, token: Token) -> None:
+        if self._alone:
+            # Without the file lock, a write could lose a peer's token or remove its temp file.
+            return
         tokens = self._read()
         # Drop other accounts' tokens that expired before this one was issued, so the file cannot grow.
         tokens = _Entries({k: v for k, v in tokens.items() if not _expired_entry(v, token.obtained_at)})
@@ -182,6 +231,8 @@ class FileTokenStore:
         self._write(tokens)
 
     def delete(self, key: str) -> None:
+        if self._alone:
+            return  # see save()
         tokens = self._read()
         if tokens.pop(key, None) is not None:
             self._write(tokens)

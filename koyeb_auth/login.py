@@ -21,7 +21,7 @@ from typing import TextIO
 from . import replies, state
 from .account import Account, Options, store_for
 from .config import Config, Credentials
-from .errors import ConfigurationError
+from .errors import ConfigurationError, Hint, TokenStoreError
 from .gate import INSIDE, Gate, Wait
 from .sources import PasswordLogin
 from .token import Redacted, Token
@@ -50,8 +50,19 @@ def log_in(options: Options, environ: Mapping[str, str], stdin: TextIO, password
     account = Account.configured(settings, source, store_for(options, environ), options)
     with _locked(account, source.key):
         account.store.save(source.key, token)
+        _check_kept(account, source.key, token)
         state.save(account.state_path, state.LastLogin(settings.api_url, email, settings.organization_id, source.key))
     return account, token
+
+
+def _check_kept(account: Account, key: str, token: Token) -> None:
+    """TokenStoreError unless the store now holds `token`: a cache file that cannot be written
+    drops it after a warning, which would leave the next commands asking for the password."""
+    kept = account.store.load(key)
+    if kept is None or kept.value != token.value:
+        raise TokenStoreError(f"Logged in, but the session could not be kept in {account.store!r} (see the "
+                              "warning above), so the next commands could not use it. Fix the cache's "
+                              "directory (permissions, free space, a read-only file system).", Hint.CACHE_PATH)
 
 
 def log_out(account: Account) -> bool:

@@ -121,9 +121,12 @@ class TokenManager:
                 emit(self._on_event, "failed", None, error=exc)
                 raise
             held = self._usable(known)
-            self._remember(held)
-            if held is not None and self._state(held) is TokenState.FRESH:
-                return held
+            if held is not None:
+                # Not a miss: another thread may have obtained a token since this one looked, and a
+                # store that holds nothing (one that cannot be written) must not make it forgotten.
+                self._remember(held)
+                if self._state(held) is TokenState.FRESH:
+                    return held
         elif self._backoff.active() or self._monotonic() < self._look_again_at:
             return held  # a renewal failed moments ago, or a peer is refreshing: still good
         try:

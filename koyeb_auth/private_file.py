@@ -90,7 +90,10 @@ def ensure_directory(directory: Path) -> None:
     user's choice and is left as it is."""
     missing = [directory, *(parent for parent in directory.parents if not parent.exists())]
     for each in reversed(missing):
-        each.mkdir(mode=0o700, exist_ok=True)
+        try:
+            each.mkdir(mode=0o700, exist_ok=True)
+        except FileExistsError:  # a file where the directory should be: "File exists" would not say so
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(each)) from None
 
 
 def replace(path: Path, render: Callable[[], bytes]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import pty
@@ -24,7 +26,7 @@ from koyeb_auth import FileTokenStore
 from koyeb_auth.cli import CLI_HINTS, EXIT_CODES
 from koyeb_auth.cli import main as cli_main
 from koyeb_auth.cli_grammar import EXAMPLES, _columns
-from koyeb_auth.errors import Hint
+from koyeb_auth.errors import Hint, TokenStoreError
 from koyeb_auth.testing import FakeKoyebAPI
 
 pytestmark = pytest.mark.slow  # every test here starts a process or a server
@@ -562,6 +564,27 @@ def test_the_help_width_follows_shutil_s_rule_without_importing_it(
     monkeypatch.setattr(sys, "__stdout__", object() if stdout else None)
     assert _columns() == width
     assert cli_main(["token", "--api-url", "not a url"]) == EXIT_CODES[0][1]  # a clear error, not a traceback
+
+
+def test_a_login_whose_session_cannot_be_kept_fails_and_remembers_no_account(
+        fake: FakeKoyebAPI, cache_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The lock file cannot be opened (EACCES at the OS edge: root ignores modes) in a directory that
+    # can be written: the library goes on without the cache, but the command exists to fill it.
+    lock, real_open = str(cache_path) + ".lock", os.open
+
+    def refusing(path: str | os.PathLike[str], flags: int, *args: int, **kwargs: int) -> int:
+        if os.fspath(path) == lock:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), lock)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(fake.PASSWORD + "\n"))
+    code = cli_main(["login", "--api-url", fake.url, "--cache-path", str(cache_path), "--email", fake.EMAIL,
+                     "--password-stdin"])
+    assert code == next(code for kind, code in EXIT_CODES if kind is TokenStoreError)
+    assert "could not be kept" in capsys.readouterr().err
+    assert not state_file(cache_path).exists()  # the next commands do not think they have a session
 
 
 @pytest.mark.parametrize("command", sorted(EXAMPLES))

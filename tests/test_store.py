@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import json
+import logging
 import os
 import stat
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import platformdirs
 import pytest
+import requests
+from freezegun import freeze_time
 
-from koyeb_auth import CacheFileError, FileTokenStore, KoyebAuth, Token
-from koyeb_auth.file_store import user_cache_dir
+from koyeb_auth import CacheFileError, FileTokenStore, KoyebAuth, KoyebAuthError, Token
+from koyeb_auth.file_store import UNUSABLE_RETRY, user_cache_dir
 from koyeb_auth.testing import FakeKoyebAPI
 
 GOOD = Token("token-value", obtained_at=1000.0, expires_at=2000.0, user_id="u", organization_id="o")
@@ -134,17 +143,6 @@ def test_a_file_owned_by_another_user_is_refused(tmp_path: Path) -> None:
         store.load("k")
 
 
-def test_a_cache_directory_that_cannot_be_created_is_a_clear_error_before_any_login(
-    tmp_path: Path, fake: FakeKoyebAPI
-) -> None:
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=blocker / "tokens.json")
-    with pytest.raises(CacheFileError, match="cannot be used"):
-        auth.get_token()
-    assert fake.stats == {}
-
-
 def test_the_file_store_works_where_the_platform_has_no_owners(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeKoyebAPI
 ) -> None:
@@ -178,3 +176,141 @@ def test_the_default_cache_directory_is_the_one_platformdirs_names(
     expected = platformdirs.user_cache_dir("koyeb-auth", appauthor=False)
     assert os.path.normpath(user_cache_dir()) == os.path.normpath(expected)
     assert FileTokenStore().path == Path(expected) / "tokens.json"
+
+
+class Refusing:
+    """The OS refusing the files of one directory with `code`, injected at the os module's edge:
+    root ignores file modes, and a test cannot remount a file system or use up its inodes.
+
+    EACCES (a directory made unreadable) refuses everything in it; EROFS (a read-only remount)
+    every write; ENOSPC and EDQUOT (no inode left, an inode quota) the creation of a file.
+    """
+
+    WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, directory: Path, code: int) -> None:
+        self.inside, self.code, self.on = str(directory) + os.sep, code, True
+        self.lock_opens = self.calls = 0
+        for name in ("open", "stat", "lstat", "mkdir", "scandir", "replace", "rename", "unlink"):
+            monkeypatch.setattr(os, name, self._wrap(name, getattr(os, name)))
+
+    def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(path: Any = ".", *args: Any, **kwargs: Any) -> Any:
+            where = os.fspath(path) if isinstance(path, (str, os.PathLike)) else ""
+            if isinstance(where, str) and where.startswith(self.inside):
+                self.calls += 1
+                self.lock_opens += name == "open" and where.endswith(".lock")
+                if self.on and self._refused(name, where, args[0] if args else kwargs.get("flags", 0)):
+                    raise OSError(self.code, os.strerror(self.code), where)
+            return real(path, *args, **kwargs)
+
+        return call
+
+    def _refused(self, name: str, path: str, flags: Any) -> bool:
+        if self.code == errno.EACCES:
+            return True
+        if self.code == errno.EROFS:
+            return name in ("mkdir", "replace", "rename", "unlink") or (name == "open" and bool(flags & self.WRITES))
+        creates = name == "open" and bool(flags & os.O_CREAT)
+        return name == "mkdir" or (creates and not os.path.lexists(path))
+
+
+INJECTED = {"read-only file system": errno.EROFS, "unreadable directory": errno.EACCES,
+            "no inode left": errno.ENOSPC, "inode quota": errno.EDQUOT}
+
+
+def unusable_cache(cause: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A cache path whose directory the system will not let us use, for `cause`."""
+    if cause == "a file where the directory is":  # ENOTDIR, for real
+        (tmp_path / "not-a-directory").write_text("")
+        return tmp_path / "not-a-directory" / "tokens.json"
+    if cause == "sysfs":  # no file can be created there, not even by root
+        if not os.path.isdir("/sys/kernel"):
+            pytest.skip("no sysfs here")
+        return Path("/sys/koyeb-auth-tokens.json")
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    Refusing(monkeypatch, directory, INJECTED[cause])
+    return directory / "tokens.json"
+
+
+def koyeb_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("koyeb_auth") and r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("cause", [*INJECTED, "a file where the directory is", "sysfs"])
+def test_an_unusable_cache_directory_costs_one_login_and_one_warning_not_an_error(
+    cause: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeKoyebAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = unusable_cache(cause, tmp_path, monkeypatch)
+    auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=path)
+    statuses: list[int] = []
+    start = threading.Barrier(8)
+
+    def work(client: str) -> None:
+        start.wait()
+        for _ in range(5):
+            try:
+                if client == "httpx":
+                    statuses.append(httpx.get(f"{fake.url}/v1/apps", auth=auth).status_code)
+                else:
+                    statuses.append(requests.get(f"{fake.url}/v1/apps", auth=auth, timeout=10).status_code)
+            except KoyebAuthError:  # counted: the request failed
+                statuses.append(-1)
+
+    async def tasks() -> list[int]:
+        async with httpx.AsyncClient(auth=auth) as client:
+            replies = await asyncio.gather(*(client.get(f"{fake.url}/v1/apps") for _ in range(10)))
+        return [reply.status_code for reply in replies]
+
+    with caplog.at_level(logging.DEBUG, logger="koyeb_auth"):
+        threads = [threading.Thread(target=work, args=(client,)) for client in ["httpx", "requests"] * 4]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        statuses += asyncio.run(tasks())
+    assert statuses == [200] * 50  # 8 threads of httpx and requests, then 10 asyncio tasks
+    assert fake.stats.get("login") == 1  # the in-process lock still makes it one login
+    warnings = koyeb_warnings(caplog)
+    assert len(warnings) == 1 and str(path) in warnings[0]
+    monkeypatch.undo()  # the directory usable again, to look at it
+    assert not path.exists()
+
+
+def test_a_cache_directory_that_works_again_is_shared_again_after_one_retry_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeKoyebAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    refusing = Refusing(monkeypatch, directory, errno.EROFS)
+    store = FileTokenStore(directory / "tokens.json")
+    auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, store=store)
+
+    def renewal() -> tuple[int, int]:
+        """A request whose token the API revoked: its 401 renews it. The lock file opened, and logins."""
+        fake.revoke()
+        opens, logins = refusing.lock_opens, fake.stats.get("login", 0)
+        assert httpx.get(f"{fake.url}/v1/apps", auth=auth).status_code == 200
+        return refusing.lock_opens - opens, fake.stats.get("login", 0) - logins
+
+    # Frozen, not ticking: a ticking clock's tick() drops the real time that ran before it.
+    with freeze_time() as clock, caplog.at_level(logging.DEBUG, logger="koyeb_auth"):
+        assert httpx.get(f"{fake.url}/v1/apps", auth=auth).status_code == 200
+        calls = refusing.calls
+        for _ in range(50):  # the warm path costs nothing, broken directory or not
+            assert requests.get(f"{fake.url}/v1/apps", auth=auth, timeout=10).status_code == 200
+        assert refusing.calls == calls
+        assert renewal() == (0, 1)  # within the interval: the lock file is not even tried
+        clock.tick(UNUSABLE_RETRY + 1)
+        assert renewal() == (1, 1)  # tried once, still refused: alone again, no second warning
+        refusing.on = False  # remounted read-write
+        assert renewal() == (0, 1)  # the interval starts again from the last try
+        assert not store.path.exists()
+        clock.tick(UNUSABLE_RETRY + 1)
+        assert renewal() == (1, 1)  # tried, and it works: the token is written for everyone
+        other = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=store.path)
+        assert httpx.get(f"{fake.url}/v1/apps", auth=other).status_code == 200
+    assert fake.stats.get("login") == 5  # one, then one per renewal; the other KoyebAuth adopted the shared token
+    assert len(koyeb_warnings(caplog)) == 1
+    assert sum("can be used again" in r.getMessage() for r in caplog.records) == 1
