@@ -87,7 +87,10 @@ class SessionClient:
                 return body.reply(response)
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
-        # Raised outside the handler: the httpx error holds the request, whose body is the password.
+        except Exception as exc:  # httpx raises others too: InvalidURL, ValueError...
+            failure = _unsendable(call, exc)
+        # Raised outside the handler: the httpx error holds the request, whose body is the password,
+        # and its traceback the frames whose locals hold the headers.
         raise failure
 
     async def asend(self, call: Call) -> Reply:
@@ -97,6 +100,8 @@ class SessionClient:
             failure = _failure(call, httpx.ReadTimeout("the whole call took longer"), self._timeout)
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
+        except Exception as exc:  # see send()
+            failure = _unsendable(call, exc)
         raise failure
 
     async def _asend(self, call: Call) -> Reply:
@@ -241,3 +246,14 @@ def _failure(call: Call, exc: httpx.HTTPError, timeout: float) -> KoyebAuthError
             f"Could not reach the Koyeb API for {where}: {reason}. Check the network and the API URL (KOYEB_URL)."
         )
     return APIError(f"Koyeb {where} sent a reply that could not be read: {reason}.")
+
+
+def _unsendable(call: Call, exc: Exception) -> KoyebAuthError:
+    """A failure of the HTTP client that is not an httpx.HTTPError: named by its type alone, since
+    its message may quote the request (a URL with a password in it, a header)."""
+    where = f"Koyeb {call.action} ({call.method})"
+    if isinstance(exc, httpx.InvalidURL):
+        return ConfigurationError(f"{where} could not be sent: the HTTP client refused its URL ({type(exc).__name__}). "
+                                  "Check the API URL (KOYEB_URL) and the organization id (KOYEB_ORGANIZATION).")
+    return APIError(f"{where} could not be sent: the HTTP client failed ({type(exc).__name__}). Check the network "
+                    "settings (proxy=, HTTPS_PROXY, verify=, SSL_CERT_FILE).")

@@ -42,6 +42,8 @@ def test_refresh_logout_and_switch_use_the_bearer() -> None:
     switch = api.switch("https://x", "org-9", "pat", None)
     assert (switch.url, switch.body) == ("https://x/v1/organizations/org-9/switch", {})
     assert "tok" not in repr(refresh) and "pat" not in repr(switch)
+    # The header dicts themselves: httpx's frames hold them as locals, which tracebacks render.
+    assert "tok" not in repr(refresh.headers) and "pat" not in repr(switch.headers)
 
 
 @pytest.mark.parametrize(
