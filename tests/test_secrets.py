@@ -16,6 +16,8 @@ from koyeb_auth.testing import FakeKoyebAPI, Fault
 from koyeb_auth.token import fingerprint
 from koyeb_auth.transport import Network, SessionClient
 
+from .conftest import shown_by_a_traceback
+
 PASSWORD = "pa55-word-never-shown"
 
 
@@ -55,29 +57,6 @@ def test_no_secret_in_logs_reprs_or_errors_across_every_flow(
     assert "Obtained Koyeb token" in everything  # the log does speak about tokens, by fingerprint
     leaked = [fingerprint(secret) for secret in [PASSWORD, *issued] if secret in everything]
     assert leaked == []  # fingerprints only, so a failure does not print the secret itself
-
-
-def shown_by_a_traceback(error: BaseException) -> str:
-    """The repr of every local of every frame the error's traceback (and its chain's) holds, below
-    the test's own frame (which holds the secrets it planted): what Sentry and friends record."""
-    shown: list[str] = []
-    seen: BaseException | None = error
-    traceback_ = error.__traceback__.tb_next if error.__traceback__ else None
-    while seen is not None:
-        while traceback_ is not None:
-            shown += [f"{name}={_repr(value)}" for name, value in traceback_.tb_frame.f_locals.items()]
-            traceback_ = traceback_.tb_next
-        seen = seen.__cause__ or seen.__context__
-        traceback_ = seen.__traceback__ if seen is not None else None
-        shown += [str(seen), repr(seen)] if seen is not None else []
-    return "\n".join(shown)
-
-
-def _repr(value: object) -> str:
-    try:
-        return repr(value)
-    except Exception:  # an object its constructor failed to finish (as tracebacks render it)
-        return "<unrepresentable>"
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
