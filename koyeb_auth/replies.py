@@ -27,7 +27,7 @@ from .errors import (
     OrganizationDeactivatedError,
     RateLimitedError,
 )
-from .token import Token, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
+from .token import Token, json_value, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
 
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
@@ -80,7 +80,7 @@ def token_from(call: Call, reply: Reply, now: float) -> Token:
         raise error_for(call, reply)
     skew = clock_skew(reply.headers, now)
     try:
-        token = token_from_reply(json.loads(reply.body), now, skew or 0.0)
+        token = token_from_reply(json_value(reply.body), now, skew or 0.0)
     except ValueError as exc:  # JSONDecodeError is a ValueError too
         # Only the message: a JSONDecodeError holds the whole reply, which may hold a token.
         problem = str(exc) if not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
@@ -108,7 +108,7 @@ def access_token_from(call: Call, reply: Reply, sent: float) -> Token:
     if reply.status != 200:
         raise error_for(call, reply)
     try:
-        decoded = json.loads(reply.body)
+        decoded = json_value(reply.body)
     except ValueError:  # only noted: the error holds the reply, which may hold a token
         decoded = None
     value = decoded.get("token") if isinstance(decoded, dict) else None
@@ -151,7 +151,7 @@ def from_koyeb(body: bytes) -> bool:
 
 def _error_body(body: bytes) -> dict[str, object]:
     try:
-        decoded = json.loads(body)
+        decoded = json_value(body)
     except ValueError:
         return {}
     return decoded if isinstance(decoded, dict) else {}
