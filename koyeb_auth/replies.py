@@ -69,16 +69,19 @@ AVOIDABLE = frozenset({"refresh", "switch", "logout"})
 
 
 
-def token_from(call: Call, reply: Reply, now: float) -> Token:
+def token_from(call: Call, reply: Reply, sent: float, now: float) -> Token:
     """The token in a login, refresh or switch reply, or the error the reply stands for.
 
-    The reply's expiry is in the API's clock: the token's remaining lifetime is that expiry minus
-    the reply's `Date` (see `clock_skew`), and its expiry is held in our clock (`now` plus that
-    lifetime), so every process of this machine agrees on it. An absurd expiry is an APIError.
+    `sent` is when the call went out and `now` when its reply was read, in our clock. The reply's
+    expiry is in the API's clock: the token's remaining lifetime is that expiry minus the reply's
+    `Date` (see `clock_skew`), and its expiry is held in our clock (`sent` plus that lifetime), so
+    every process of this machine agrees on it. Counted from `sent`, not `now`: the API stamped
+    `Date` before the reply's transit, however long that took, so the token lives no longer than
+    said. An absurd expiry is an APIError.
     """
     if reply.status != 200:
         raise error_for(call, reply)
-    skew = clock_skew(reply.headers, now)
+    skew = clock_skew(reply.headers, sent)
     try:
         token = token_from_reply(json_value(reply.body), now, skew or 0.0)
     except ValueError as exc:  # JSONDecodeError is a ValueError too
@@ -100,7 +103,7 @@ def session_token(call: Call, reply: Reply, sent: float, now: float) -> Token:
 
     `sent` is when the call went out, `now` when its reply came back.
     """
-    return access_token_from(call, reply, sent) if call.action == "access_token" else token_from(call, reply, now)
+    return access_token_from(call, reply, sent) if call.action == "access_token" else token_from(call, reply, sent, now)
 
 
 def access_token_from(call: Call, reply: Reply, sent: float) -> Token:

@@ -75,7 +75,7 @@ reply_bodies = st.one_of(
 @given(reply_bodies)
 def test_fuzzed_login_replies_give_a_token_or_an_api_error(body: bytes) -> None:
     try:
-        token = replies.token_from(LOGIN, api.Reply(200, {}, body), now=0.0)
+        token = replies.token_from(LOGIN, api.Reply(200, {}, body), sent=0.0, now=0.0)
     except APIError as exc:
         assert len(str(exc)) < 1000  # noqa: PT017 - a token and an error are both right answers
     else:
@@ -126,4 +126,4 @@ def test_a_reply_nested_too_deeply_is_an_api_error_inside_the_backoff(
 def test_a_jwt_nested_too_deeply_is_a_token_without_an_expiry_hint() -> None:
     payload = base64.urlsafe_b64encode(b"[" * 6000).rstrip(b"=").decode()  # as deep as MAX_TOKEN_CHARS allows
     body = json.dumps({"token": {"id": f"e30.{payload}.c2ln"}}).encode()
-    assert replies.token_from(LOGIN, api.Reply(200, {}, body), now=0.0).expires_at is None
+    assert replies.token_from(LOGIN, api.Reply(200, {}, body), sent=0.0, now=0.0).expires_at is None
