@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from .origin import LOGIN_PATH
+from .token import Redacted
 
 Action = Literal["login", "refresh", "switch", "access_token", "logout", "check"]
 
@@ -80,6 +81,7 @@ def check(api_url: str, token: str) -> Call:
 
 
 def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    # Redacted: the header dict sits in the locals of every httpx frame that an error can come from.
+    return {"Authorization": Redacted(f"Bearer {token}")}
 
 

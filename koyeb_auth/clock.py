@@ -16,8 +16,8 @@ __all__ = ["clock_skew", "http_date"]
 
 log = logger()
 
-# `Date` names a whole second and is read after the reply's transit: a smaller difference from
-# our clock is no skew.
+# `Date` names a whole second, stamped between our sending the call and reading its reply: a
+# smaller difference from our clock at the sending is no skew.
 CLOCK_NOISE = 2.0
 # A `Date` further than this from our clock is a broken header, not a clock (a machine a day off
 # could not even check the API's TLS certificate): our clock is used instead.
@@ -28,6 +28,9 @@ REPORTED_SKEW = 60.0
 
 def clock_skew(headers: Mapping[str, str], now: float) -> float | None:
     """Seconds the API's clock runs ahead of ours (`now`; negative: behind), from the `Date` header.
+
+    `now` is when the call was sent: `Date` is later than that in any clock, so a reply slow on its
+    way makes the API seem ahead, and its tokens shorter, never longer.
 
     None when `Date` is missing, unparsable or more than MAX_CLOCK_SKEW (a day) from our clock:
     our clock is used then. 0 within CLOCK_NOISE. Otherwise the API's time is taken at the end of

@@ -7,6 +7,7 @@ for the `koyeb` command works here unchanged.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ __all__ = ["Config", "Credentials", "Settings"]
 # Where KoyebAuth shares its tokens when given neither store= nor cache_path=: a Redis URL, so that
 # a fleet (and the `koyeb-auth` command) can choose the Redis store without code.
 STORE_VARIABLE = "KOYEB_AUTH_STORE"
+# An organization id goes into the path of the switch and access token URLs: characters that are
+# not unreserved in a URL would change the request (`/`, `?`), or make the HTTP client refuse it
+# with an error raised from frames that hold the token (a CR from a .env written on Windows).
+_ORGANIZATION_ID = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ class Config:
         is never held in a local: a traceback's locals then show neither (Sentry renders them).
         """
         url = normalize_api_url(given.api_url or self._env("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
-        org = given.organization_id or self._env("KOYEB_ORGANIZATION") or self.cli().get("organization") or None
+        org = self._organization(given)
         env_password = _secret(self._env("KOYEB_PASSWORD"))
         for found_in, mail, secret, pat in (
             ("arguments", given.email, _secret(given.password), _secret(given.token)),
@@ -92,6 +97,24 @@ class Config:
 
     def _env(self, name: str) -> str | None:
         return self.environ.get(name) or None
+
+    def _organization(self, given: Credentials) -> str | None:
+        if given.organization_id:
+            return organization_id(given.organization_id, "organization_id= (--organization)")
+        if from_env := self._env("KOYEB_ORGANIZATION"):
+            return organization_id(from_env, "KOYEB_ORGANIZATION")
+        from_file = self.cli().get("organization")
+        return organization_id(from_file, f"the `organization` of {self.cli_path}") if from_file else None
+
+
+def organization_id(value: str, given_in: str) -> str:
+    """The organization id, if it can go into a URL path as is; ConfigurationError naming `given_in` if not."""
+    if _ORGANIZATION_ID.fullmatch(value):
+        return value
+    what = ("a carriage return or a line feed (a file with Windows line endings?)" if "\r" in value or "\n" in value
+            else "a space, a control or non-ASCII character, or one of / ? # % that would change the request's URL")
+    raise ConfigurationError(f"The organization id in {given_in} is not an organization id: it holds {what}. "
+                             "Copy it again from the Koyeb console (organization settings).")
 
 
 def _secret(value: str | None) -> Redacted | None:

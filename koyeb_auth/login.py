@@ -46,7 +46,9 @@ def log_in(options: Options, environ: Mapping[str, str], stdin: TextIO, password
     settings = Config(environ).settings(given)
     source = PasswordLogin(settings.api_url, email, password, settings.organization_id)
     (call,) = source.obtain(frozenset())
-    token = replies.token_from(call, SessionClient(Network(), options.timeout).send(call), time.time())
+    sent = time.time()
+    reply = SessionClient(Network(), options.timeout).send(call)
+    token = replies.token_from(call, reply, sent, time.time())
     account = Account.configured(settings, source, store_for(options, environ), options)
     with _locked(account, source.key):
         account.store.save(source.key, token)

@@ -27,7 +27,7 @@ from .errors import (
     OrganizationDeactivatedError,
     RateLimitedError,
 )
-from .token import Token, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
+from .token import Token, json_value, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
 
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
@@ -69,18 +69,21 @@ AVOIDABLE = frozenset({"refresh", "switch", "logout"})
 
 
 
-def token_from(call: Call, reply: Reply, now: float) -> Token:
+def token_from(call: Call, reply: Reply, sent: float, now: float) -> Token:
     """The token in a login, refresh or switch reply, or the error the reply stands for.
 
-    The reply's expiry is in the API's clock: the token's remaining lifetime is that expiry minus
-    the reply's `Date` (see `clock_skew`), and its expiry is held in our clock (`now` plus that
-    lifetime), so every process of this machine agrees on it. An absurd expiry is an APIError.
+    `sent` is when the call went out and `now` when its reply was read, in our clock. The reply's
+    expiry is in the API's clock: the token's remaining lifetime is that expiry minus the reply's
+    `Date` (see `clock_skew`), and its expiry is held in our clock (`sent` plus that lifetime), so
+    every process of this machine agrees on it. Counted from `sent`, not `now`: the API stamped
+    `Date` before the reply's transit, however long that took, so the token lives no longer than
+    said. An absurd expiry is an APIError.
     """
     if reply.status != 200:
         raise error_for(call, reply)
-    skew = clock_skew(reply.headers, now)
+    skew = clock_skew(reply.headers, sent)
     try:
-        token = token_from_reply(json.loads(reply.body), now, skew or 0.0)
+        token = token_from_reply(json_value(reply.body), now, skew or 0.0)
     except ValueError as exc:  # JSONDecodeError is a ValueError too
         # Only the message: a JSONDecodeError holds the whole reply, which may hold a token.
         problem = str(exc) if not isinstance(exc, json.JSONDecodeError) else "it is not JSON"
@@ -100,7 +103,7 @@ def session_token(call: Call, reply: Reply, sent: float, now: float) -> Token:
 
     `sent` is when the call went out, `now` when its reply came back.
     """
-    return access_token_from(call, reply, sent) if call.action == "access_token" else token_from(call, reply, now)
+    return access_token_from(call, reply, sent) if call.action == "access_token" else token_from(call, reply, sent, now)
 
 
 def access_token_from(call: Call, reply: Reply, sent: float) -> Token:
@@ -108,7 +111,7 @@ def access_token_from(call: Call, reply: Reply, sent: float) -> Token:
     if reply.status != 200:
         raise error_for(call, reply)
     try:
-        decoded = json.loads(reply.body)
+        decoded = json_value(reply.body)
     except ValueError:  # only noted: the error holds the reply, which may hold a token
         decoded = None
     value = decoded.get("token") if isinstance(decoded, dict) else None
@@ -151,7 +154,7 @@ def from_koyeb(body: bytes) -> bool:
 
 def _error_body(body: bytes) -> dict[str, object]:
     try:
-        decoded = json.loads(body)
+        decoded = json_value(body)
     except ValueError:
         return {}
     return decoded if isinstance(decoded, dict) else {}

@@ -199,6 +199,16 @@ def jwt_lifetime(value: str) -> float | None:
     return expires - issued if expires is not None and issued is not None else None
 
 
+def json_value(data: str | bytes) -> object:
+    """The JSON value `data` holds; ValueError if it holds none, or nests deeper than the parser can
+    go (json raises RecursionError then: not a ValueError, so callers expecting one would crash)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        pass  # raised outside the handler: nothing of the data is kept in a context
+    raise ValueError("it is nested too deeply to be JSON this library reads")
+
+
 def _jwt_claim(value: str, name: str) -> float | None:
     import base64  # noqa: PLC0415 - see the imports
     import binascii  # noqa: PLC0415
@@ -208,7 +218,7 @@ def _jwt_claim(value: str, name: str) -> float | None:
         return None
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
     try:
-        claims = json.loads(base64.urlsafe_b64decode(payload))
+        claims = json_value(base64.urlsafe_b64decode(payload))
     except (binascii.Error, ValueError):
         return None
     claim = claims.get(name) if isinstance(claims, dict) else None

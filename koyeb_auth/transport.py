@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import os
 import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.request import getproxies
 
 import httpcore
 import httpx
@@ -49,9 +50,8 @@ class Network:
     async_transport: httpx.AsyncBaseTransport | None = None
 
     def __post_init__(self) -> None:
-        if self.proxy is not None and _scheme(self.proxy) not in _PROXY_SCHEMES:
-            raise ConfigurationError(f"proxy= must be a URL whose scheme is one of {', '.join(_PROXY_SCHEMES)} "
-                                     "(the URL is not shown: it may hold a password).")
+        if self.proxy is not None and (fault := _proxy_fault(self.proxy)):
+            raise _unusable_proxy("proxy=", fault)
         if isinstance(self.verify, bool):  # verify=False would turn TLS checks off: never
             raise ConfigurationError(
                 "verify= takes an ssl.SSLContext or the path of a CA bundle: koyeb-auth always verifies TLS "
@@ -59,11 +59,41 @@ class Network:
             )
 
 
-def _scheme(url: str) -> str:
+def _environment_proxy_problem() -> ConfigurationError | None:
+    """The error for a proxy of the environment (HTTPS_PROXY...) that httpx would refuse, or None.
+
+    httpx reads them as it builds a client, for every scheme whatever the call's, and fails with
+    ValueError, InvalidURL or ImportError from frames whose locals hold the URL and its password.
+    """
+    proxies = getproxies()  # what httpx reads: lower-case variables first, then the system's settings
+    if "*" in (host.strip() for host in proxies.get("no", "").split(",")):
+        return None  # httpx then uses no proxy at all
+    for scheme in ("http", "https", "all"):
+        url = proxies.get(scheme)
+        if url and (fault := _proxy_fault(url if "://" in url else f"http://{url}")):  # as httpx reads them
+            return _unusable_proxy(_variable(scheme, url), fault)
+    return None
+
+
+def _variable(scheme: str, url: str) -> str:
+    named = (name for name, value in os.environ.items() if name.lower() == f"{scheme}_proxy" and value == url)
+    return next(named, "the system's proxy settings")
+
+
+def _proxy_fault(url: str) -> str | None:
+    """Why httpx would refuse this proxy URL, or None. Never the URL: it may hold a password."""
     try:
-        return urlsplit(url).scheme.lower()
-    except ValueError:
-        return ""
+        scheme = httpx.Proxy(url).url.scheme
+    except (httpx.InvalidURL, ValueError):
+        return f"it is not a URL with a scheme among {', '.join(_PROXY_SCHEMES)}, a host and a numeric port"
+    if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+        return "a SOCKS proxy needs the socksio package (pip install 'httpx[socks]')"
+    return None
+
+
+def _unusable_proxy(given_in: str, fault: str) -> ConfigurationError:
+    return ConfigurationError(f"The proxy in {given_in} cannot be used: {fault}. Fix it, or unset it to go "
+                              "without a proxy (the URL is not shown: it may hold a password).")
 
 
 class SessionClient:
@@ -74,6 +104,8 @@ class SessionClient:
         self._timeout = timeout
 
     def send(self, call: Call) -> Reply:
+        if (problem := self._proxy_problem(self._network.transport)) is not None:
+            raise problem
         deadline = time.monotonic() + self._timeout
         try:
             with (
@@ -87,16 +119,23 @@ class SessionClient:
                 return body.reply(response)
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
-        # Raised outside the handler: the httpx error holds the request, whose body is the password.
+        except Exception as exc:  # httpx raises others too: InvalidURL, ValueError...
+            failure = _unsendable(call, exc)
+        # Raised outside the handler: the httpx error holds the request, whose body is the password,
+        # and its traceback the frames whose locals hold the headers.
         raise failure
 
     async def asend(self, call: Call) -> Reply:
+        if (problem := self._proxy_problem(self._network.async_transport)) is not None:
+            raise problem
         try:
             return await asyncio.wait_for(self._asend(call), self._timeout)
         except asyncio.TimeoutError:
             failure = _failure(call, httpx.ReadTimeout("the whole call took longer"), self._timeout)
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
+        except Exception as exc:  # see send()
+            failure = _unsendable(call, exc)
         raise failure
 
     async def _asend(self, call: Call) -> Reply:
@@ -109,6 +148,12 @@ class SessionClient:
                 if body.full(chunk):
                     break
             return body.reply(response)
+
+    def _proxy_problem(self, transport: object) -> ConfigurationError | None:
+        # A transport of the caller's, or proxy=, checked when given, leave the environment unread.
+        if transport is not None or self._network.proxy is not None:
+            return None
+        return _environment_proxy_problem()
 
     def _client(self, call: Call, deadline: float) -> httpx.Client:
         network = self._network
@@ -241,3 +286,14 @@ def _failure(call: Call, exc: httpx.HTTPError, timeout: float) -> KoyebAuthError
             f"Could not reach the Koyeb API for {where}: {reason}. Check the network and the API URL (KOYEB_URL)."
         )
     return APIError(f"Koyeb {where} sent a reply that could not be read: {reason}.")
+
+
+def _unsendable(call: Call, exc: Exception) -> KoyebAuthError:
+    """A failure of the HTTP client that is not an httpx.HTTPError: named by its type alone, since
+    its message may quote the request (a URL with a password in it, a header)."""
+    where = f"Koyeb {call.action} ({call.method})"
+    if isinstance(exc, httpx.InvalidURL):
+        return ConfigurationError(f"{where} could not be sent: the HTTP client refused its URL ({type(exc).__name__}). "
+                                  "Check the API URL (KOYEB_URL) and the organization id (KOYEB_ORGANIZATION).")
+    return APIError(f"{where} could not be sent: the HTTP client failed ({type(exc).__name__}). Check the network "
+                    "settings (proxy=, HTTPS_PROXY, verify=, SSL_CERT_FILE).")

@@ -74,6 +74,29 @@ def _record_text(record: logging.LogRecord) -> str:
     return text
 
 
+def shown_by_a_traceback(error: BaseException) -> str:
+    """The repr of every local of every frame the error's traceback (and its chain's) holds, below
+    the test's own frame (which holds the secrets it planted): what Sentry and friends record."""
+    shown: list[str] = []
+    seen: BaseException | None = error
+    traceback_ = error.__traceback__.tb_next if error.__traceback__ else None
+    while seen is not None:
+        while traceback_ is not None:
+            shown += [f"{name}={_repr(value)}" for name, value in traceback_.tb_frame.f_locals.items()]
+            traceback_ = traceback_.tb_next
+        seen = seen.__cause__ or seen.__context__
+        traceback_ = seen.__traceback__ if seen is not None else None
+        shown += [str(seen), repr(seen)] if seen is not None else []
+    return "\n".join(shown)
+
+
+def _repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # an object its constructor failed to finish (as tracebacks render it)
+        return "<unrepresentable>"
+
+
 @pytest.fixture
 def cache_path(tmp_path: Path) -> Path:
     return tmp_path / "cache" / "tokens.json"

@@ -42,6 +42,8 @@ def test_refresh_logout_and_switch_use_the_bearer() -> None:
     switch = api.switch("https://x", "org-9", "pat", None)
     assert (switch.url, switch.body) == ("https://x/v1/organizations/org-9/switch", {})
     assert "tok" not in repr(refresh) and "pat" not in repr(switch)
+    # The header dicts themselves: httpx's frames hold them as locals, which tracebacks render.
+    assert "tok" not in repr(refresh.headers) and "pat" not in repr(switch.headers)
 
 
 @pytest.mark.parametrize(
@@ -84,13 +86,13 @@ def test_a_non_koyeb_error_body_still_gives_a_clear_error(body: bytes) -> None:
 @pytest.mark.parametrize("body", [b"not json", b"{}", b'{"token": {}}', b"<html></html>", b'{"token": {"id": 1}}'])
 def test_a_200_without_a_usable_token_is_an_api_error(body: bytes) -> None:
     with pytest.raises(APIError, match="unusable reply"):
-        replies.token_from(LOGIN, reply(200, body), now=0)
+        replies.token_from(LOGIN, reply(200, body), sent=0, now=0)
 
 
 def test_a_token_already_expired_on_arrival_is_refused() -> None:
     body = {"token": {"id": "t", "expires_at": "2000-01-01T00:00:00Z"}}
     with pytest.raises(APIError, match="clock"):
-        replies.token_from(LOGIN, reply(200, body), now=2_000_000_000)
+        replies.token_from(LOGIN, reply(200, body), sent=2_000_000_000, now=2_000_000_000)
 
 
 def test_logout_accepts_200_and_401_only() -> None:

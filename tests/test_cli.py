@@ -601,3 +601,13 @@ def test_the_console_script_is_installed() -> None:
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "demo" in result.stdout
+
+
+def test_a_carriage_return_in_the_organization_is_one_line_naming_it(fake: FakeKoyebAPI, cache_path: Path) -> None:
+    # What a .env file with CRLF line endings gives.
+    env = {"KOYEB_URL": fake.url, "KOYEB_TOKEN": fake.PERSONAL_TOKEN, "KOYEB_ORGANIZATION": "org-1\r"}
+    result = cli("token", "--cache-path", str(cache_path), env=env)
+    assert result.returncode == 3  # a configuration error
+    assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "KOYEB_ORGANIZATION" in result.stderr and fake.PERSONAL_TOKEN not in result.stderr + result.stdout
+    assert fake.stats == {}  # refused before anything was sent

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from email.utils import formatdate
+from pathlib import Path
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from freezegun import freeze_time
 from koyeb_auth import APIError, KoyebAuth, RateLimitedError, api, clock, replies
 from koyeb_auth.backoff import Backoff
 from koyeb_auth.testing import FakeKoyebAPI, Fault
+from koyeb_auth.token import format_timestamp
 
 HOUR = 3600.0
 RATE_LIMITED = {"status": 429, "code": "rate_limit_error", "message": "Rate limit exceeded"}
@@ -97,7 +99,7 @@ def _reply(date: str | None, expires_at: str) -> api.Reply:
 def test_the_remaining_lifetime_is_the_expiry_minus_the_api_date(
     date: str | None, expires_at: str, lifetime: float
 ) -> None:
-    token = replies.token_from(LOGIN, _reply(date, expires_at), now=MIDNIGHT)
+    token = replies.token_from(LOGIN, _reply(date, expires_at), sent=MIDNIGHT, now=MIDNIGHT)
     assert token.obtained_at == MIDNIGHT
     assert token.expires_at == pytest.approx(MIDNIGHT + lifetime, abs=0.01)  # in our clock
 
@@ -105,7 +107,8 @@ def test_the_remaining_lifetime_is_the_expiry_minus_the_api_date(
 def test_a_broken_date_is_ignored_with_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            replies.token_from(LOGIN, _reply("Fri, 31 Dec 9999 23:59:59 GMT", "2026-01-01T01:00:00Z"), now=MIDNIGHT)
+            reply = _reply("Fri, 31 Dec 9999 23:59:59 GMT", "2026-01-01T01:00:00Z")
+            replies.token_from(LOGIN, reply, sent=MIDNIGHT, now=MIDNIGHT)
     assert _warnings(caplog) == ["Ignoring the Koyeb API's Date header, 2912443 days away from this machine's "
                                  "clock: using this machine's clock for token expiries"]
 
@@ -113,7 +116,7 @@ def test_a_broken_date_is_ignored_with_one_warning(caplog: pytest.LogCaptureFixt
 def test_a_token_expired_by_the_api_own_clock_does_not_blame_ours() -> None:
     reply = _reply("Thu, 01 Jan 2026 02:00:00 GMT", "2026-01-01T01:00:00Z")  # 2 h ahead, expired an hour ago
     with pytest.raises(APIError, match=r"already expired\. The API's own clock \(its Date header\) agrees"):
-        replies.token_from(LOGIN, reply, now=MIDNIGHT)
+        replies.token_from(LOGIN, reply, sent=MIDNIGHT, now=MIDNIGHT)
 
 
 # --- waits: monotonic, capped, never nan -------------------------------------------------------------
@@ -225,3 +228,31 @@ def test_an_absurd_expiry_is_a_clear_api_error_inside_the_backoff(
             with pytest.raises(APIError, match=f"unusable reply: the token's expiry is {problem}"):
                 auth.get_token()
     assert fake.stats == {"fault_login": 1}  # one login attempt: the others met the backoff
+
+
+@pytest.mark.parametrize(("lifetime", "expired"), [(6.0, True), (HOUR, False)], ids=["6s-token", "1h-token"])
+def test_a_reply_delayed_on_its_way_counts_the_lifetime_from_when_the_call_was_sent(
+    lifetime: float, expired: bool, cache_path: Path
+) -> None:
+    # The API stamps Date and the expiry as it answers; the reply then spends 8 s on its way to us.
+    # The lifetime it grants (expiry - Date) started no later than when we sent the call.
+    with freeze_time("2026-01-01 00:00:00") as frozen:
+        sent_at = time.time()
+
+        def slow_api(request: httpx.Request) -> httpx.Response:
+            now = time.time()
+            body = {"token": {"id": "delayed-token", "expires_at": format_timestamp(now + lifetime)}}
+            frozen.tick(8.0)
+            return httpx.Response(200, json=body, headers={"Date": formatdate(now, usegmt=True)})
+
+        auth = KoyebAuth("a@b.c", "pw", api_url="https://api.test", cache_path=cache_path,
+                         transport=httpx.MockTransport(slow_api))
+        if expired:  # 2 s ago: never sent
+            with pytest.raises(APIError, match="already expired"):
+                auth.get_token()
+            assert auth.cached_token() is None
+        else:
+            assert auth.get_token() == "delayed-token"
+            token = auth.cached_token()
+            assert token is not None and token.expires_at is not None
+            assert token.expires_at <= sent_at + lifetime  # not 7 s later, as counted from the reply's arrival

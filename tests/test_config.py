@@ -83,3 +83,23 @@ def test_the_cli_file_is_not_read_when_arguments_say_everything(tmp_path: Path) 
 def test_an_api_url_that_is_not_http_is_refused(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigurationError, match="not an http"):
         config(tmp_path).settings(Credentials(token="t", api_url=url))
+
+
+@pytest.mark.parametrize("organization", ["org-1\r", "org-1\n", "org\t1", "org 1", "org/../../account", "org-1?x",
+                                          "org-\u00e9"])
+@pytest.mark.parametrize("given_in", ["arguments", "environment", "cli file"])
+def test_an_organization_id_that_would_change_the_request_is_refused(
+    tmp_path: Path, organization: str, given_in: str
+) -> None:
+    yaml_text = f"organization: {organization!r}\n".replace("'", '"') if given_in == "cli file" else None
+    env = {"KOYEB_ORGANIZATION": organization} if given_in == "environment" else {}
+    given = Credentials(token="t", organization_id=organization if given_in == "arguments" else None)
+    with pytest.raises(ConfigurationError, match="organization id") as caught:
+        config(tmp_path, yaml_text, **env).settings(given)
+    assert "\r" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_ordinary_organization_id_is_kept(tmp_path: Path) -> None:
+    organization = "2b6a8f1c-7a8e-4d6b-9c1f-0d2e3f4a5b6c"
+    assert config(tmp_path, KOYEB_ORGANIZATION=organization).settings(Credentials(token="t")).organization_id == (
+        organization)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -72,7 +75,7 @@ reply_bodies = st.one_of(
 @given(reply_bodies)
 def test_fuzzed_login_replies_give_a_token_or_an_api_error(body: bytes) -> None:
     try:
-        token = replies.token_from(LOGIN, api.Reply(200, {}, body), now=0.0)
+        token = replies.token_from(LOGIN, api.Reply(200, {}, body), sent=0.0, now=0.0)
     except APIError as exc:
         assert len(str(exc)) < 1000  # noqa: PT017 - a token and an error are both right answers
     else:
@@ -100,3 +103,27 @@ def test_unusable_replies_from_the_api_raise_clearly_and_cache_nothing(
             make_auth().get_token()
         assert not cache_path.exists() or "\"t\"" not in cache_path.read_text()
     assert make_auth().get_token()  # and the next good reply is used
+
+
+DEEP = b"[" * 100_000  # deeper than any JSON parser's recursion goes
+
+
+@pytest.mark.parametrize(("action", "status"), [("login", 200), ("login", 503), ("access_token", 200)])
+def test_a_reply_nested_too_deeply_is_an_api_error_inside_the_backoff(
+    action: Literal["login", "access_token"], status: int, fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    fake.fail(action, Fault(status, DEEP), times=10)
+    auth = make_auth() if action == "login" else make_auth(email=None, password=None, token=fake.PERSONAL_TOKEN,
+                                                            organization_id="org-1", organization_token="access_token")
+    with freeze_time("2026-01-01"):  # frozen: the five calls fall within the first backoff
+        for _ in range(5):
+            with pytest.raises(APIError) as caught:
+                auth.get_token()
+            assert caught.value.status == status and caught.value.__context__ is None
+    assert fake.stats == {f"fault_{action}": 1}  # one request: the others met the backoff
+
+
+def test_a_jwt_nested_too_deeply_is_a_token_without_an_expiry_hint() -> None:
+    payload = base64.urlsafe_b64encode(b"[" * 6000).rstrip(b"=").decode()  # as deep as MAX_TOKEN_CHARS allows
+    body = json.dumps({"token": {"id": f"e30.{payload}.c2ln"}}).encode()
+    assert replies.token_from(LOGIN, api.Reply(200, {}, body), sent=0.0, now=0.0).expires_at is None

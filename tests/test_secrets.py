@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -10,9 +11,12 @@ import pytest
 import requests
 from freezegun import freeze_time
 
-from koyeb_auth import KoyebAuth, KoyebAuthError
+from koyeb_auth import KoyebAuth, KoyebAuthError, api
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 from koyeb_auth.token import fingerprint
+from koyeb_auth.transport import Network, SessionClient
+
+from .conftest import shown_by_a_traceback
 
 PASSWORD = "pa55-word-never-shown"
 
@@ -53,3 +57,19 @@ def test_no_secret_in_logs_reprs_or_errors_across_every_flow(
     assert "Obtained Koyeb token" in everything  # the log does speak about tokens, by fingerprint
     leaked = [fingerprint(secret) for secret in [PASSWORD, *issued] if secret in everything]
     assert leaked == []  # fingerprints only, so a failure does not print the secret itself
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_session_call_the_http_client_cannot_send_leaves_no_token_in_any_frame(
+    mode: str, fake: FakeKoyebAPI
+) -> None:
+    # A carriage return in the URL (a CRLF .env's organization id) makes httpx raise an error of its
+    # own, not an httpx.HTTPError, from frames whose locals hold the request's headers.
+    call = api.access_token(fake.url, "org-1\r", fake.PERSONAL_TOKEN, 3600.0)
+    client = SessionClient(Network(), timeout=5.0)
+    with pytest.raises(KoyebAuthError) as caught:
+        client.send(call) if mode == "sync" else asyncio.run(client.asend(call))
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+    shown = shown_by_a_traceback(caught.value) + str(caught.value)
+    assert fake.PERSONAL_TOKEN not in shown, fingerprint(fake.PERSONAL_TOKEN)  # a failure prints no token
+    assert fake.stats == {}  # nothing was sent

@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pytest
 from koyeb_auth import APIUnreachableError, ConfigurationError, KoyebAuth
 from koyeb_auth.testing import FakeKoyebAPI
 
+from .conftest import shown_by_a_traceback
 from .recorder import Answer, Recorder
 
 # Expires in a day, as a session does (one said to last decades is refused as absurd).
@@ -117,3 +119,41 @@ def test_session_calls_use_the_given_transports(cache_path: Path) -> None:
                       async_transport=mock)
     assert asyncio.run(other.aget_token()) == "session-token"
     assert seen == ["POST /v1/account/login a@b.c", "POST /v1/account/login b@b.c"]
+
+
+PROXY_PASSWORD = "Pr0xy-Pa55-never-shown"
+BROKEN_PROXIES = {
+    "port": f"http://u:{PROXY_PASSWORD}@proxy.internal:31x8",
+    "scheme": f"ftp://u:{PROXY_PASSWORD}@proxy.internal:3128",
+    "socks without socksio": f"socks5://u:{PROXY_PASSWORD}@proxy.internal:1080",
+}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_PROXIES))
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "all_proxy"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_broken_proxy_variable_is_a_configuration_error_naming_it_and_never_its_password(
+    broken: str, variable: str, mode: str, fake: FakeKoyebAPI, cache_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "socksio", None)  # not installed, whether it is here or not
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy", "NO_PROXY",
+                 "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, BROKEN_PROXIES[broken])
+    auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=cache_path)
+    with pytest.raises(ConfigurationError, match=f"proxy in {variable}") as caught:
+        auth.get_token() if mode == "sync" else asyncio.run(auth.aget_token())
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+    assert PROXY_PASSWORD not in shown_by_a_traceback(caught.value) + str(caught.value)
+    assert fake.stats == {}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_PROXIES))
+def test_a_broken_proxy_argument_is_refused_up_front_without_its_password(
+    broken: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "socksio", None)
+    with pytest.raises(ConfigurationError, match="proxy=") as caught:
+        KoyebAuth("a@b.c", "pw", proxy=BROKEN_PROXIES[broken])
+    assert caught.value.__context__ is None
+    assert PROXY_PASSWORD not in shown_by_a_traceback(caught.value) + str(caught.value)
