@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from . import private_file
 from .errors import CacheFileError, Hint
 from .logs import logger
-from .token import Token, entry_from_token, token_from_entry
+from .token import Token, entry_from_token, json_value, token_from_entry
 
 if TYPE_CHECKING:
     import filelock
@@ -208,8 +208,8 @@ class FileTokenStore:
         if raw is None:
             return {}
         try:
-            document = json.loads(raw)
-        except ValueError:  # includes UnicodeDecodeError
+            document = json_value(raw)
+        except ValueError:  # includes UnicodeDecodeError, and JSON nested too deeply
             logger().warning("Ignoring the token cache %s: it is not valid JSON; it will be replaced", self.path)
             return {}
         tokens = document.get("tokens") if isinstance(document, dict) else None

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from . import private_file
 from .errors import CacheFileError, ConfigurationError, Hint
 from .logs import logger
+from .token import json_value
 
 if TYPE_CHECKING:
     from collections.abc import Set
@@ -80,8 +81,8 @@ def load(path: Path) -> LastLogin | None:
 
 def _parse(raw: bytes) -> LastLogin | None:
     try:
-        document = json.loads(raw)
-    except ValueError:  # includes UnicodeDecodeError
+        document = json_value(raw)
+    except ValueError:  # includes UnicodeDecodeError, and JSON nested too deeply
         return None
     if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:
         return None

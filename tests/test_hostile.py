@@ -15,7 +15,7 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from koyeb_auth import APIError, FileTokenStore, KoyebAuth, KoyebAuthError, Token, api, replies
+from koyeb_auth import APIError, FileTokenStore, KoyebAuth, KoyebAuthError, Token, api, replies, state
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 GOOD = Token("good", obtained_at=time.time(), expires_at=time.time() + 365 * 86400)  # ten years at most
@@ -49,6 +49,14 @@ def _roundtrip(content: bytes) -> None:
 @given(st.binary(max_size=3000))
 def test_random_bytes_in_the_cache_file_are_a_miss(content: bytes) -> None:
     _roundtrip(content)
+
+
+def test_a_cache_or_login_file_nested_too_deeply_is_a_miss(tmp_path: Path) -> None:
+    _roundtrip(b"[" * 100_000)  # json raises RecursionError, not the ValueError of other bad JSON
+    login = tmp_path / "tokens.json.login"
+    login.write_bytes(b"[" * 100_000)
+    login.chmod(0o600)
+    assert state.load(login) is None
 
 
 @settings(max_examples=150, deadline=None)
