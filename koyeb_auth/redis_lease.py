@@ -20,15 +20,18 @@ log = logger()
 
 @dataclass
 class Hold:
-    """The lock a store holds: its owner (one per attempt), its fencing number, and whether it was let go."""
+    """The lock a store holds: its owner (one per attempt), its fencing number, its lease (ms), and
+    whether it was let go."""
 
     owner: str
     fence: int
+    lease_ms: int
     released: threading.Event = field(default_factory=threading.Event)
 
     @property
     def value(self) -> str:
-        return f"{self.owner}:{self.fence}"
+        # The lease is in the value so that a host configured with a shorter one waits for it (LOCK).
+        return f"{self.owner}:{self.fence}:{self.lease_ms}"
 
 
 def watch(hold: Hold, extend: Callable[[str], bool], every: float, times: int) -> None:

@@ -25,6 +25,8 @@ return redis.call('GET', KEYS[1])
 """
 
 # KEYS: lock, fence counter, this attempt's tombstone. ARGV: owner, lease in ms.
+# The lock's value is owner:fence:lease, the lease (ms) its holder set: hosts may be configured
+# with different leases, and a lock is judged by its holder's.
 # {fence, note}: fence 0 if the lock is taken; note names a corrupt key that was replaced.
 # Idempotent for its owner: a retry of the same attempt (after a lost reply) finds its own value and
 # has the lock. An attempt abandoned by its caller (see RELEASE) never takes it, however late it
@@ -34,15 +36,20 @@ if redis.call('EXISTS', KEYS[3]) == 1 then return {0, ''} end
 local note = ''
 local held = str(KEYS[1])
 if held then
-  local mine = string.match(held, '^' .. ARGV[1] .. ':(%d+)$')
+  local mine = string.match(held, '^' .. ARGV[1] .. ':(%d+):%d+$')
   if mine then
     redis.call('PEXPIRE', KEYS[1], ARGV[2])
     return {tonumber(mine), ''}
   end
-  -- A lease far longer than any holder asks for (ten times ours: hosts may differ) was planted.
+  -- A lock lives no longer than the lease its holder set: one that would was planted. A lock that
+  -- states no lease (written by hand, or by an older version) is given ten times ours. A stated
+  -- lease is believed up to an hour, or ten times ours if longer: a longer one was planted too.
+  local ours = tonumber(ARGV[2])
+  local theirs = tonumber(string.match(held, '^%x+:%d+:(%d+)$') or '')
+  local lease = math.min(theirs or 10 * ours, math.max(10 * ours, 3600000))
   local ttl = redis.call('PTTL', KEYS[1])
-  if ttl >= 0 and ttl <= 10 * tonumber(ARGV[2]) then return {0, ''} end
-  note = ttl < 0 and 'a lock without a lease' or 'a lock with a lease longer than any holder asks for'
+  if ttl >= 0 and ttl <= lease then return {0, ''} end
+  note = ttl < 0 and 'a lock without a lease' or 'a lock with a lease longer than its holder asks for'
 elseif redis.call('EXISTS', KEYS[1]) == 1 then
   note = 'a lock of type ' .. redis.call('TYPE', KEYS[1]).ok
 end
@@ -52,7 +59,7 @@ if not (counter and #counter < 16 and string.match(counter, '^%d+$')) then
   redis.call('DEL', KEYS[2])
 end
 local fence = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. fence, 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. fence .. ':' .. ARGV[2], 'PX', ARGV[2])
 return {fence, note}
 """
 
@@ -104,7 +111,7 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 # attempt, if it is still on its way (a caller that timed out or was cancelled), takes nothing.
 RELEASE = _PRELUDE + """
 local held = str(KEYS[1])
-if held and string.match(held, '^' .. ARGV[1] .. ':%d+$') then redis.call('DEL', KEYS[1]) end
+if held and string.match(held, '^' .. ARGV[1] .. ':%d+:%d+$') then redis.call('DEL', KEYS[1]) end
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[2], '1', 'PX', ARGV[2]) end
 return 1
 """

@@ -218,7 +218,7 @@ class RedisTokenStore:
             log.warning("Replaced %s in %r: a tampered or damaged key", note, self)
         if not fence:
             return False
-        self._held = hold = Hold(owner, fence)
+        self._held = hold = Hold(owner, fence, self._lease_ms)
         # A renewal makes up to two API calls: the watchdog extends the lease while it runs, every
         # third of it, for at most four leases in all (a holder alive but stuck must not block the
         # fleet for ever; a paused one pauses its watchdog too, and fencing keeps its write out).
@@ -263,7 +263,7 @@ class RedisTokenStore:
         deadline = time.monotonic() + self._timeout
         try:
             return self._calls.wait(self._calls.start(self._eval(command), deadline), deadline)
-        except (redis.RedisError, Late, ValueError) as exc:  # ValueError: a reply redis-py cannot parse
+        except Exception as exc:  # all of redis-py's failures (an AttributeError too: a connection cut under it)
             failure = self._failure(exc)
         # Raised outside the handler: a redis error's traceback holds the command, a token entry.
         raise failure
@@ -276,7 +276,7 @@ class RedisTokenStore:
                 reply = self._async_client.eval(script, len(keys), *keys, *args)
                 return await asyncio.wait_for(reply, self._timeout)
             return await self._calls.await_(self._calls.start(self._eval(command), deadline), deadline)
-        except (redis.RedisError, Late, asyncio.TimeoutError, ValueError) as exc:
+        except Exception as exc:  # as in _run
             failure = self._failure(exc)
         raise failure
 
@@ -288,10 +288,12 @@ class RedisTokenStore:
                 f"All {MAX_CONNECTIONS} connections of {self!r} stayed busy for {self._timeout:g} s: too many "
                 "callers at once, or a Redis too slow for them. Check Redis's latency, or raise timeout."
             )
-        # A ValueError: a reply redis-py cannot parse, or a connection cut under a stuck call.
-        unanswered = isinstance(exc, (Late, asyncio.TimeoutError, redis.ConnectionError, redis.TimeoutError,
-                                      ValueError))
-        detail = "no reply" if isinstance(exc, (Late, asyncio.TimeoutError)) else f"{type(exc).__name__}: {exc}"
+        # Not a RedisError: a reply redis-py cannot parse (ValueError), or a connection cut under a
+        # call (redis-py then finds its read buffer gone: AttributeError). Its text is not shown.
+        unanswered = isinstance(exc, (Late, asyncio.TimeoutError, redis.ConnectionError, redis.TimeoutError)) or \
+            not isinstance(exc, redis.RedisError)
+        detail = "no reply" if isinstance(exc, (Late, asyncio.TimeoutError)) else (
+            f"{type(exc).__name__}: {exc}" if isinstance(exc, redis.RedisError) else type(exc).__name__)
         if unanswered and not isinstance(exc, redis.AuthenticationError):
             return StoreUnavailableError(f"Redis at {self._where} did not answer within {self._timeout:g} s "
                                          f"({detail}). Check that it runs and is reachable.")

@@ -7,6 +7,7 @@ is what a man in the middle presents.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import ssl
@@ -150,11 +151,16 @@ class _DroppingHandler(BaseHTTPRequestHandler):
 
 class HostileRedis:
     """A Redis on loopback that answers the handshake, then every EVAL with `eval_reply` (raw RESP),
-    all at once or a byte every `trickle` seconds."""
+    all at once or a byte every `trickle` seconds; with `trickle_every`, only every so many EVALs
+    trickle (a call stuck among quick ones). Counts the connections it `accepted` and the replies
+    it `trickled`."""
 
-    def __init__(self, eval_reply: bytes = b":abc\r\n", trickle: float | None = None) -> None:
+    def __init__(self, eval_reply: bytes = b":abc\r\n", trickle: float | None = None, trickle_every: int = 1) -> None:
         self.eval_reply = eval_reply
         self.trickle = trickle
+        self.trickle_every = trickle_every
+        self.evals = itertools.count(1)
+        self.accepted = self.trickled = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -165,6 +171,7 @@ class HostileRedis:
                 connection, _ = self._listener.accept()
             except OSError:
                 return
+            self.accepted += 1
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
@@ -174,9 +181,10 @@ class HostileRedis:
                 words = [stream.read(int(stream.readline()[1:]) + 2)[:-2] for _ in range(int(line[1:]))]
                 if words[0].upper() != b"EVAL":
                     connection.sendall(b"%1\r\n+proto\r\n:3\r\n" if words[0].upper() == b"HELLO" else b"+OK\r\n")
-                elif self.trickle is None:
+                elif self.trickle is None or next(self.evals) % self.trickle_every:
                     connection.sendall(self.eval_reply)
                 else:
+                    self.trickled += 1
                     for byte in self.eval_reply:
                         connection.sendall(bytes([byte]))
                         time.sleep(self.trickle)

@@ -5,6 +5,7 @@ event loops. Hosts are store objects of their own (each with its own in-process 
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import json
 import os
@@ -28,8 +29,10 @@ from koyeb_auth import (
 )
 from koyeb_auth.testing import FakeKoyebAPI, RedisServer
 
+from .recorder import HostileRedis
 from .redis_proxy import DelayingProxy
-from .redis_server import NEW, OLD, fleet_auth, fleet_key, start_redis_server, wait_until
+from .redis_server import NEW, OLD, fleet_auth, fleet_key, lock_key, start_redis_server, wait_until
+from .test_attacks import leaked, rendered
 
 # The connections a store may open (RedisTokenStore's MAX_CONNECTIONS, written out: a test of the
 # bound must not take it from the code it checks).
@@ -212,6 +215,33 @@ def test_a_lease_that_cannot_cover_a_renewal_is_refused_or_warned_about(
         RedisTokenStore(redis_url, lease=1.0, timeout=2.0)  # its watchdog could not extend it in time
 
 
+def test_a_host_with_a_shorter_lease_waits_for_a_holder_with_a_longer_one(
+    fake: FakeKoyebAPI, namespace: str, redis_store: StoreFactory, admin: redis.Redis
+) -> None:
+    fake.login_delay = 1.0
+    patient, hasty = redis_store(lease=60.0), redis_store(lease=5.0)
+    tokens: list[str] = []
+    errors: list[Exception] = []
+
+    def log_in(store: RedisTokenStore) -> None:
+        try:
+            tokens.append(fleet_auth(fake, store).get_token())
+        except TokenStoreError as exc:
+            errors.append(exc)
+
+    holder = threading.Thread(target=log_in, args=(patient,))
+    holder.start()
+    wait_until(lambda: admin.exists(lock_key(namespace)))  # the 60 s host is inside its slow login
+    assert admin.pttl(lock_key(namespace)) > 10 * 5000  # longer than the 5 s host would believe
+    waiter = threading.Thread(target=log_in, args=(hasty,))
+    waiter.start()
+    for thread in (holder, waiter):
+        thread.join(30)
+    assert errors == []  # before: LeaseLostError, "its lease ran out", for the holder
+    assert len(tokens) == 2 and len(set(tokens)) == 1
+    assert fake.stats == {"login": 1}  # before: 2, the 5 s host took the lock from the live holder
+
+
 # --- 4. a lost fence counter ----------------------------------------------------------------------
 
 
@@ -274,6 +304,37 @@ def test_store_unavailable_comes_within_the_timeout_not_twice_it(fake: FakeKoyeb
         waited.append(time.monotonic() - started)
     silent.close()
     assert max(waited) < 1.5  # 1 s and scheduling, not a timeout and a retry
+
+
+def test_a_stuck_call_is_cut_alone_and_its_neighbours_fail_only_with_our_errors() -> None:
+    # Every 20th call gets a reply a byte every 0.1 s, each within the socket timeout: stuck until
+    # cut, while the other calls of the store go on over its other connections.
+    with HostileRedis(b"$24\r\n" + b"x" * 24 + b"\r\n", trickle=0.1, trickle_every=100) as server:
+        store = RedisTokenStore(server.url, timeout=0.3, lease=1.2)
+        outcomes: collections.Counter[str] = collections.Counter()
+        until = time.monotonic() + 3.0
+
+        def call_and_count() -> None:
+            while time.monotonic() < until:
+                try:
+                    store.load("key")
+                    outcomes["answered"] += 1
+                except TokenStoreError:
+                    outcomes["ours"] += 1
+                except Exception as exc:
+                    outcomes[f"raw {type(exc).__name__}"] += 1
+
+        threads = [threading.Thread(target=call_and_count) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        store.close()
+    assert server.trickled > 5 and outcomes["answered"] > 0, (server.trickled, outcomes)
+    assert set(outcomes) <= {"answered", "ours"}, outcomes
+    # Cutting a stuck call's connection costs one new connection; cutting the pool cut calls still
+    # running on the others too (before: 28 connections for 20 stuck calls; after: 20 for 20).
+    assert server.accepted - BOUND <= server.trickled, (server.accepted, server.trickled)
 
 
 # --- 6. an expired token is never sent ------------------------------------------------------------
@@ -350,6 +411,22 @@ def test_a_url_password_with_reserved_characters_is_a_clear_error_without_the_pa
     encoded = RedisTokenStore(redis_url.replace("redis://", f"redis://fleet:{quote(password, safe='')}@"))
     assert "s3cr" not in repr(encoded)
     encoded.close()
+
+
+@pytest.mark.parametrize("option", ["ssl=true", "timeout=1", "ssl_cert_reqs=none", "max_connections=100"])
+def test_a_url_option_the_store_cannot_use_is_a_clear_error_at_construction_without_the_password(
+    redis_url: str, option: str
+) -> None:
+    bad = redis_url.replace("redis://", "redis://fleet:s3cret-pw@") + "?" + option
+    with pytest.raises(ConfigurationError, match=f"option '{option.split('=', maxsplit=1)[0]}'") as caught:
+        RedisTokenStore(bad)  # before: built, and its first call raised a TypeError holding the password
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+    assert leaked(rendered(caught.value), ["s3cret-pw"]) == []
+    tls = RedisTokenStore(redis_url.replace("redis://", "rediss://") + "?ssl_cert_reqs=none&client_name=fleet")
+    tls.close()  # the options a TLS URL may carry (it connects only when used)
+    plain = RedisTokenStore(redis_url + "?client_name=fleet&health_check_interval=10")
+    assert plain.load("key") is None
+    plain.close()
 
 
 def test_a_refused_command_is_reported_without_the_redis_error_attached(fake: FakeKoyebAPI, redis_url: str) -> None:
