@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import threading
 import time
 import weakref
 from collections import deque
 
+from .errors import LockTimeoutError, StoreUnavailableError
 from .store import TokenStore
 
 
@@ -74,10 +76,51 @@ class Admission:
 
     def reset(self) -> None:
         self.thread_lock = threading.Lock()
+        # The thread whose caller holds thread_lock (a thread's, or a task's of its event loop).
+        self.holder: int | None = None
+        # How many times a caller holding the locks found the store unavailable, and the last error.
+        self.failures = 0
+        self.last_failure: StoreUnavailableError | None = None
         # One queue per event loop: its futures belong to the loop that waits on them.
         self.loop_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopQueue] = (
             weakref.WeakKeyDictionary()
         )
+
+    def take(self, timeout: float | None) -> bool:
+        """Take thread_lock, waiting up to `timeout` seconds (None: not at all)."""
+        me = threading.get_ident()
+        if timeout is not None and self.holder == me:
+            # Only a task of this thread's event loop (or a hook called inside the renewal) can hold
+            # it: blocking here stops the very holder we would wait for, until lock_timeout.
+            raise LockTimeoutError(
+                "A blocking call needed the Koyeb token while a task on this thread's event loop is "
+                "renewing it: waiting would freeze the loop, and with it that renewal. In async code, "
+                "use the async client (httpx.AsyncClient) or aget_token(), or run the blocking call in a "
+                "thread (asyncio.to_thread)."
+            )
+        if not self.thread_lock.acquire(blocking=timeout is not None, timeout=-1 if timeout is None else timeout):
+            return False
+        self.holder = me
+        return True
+
+    def give(self) -> None:
+        self.holder = None
+        self.thread_lock.release()
+
+    def store_failed(self, error: StoreUnavailableError) -> None:
+        """The caller holding the locks found the store unavailable: those queued behind it fail too."""
+        self.last_failure = error
+        self.failures += 1
+
+    def check_store(self, seen: int) -> None:
+        """Raise the store's failure if a caller ahead found it unavailable since `seen` failures.
+
+        Otherwise each queued caller would try the dead store in turn, and the n-th would get its
+        error only after n store timeouts (or its lock_timeout), far beyond its own deadline.
+        """
+        failure = self.last_failure
+        if self.failures != seen and failure is not None:
+            raise copy.copy(failure)  # a fresh error: not the other caller's traceback
 
     def loop_queue(self) -> LoopQueue:
         loop = asyncio.get_running_loop()

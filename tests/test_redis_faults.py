@@ -5,9 +5,11 @@ event loops. Hosts are store objects of their own (each with its own in-process 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -274,6 +276,57 @@ def test_store_unavailable_comes_within_the_timeout_not_twice_it(fake: FakeKoyeb
         waited.append(time.monotonic() - started)
     silent.close()
     assert max(waited) < 1.5  # 1 s and scheduling, not a timeout and a retry
+
+
+@contextlib.contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """The server stopped (SIGSTOP): its connections accept and nothing answers, as on a hung host."""
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("callers", ["threads", "tasks"])
+def test_callers_queued_behind_a_frozen_redis_fail_within_their_own_timeout(
+    fake: FakeKoyebAPI, private_redis: RedisServer, callers: str
+) -> None:
+    # The holder of the renewal finds Redis dead: the callers queued behind it get its error at
+    # once, rather than each trying the dead store in turn (the n-th failing after n timeouts).
+    auth = fleet_auth(fake, RedisTokenStore(private_redis.url, timeout=1.0), timeout=1.0)
+    httpx.get(fake.url + "/v1/apps", auth=auth).raise_for_status()
+    fake.revoke()  # every request now needs a renewal, which needs the store's lock
+    failures: list[tuple[str, float]] = []
+
+    def call() -> None:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            httpx.get(fake.url + "/v1/apps", auth=auth)
+        failures.append(("thread", time.monotonic() - started))
+
+    async def tasks() -> None:
+        async with httpx.AsyncClient(auth=auth) as client:
+            async def call() -> None:
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailableError):
+                    await client.get(fake.url + "/v1/apps")
+                failures.append(("task", time.monotonic() - started))
+
+            await asyncio.gather(*(call() for _ in range(8)))
+
+    with frozen(private_redis):
+        if callers == "threads":
+            threads = [threading.Thread(target=call) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        else:
+            asyncio.run(tasks())
+    assert len(failures) == 8
+    # One store timeout (1 s) and generous slack for a busy machine; before, the 8th waited 8 s.
+    assert max(waited for _, waited in failures) < 3.5, failures
 
 
 # --- 6. an expired token is never sent ------------------------------------------------------------
