@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -150,6 +151,29 @@ def test_a_cancelled_waiter_leaves_no_lock_held(fake: FakeKoyebAPI, make_auth: C
 # Python 3.12+ warns about forking with threads running (here the fake API's): that is the case
 # this test proves safe for the library's own locks.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_blocking_call_on_the_loop_of_the_task_renewing_fails_at_once(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    # requests in a coroutine while a task of the same loop holds the renewal: waiting for it would
+    # block the loop that task needs, until lock_timeout, and fail both.
+    fake.login_delay = 1.0
+    auth = make_auth(lock_timeout=5)
+
+    async def run() -> tuple[float, str]:
+        renewal = asyncio.create_task(auth.aget_token())
+        await asyncio.sleep(0.2)  # the task is in, waiting for the login
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError, match=r"aget_token\(\)") as raised:
+            requests.get(fake.url + "/v1/apps", auth=auth, timeout=10)
+        assert raised.value.__context__ is None
+        return time.monotonic() - started, await renewal
+
+    failed_after, token = asyncio.run(run())
+    assert failed_after < 2.5  # at once, with slack for a busy machine: before, lock_timeout (5 s)
+    assert token == auth.get_token()  # the renewal went on unharmed
+    assert fake.stats["login"] == 1
+
+
 def test_a_forked_child_uses_the_cached_token_without_deadlock(
     fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
 ) -> None:
