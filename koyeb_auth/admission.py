@@ -21,6 +21,15 @@ from .errors import LockTimeoutError, StoreUnavailableError
 from .store import TokenStore
 
 
+def on_asyncio() -> bool:
+    """True in a coroutine run by asyncio; False under another library (trio, through anyio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 class LoopQueue:
     """One task at a time on one event loop, first come first served, each waiter with a deadline.
 

@@ -147,6 +147,34 @@ def test_a_cancelled_waiter_leaves_no_lock_held(fake: FakeKoyebAPI, make_auth: C
     assert fake.stats == {"login": 1}
 
 
+def test_a_refresh_whose_caller_is_cancelled_is_finished_and_saved(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    # The API revokes the old token when it refreshes: a new token thrown away with the cancelled
+    # caller would leave the next one a refused refresh and a login.
+    fake.ttl = 600
+    auth = make_auth(refresh_margin=300)
+
+    async def run() -> int:
+        refresh = asyncio.create_task(auth.aget_token())
+        await asyncio.sleep(0.5)  # half-way through the refresh
+        refresh.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await refresh
+        await asyncio.sleep(1.0)  # the API has answered the refresh (the loop must still run then)
+        async with httpx.AsyncClient(auth=auth) as client:
+            return (await client.get(fake.url + "/v1/apps")).status_code
+
+    with freeze_time(tick=True) as clock:
+        auth.get_token()
+        clock.tick(400)  # in the refresh window
+        fake.refresh_delay = 1.0
+        assert asyncio.run(run()) == 200
+        stored = make_auth(refresh_margin=300).cached_token()  # a new object: read from the store
+    assert fake.stats["login"] == 1 and fake.stats["refresh"] == 1 and "refresh_refused" not in fake.stats
+    assert stored is not None and stored.value == fake.issued[-1]  # the refresh's token, saved
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 # Python 3.12+ warns about forking with threads running (here the fake API's): that is the case
 # this test proves safe for the library's own locks.
