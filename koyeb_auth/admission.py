@@ -16,9 +16,13 @@ import threading
 import time
 import weakref
 from collections import deque
+from typing import TYPE_CHECKING
 
 from .errors import LockTimeoutError, StoreUnavailableError
 from .store import TokenStore
+
+if TYPE_CHECKING:
+    from anyio.lowlevel import RunVar
 
 
 def on_asyncio() -> bool:
@@ -28,6 +32,42 @@ def on_asyncio() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+async def pause(seconds: float) -> None:
+    if on_asyncio():
+        await asyncio.sleep(seconds)
+    else:
+        import anyio  # noqa: PLC0415 - httpx's own dependency, loaded only off asyncio
+
+        await anyio.sleep(seconds)
+
+
+class RunQueue:
+    """`LoopQueue` for the other async libraries httpx runs on (trio), through anyio.
+
+    Its lock is fair and hands no turn to a cancelled waiter, so it needs no bpo-42130 workaround.
+    """
+
+    def __init__(self) -> None:
+        import anyio  # noqa: PLC0415
+
+        self._lock = anyio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def acquire(self, deadline: float) -> bool:
+        import anyio  # noqa: PLC0415
+
+        with anyio.move_on_after(max(deadline - time.monotonic(), 0.0)):
+            await self._lock.acquire()
+            return True
+        return False
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 class LoopQueue:
@@ -94,6 +134,7 @@ class Admission:
         self.loop_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopQueue] = (
             weakref.WeakKeyDictionary()
         )
+        self.run_queues: RunVar[RunQueue] | None = None  # made on first use off asyncio
 
     def take(self, timeout: float | None) -> bool:
         """Take thread_lock, waiting up to `timeout` seconds (None: not at all)."""
@@ -131,11 +172,26 @@ class Admission:
         if self.failures != seen and failure is not None:
             raise copy.copy(failure)  # a fresh error: not the other caller's traceback
 
-    def loop_queue(self) -> LoopQueue:
+    def loop_queue(self) -> LoopQueue | RunQueue:
+        if not on_asyncio():
+            return self._run_queue()
         loop = asyncio.get_running_loop()
         queue = self.loop_queues.get(loop)
         if queue is None:
             queue = self.loop_queues.setdefault(loop, LoopQueue())
+        return queue
+
+    def _run_queue(self) -> RunQueue:
+        # One per run of the event loop, as for asyncio: a trio lock belongs to the run that made it.
+        from anyio.lowlevel import RunVar  # noqa: PLC0415
+
+        queues = self.run_queues
+        if queues is None:
+            queues = self.run_queues = RunVar("koyeb_auth.admission")
+        queue = queues.get(None)
+        if queue is None:
+            queue = RunQueue()
+            queues.set(queue)
         return queue
 
 

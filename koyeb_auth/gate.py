@@ -13,14 +13,13 @@ wait itself is written once, as a plan of probes that a blocking and an async dr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .admission import admission_for
+from .admission import admission_for, pause
 from .errors import Hint, LockTimeoutError, StoreUnavailableError, TokenStoreError
 from .logs import logger
 from .store import TokenStore, async_face
@@ -215,7 +214,7 @@ class Gate:
             while True:
                 probe = plan.send(answer)
                 if isinstance(probe, float):
-                    await asyncio.sleep(probe)
+                    await pause(probe)
                     answer = None
                     continue
                 self._admission.check_store(seen)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
+import trio
 from freezegun import freeze_time
 
 from koyeb_auth import FileTokenStore, KoyebAuth, LockTimeoutError, MemoryTokenStore
@@ -173,6 +174,51 @@ def test_a_refresh_whose_caller_is_cancelled_is_finished_and_saved(
         stored = make_auth(refresh_margin=300).cached_token()  # a new object: read from the store
     assert fake.stats["login"] == 1 and fake.stats["refresh"] == 1 and "refresh_refused" not in fake.stats
     assert stored is not None and stored.value == fake.issued[-1]  # the refresh's token, saved
+
+
+def test_ten_trio_tasks_at_cold_start_cause_one_login(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]) -> None:
+    # httpx runs on trio too: the async path must not assume asyncio.
+    fake.login_delay = 0.3  # every task arrives while the login is in flight
+    auth = make_auth()
+    statuses: list[int] = []
+
+    async def run() -> None:
+        async with httpx.AsyncClient(auth=auth) as client, trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(lambda: get(client))
+
+    async def get(client: httpx.AsyncClient) -> None:
+        statuses.append((await client.get(fake.url + "/v1/apps")).status_code)
+
+    trio.run(run)
+    assert statuses == [200] * 10
+    assert fake.stats == {"login": 1, "api": 10}
+
+
+def test_trio_tasks_queued_behind_a_lock_held_elsewhere_time_out_at_lock_timeout(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], cache_path: Path
+) -> None:
+    auth = make_auth(lock_timeout=0.5)
+    waited: list[float] = []
+
+    async def wait() -> None:
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError):
+            await auth.aget_token()
+        waited.append(time.monotonic() - started)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(wait)
+
+    holder = FileTokenStore(cache_path)
+    assert holder.try_lock()
+    trio.run(run)
+    holder.unlock()
+    assert len(waited) == 3 and max(waited) < 0.5 + 2.0  # lock_timeout, with slack for a busy machine
+    assert trio.run(auth.aget_token)  # and the lock, once free, is taken
+    assert fake.stats == {"login": 1}
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
