@@ -10,13 +10,64 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import threading
 import time
 import weakref
 from collections import deque
+from typing import TYPE_CHECKING
 
+from .errors import LockTimeoutError, StoreUnavailableError
 from .store import TokenStore
+
+if TYPE_CHECKING:
+    from anyio.lowlevel import RunVar
+
+
+def on_asyncio() -> bool:
+    """True in a coroutine run by asyncio; False under another library (trio, through anyio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def pause(seconds: float) -> None:
+    if on_asyncio():
+        await asyncio.sleep(seconds)
+    else:
+        import anyio  # noqa: PLC0415 - httpx's own dependency, loaded only off asyncio
+
+        await anyio.sleep(seconds)
+
+
+class RunQueue:
+    """`LoopQueue` for the other async libraries httpx runs on (trio), through anyio.
+
+    Its lock is fair and hands no turn to a cancelled waiter, so it needs no bpo-42130 workaround.
+    """
+
+    def __init__(self) -> None:
+        import anyio  # noqa: PLC0415
+
+        self._lock = anyio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def acquire(self, deadline: float) -> bool:
+        import anyio  # noqa: PLC0415
+
+        with anyio.move_on_after(max(deadline - time.monotonic(), 0.0)):
+            await self._lock.acquire()
+            return True
+        return False
+
+    def release(self) -> None:
+        self._lock.release()
 
 
 class LoopQueue:
@@ -74,16 +125,73 @@ class Admission:
 
     def reset(self) -> None:
         self.thread_lock = threading.Lock()
+        # The thread whose caller holds thread_lock (a thread's, or a task's of its event loop).
+        self.holder: int | None = None
+        # How many times a caller holding the locks found the store unavailable, and the last error.
+        self.failures = 0
+        self.last_failure: StoreUnavailableError | None = None
         # One queue per event loop: its futures belong to the loop that waits on them.
         self.loop_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopQueue] = (
             weakref.WeakKeyDictionary()
         )
+        self.run_queues: RunVar[RunQueue] | None = None  # made on first use off asyncio
 
-    def loop_queue(self) -> LoopQueue:
+    def take(self, timeout: float | None) -> bool:
+        """Take thread_lock, waiting up to `timeout` seconds (None: not at all)."""
+        me = threading.get_ident()
+        if timeout is not None and self.holder == me:
+            # Only a task of this thread's event loop (or a hook called inside the renewal) can hold
+            # it: blocking here stops the very holder we would wait for, until lock_timeout.
+            raise LockTimeoutError(
+                "A blocking call needed the Koyeb token while a task on this thread's event loop is "
+                "renewing it: waiting would freeze the loop, and with it that renewal. In async code, "
+                "use the async client (httpx.AsyncClient) or aget_token(), or run the blocking call in a "
+                "thread (asyncio.to_thread)."
+            )
+        if not self.thread_lock.acquire(blocking=timeout is not None, timeout=-1 if timeout is None else timeout):
+            return False
+        self.holder = me
+        return True
+
+    def give(self) -> None:
+        self.holder = None
+        self.thread_lock.release()
+
+    def store_failed(self, error: StoreUnavailableError) -> None:
+        """The caller holding the locks found the store unavailable: those queued behind it fail too."""
+        self.last_failure = error
+        self.failures += 1
+
+    def check_store(self, seen: int) -> None:
+        """Raise the store's failure if a caller ahead found it unavailable since `seen` failures.
+
+        Otherwise each queued caller would try the dead store in turn, and the n-th would get its
+        error only after n store timeouts (or its lock_timeout), far beyond its own deadline.
+        """
+        failure = self.last_failure
+        if self.failures != seen and failure is not None:
+            raise copy.copy(failure)  # a fresh error: not the other caller's traceback
+
+    def loop_queue(self) -> LoopQueue | RunQueue:
+        if not on_asyncio():
+            return self._run_queue()
         loop = asyncio.get_running_loop()
         queue = self.loop_queues.get(loop)
         if queue is None:
             queue = self.loop_queues.setdefault(loop, LoopQueue())
+        return queue
+
+    def _run_queue(self) -> RunQueue:
+        # One per run of the event loop, as for asyncio: a trio lock belongs to the run that made it.
+        from anyio.lowlevel import RunVar  # noqa: PLC0415
+
+        queues = self.run_queues
+        if queues is None:
+            queues = self.run_queues = RunVar("koyeb_auth.admission")
+        queue = queues.get(None)
+        if queue is None:
+            queue = RunQueue()
+            queues.set(queue)
         return queue
 
 

@@ -13,15 +13,14 @@ wait itself is written once, as a plan of probes that a blocking and an async dr
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .admission import admission_for
-from .errors import Hint, LockTimeoutError, TokenStoreError
+from .admission import admission_for, pause
+from .errors import Hint, LockTimeoutError, StoreUnavailableError, TokenStoreError
 from .logs import logger
 from .store import TokenStore, async_face
 from .token import Token
@@ -138,24 +137,27 @@ class Gate:
     @contextlib.contextmanager
     def entry(self, how: Wait) -> Iterator[Admission]:
         """Enter, blocking; the locks are held for the block if the admission is INSIDE."""
-        thread_lock = self._admission.thread_lock
-        timeout = max(how.deadline - time.monotonic(), 0.0) if how.wait else -1
-        if not thread_lock.acquire(blocking=how.wait, timeout=timeout):
+        admission = self._admission
+        seen = admission.failures
+        if not admission.take(max(how.deadline - time.monotonic(), 0.0) if how.wait else None):
             if how.wait:
                 raise self._timed_out()
             yield BUSY
             return
         try:
-            outcome = _moved(how) or self._carry_out(how)
+            outcome = _moved(how) or self._carry_out(how, seen)
         except BaseException:
-            thread_lock.release()
+            admission.give()
             raise
         if outcome != INSIDE:
-            thread_lock.release()
+            admission.give()
             yield outcome
             return
         try:
             yield INSIDE
+        except StoreUnavailableError as exc:
+            admission.store_failed(exc)
+            raise
         finally:
             self._leave()
 
@@ -166,11 +168,12 @@ class Gate:
         if not how.wait and queue.busy:
             yield BUSY
             return
+        seen = self._admission.failures
         # Tasks of one loop queue here without polling; only the first polls the locks below.
         if not await queue.acquire(how.deadline):
             raise self._timed_out()
         try:
-            outcome = _moved(how) or await self._acarry_out(how)
+            outcome = _moved(how) or await self._acarry_out(how, seen)
         except BaseException:
             queue.release()
             raise
@@ -180,13 +183,17 @@ class Gate:
             return
         try:
             yield INSIDE
+        except StoreUnavailableError as exc:
+            self._admission.store_failed(exc)
+            raise
         finally:
             try:
                 await self._aleave()
             finally:
                 queue.release()
 
-    def _carry_out(self, how: Wait) -> Admission:
+    def _carry_out(self, how: Wait, seen: int) -> Admission:
+        """The wait, holding thread_lock; `seen`: the store failures counted when the caller came."""
         plan, answer = _plan(how, self._waiting_for), None  # type: Generator[str | float, Any, Admission | None], Any
         try:
             while True:
@@ -194,27 +201,38 @@ class Gate:
                 if isinstance(probe, float):
                     time.sleep(probe)
                     answer = None
-                elif probe == _TRY:
-                    answer = self._store.try_lock()
-                else:
-                    answer = self._store.load(self._key)
+                    continue
+                self._admission.check_store(seen)
+                with self._reporting_outage():
+                    answer = self._store.try_lock() if probe == _TRY else self._store.load(self._key)
         except StopIteration as stop:
             return self._admission_or_timeout(stop.value)
 
-    async def _acarry_out(self, how: Wait) -> Admission:
+    async def _acarry_out(self, how: Wait, seen: int) -> Admission:
         plan, answer = _plan(how, self._waiting_for), None  # type: Generator[str | float, Any, Admission | None], Any
         try:
             while True:
                 probe = plan.send(answer)
                 if isinstance(probe, float):
-                    await asyncio.sleep(probe)
+                    await pause(probe)
                     answer = None
-                elif probe == _TRY:
+                    continue
+                self._admission.check_store(seen)
+                if probe == _TRY:
                     answer = await self._atry_locks()
                 else:
-                    answer = await self._astore.aload(self._key)
+                    with self._reporting_outage():
+                        answer = await self._astore.aload(self._key)
         except StopIteration as stop:
             return self._admission_or_timeout(stop.value)
+
+    @contextlib.contextmanager
+    def _reporting_outage(self) -> Iterator[None]:
+        try:
+            yield
+        except StoreUnavailableError as exc:
+            self._admission.store_failed(exc)
+            raise
 
     def _admission_or_timeout(self, outcome: Admission | None) -> Admission:
         if outcome is None:
@@ -224,18 +242,19 @@ class Gate:
     async def _atry_locks(self) -> bool:
         # Threads of this process take the thread lock by blocking; tasks try it, so as never to
         # block the loop.
-        thread_lock = self._admission.thread_lock
-        if not thread_lock.acquire(blocking=False):
+        admission = self._admission
+        if not admission.take(None):
             return False
         try:
             # Cancelled mid-call, a networked store may have granted the lock anyway: releasing
             # what a failed attempt may have taken is the store's job (see RedisTokenStore).
-            entered = await self._astore.atry_lock()
+            with self._reporting_outage():
+                entered = await self._astore.atry_lock()
         except BaseException:
-            thread_lock.release()
+            admission.give()
             raise
         if not entered:
-            thread_lock.release()
+            admission.give()
         return entered
 
     def _leave(self) -> None:
@@ -244,7 +263,7 @@ class Gate:
         except TokenStoreError as exc:
             _unlock_failed(self._store, exc)
         finally:
-            self._admission.thread_lock.release()
+            self._admission.give()
 
     async def _aleave(self) -> None:
         try:
@@ -252,7 +271,7 @@ class Gate:
         except TokenStoreError as exc:
             _unlock_failed(self._store, exc)
         finally:
-            self._admission.thread_lock.release()
+            self._admission.give()
 
     def _timed_out(self) -> LockTimeoutError:
         return LockTimeoutError(

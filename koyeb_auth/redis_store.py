@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from . import redis_scripts as scripts
+from .admission import on_asyncio
 from .errors import ConfigurationError, LeaseLostError, StoreUnavailableError, TokenStoreError
 from .extras import require
 from .logs import logger
@@ -269,6 +270,12 @@ class RedisTokenStore:
         raise failure
 
     async def _arun(self, command: Command, on_loop: bool = True) -> Any:
+        if not on_asyncio():
+            raise ConfigurationError(
+                f"{self!r} was used from a coroutine that asyncio does not run (trio?): its async calls need "
+                "asyncio. Under trio, use the file store (leave store= out), or call the blocking KoyebAuth "
+                "methods in a thread (trio.to_thread.run_sync)."
+            )
         deadline = time.monotonic() + self._timeout
         try:
             if on_loop and self._async_client is not None:

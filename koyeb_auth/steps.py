@@ -10,12 +10,14 @@ whatever ended it, cancellation included.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from . import api
+from .admission import on_asyncio
 from .gate import Gate, Wait
 from .store import TokenStore, async_face
 from .token import Token
@@ -82,6 +84,25 @@ class Driver:
         return steps.result
 
     async def arun(self, flow: Flow[T]) -> T:
+        """`run` with awaits. Under asyncio, a flow whose caller is cancelled once it has sent a
+        session call runs on in a task of its own until it has saved the result and left the locks:
+        a refresh the API carried out has revoked the old token, and the new one must not be lost."""
+        if not on_asyncio():
+            return await self._arun(flow, [])
+        sent: list[bool] = []
+        task = asyncio.ensure_future(self._arun(flow, sent))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if sent:
+                _finishing.add(task)
+                task.add_done_callback(_finished)
+            else:
+                task.cancel()
+                await asyncio.wait([task])  # released what it held, as the caller's cancellation expects
+            raise
+
+    async def _arun(self, flow: Flow[T], sent: list[bool]) -> T:
         steps = _Steps(flow)
         async with contextlib.AsyncExitStack() as held:
             for step in steps:
@@ -89,6 +110,7 @@ class Driver:
                     if isinstance(step, Enter):
                         steps.done(await held.enter_async_context(self._gate.aentry(step.how)))
                     elif isinstance(step, api.Call):
+                        sent.append(True)
                         steps.done(await self._session.asend(step))
                     elif isinstance(step, Load):
                         steps.done(await self._astore.aload(self._key))
@@ -101,6 +123,16 @@ class Driver:
                 except BaseException as exc:  # CancelledError too: the flow decides, then we release
                     steps.failed(exc)
         return steps.result
+
+
+# The flows finishing for a cancelled caller: the loop holds only weak references to its tasks.
+_finishing: set[asyncio.Future[Any]] = set()
+
+
+def _finished(task: asyncio.Future[Any]) -> None:
+    _finishing.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: the flow has logged and reported its failure; no one awaits it
 
 
 class _Steps(Generic[T]):

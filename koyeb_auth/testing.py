@@ -496,6 +496,11 @@ class RedisServer:
             self.stop()
             raise
 
+    @property
+    def pid(self) -> int:
+        """The redis-server's process id: a test can stop it (SIGSTOP) to play a Redis that hangs."""
+        return self._process.pid
+
     def _wait_until_it_answers(self) -> None:
         deadline = time.monotonic() + 10
         while True:

@@ -23,6 +23,7 @@ from urllib.request import getproxies
 import httpcore
 import httpx
 
+from .admission import on_asyncio
 from .api import Call, Reply
 from .errors import APIError, APIUnreachableError, ConfigurationError, Hint, KoyebAuthError
 
@@ -129,14 +130,23 @@ class SessionClient:
         if (problem := self._proxy_problem(self._network.async_transport)) is not None:
             raise problem
         try:
-            return await asyncio.wait_for(self._asend(call), self._timeout)
-        except asyncio.TimeoutError:
+            if on_asyncio():
+                return await asyncio.wait_for(self._asend(call), self._timeout)
+            return await self._asend_within_timeout(call)
+        except (asyncio.TimeoutError, TimeoutError):  # distinct classes on Python 3.10
             failure = _failure(call, httpx.ReadTimeout("the whole call took longer"), self._timeout)
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
         except Exception as exc:  # see send()
             failure = _unsendable(call, exc)
         raise failure
+
+    async def _asend_within_timeout(self, call: Call) -> Reply:
+        """`_asend` bounded by the timeout under the other async libraries httpx runs on (trio)."""
+        import anyio  # noqa: PLC0415 - httpx's own dependency, loaded only off asyncio
+
+        with anyio.fail_after(self._timeout):
+            return await self._asend(call)
 
     async def _asend(self, call: Call) -> Reply:
         async with (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import requests
+import trio
 from freezegun import freeze_time
 
 from koyeb_auth import FileTokenStore, KoyebAuth, LockTimeoutError, MemoryTokenStore
@@ -146,10 +148,106 @@ def test_a_cancelled_waiter_leaves_no_lock_held(fake: FakeKoyebAPI, make_auth: C
     assert fake.stats == {"login": 1}
 
 
+def test_a_refresh_whose_caller_is_cancelled_is_finished_and_saved(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    # The API revokes the old token when it refreshes: a new token thrown away with the cancelled
+    # caller would leave the next one a refused refresh and a login.
+    fake.ttl = 600
+    auth = make_auth(refresh_margin=300)
+
+    async def run() -> int:
+        refresh = asyncio.create_task(auth.aget_token())
+        await asyncio.sleep(0.5)  # half-way through the refresh
+        refresh.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await refresh
+        await asyncio.sleep(1.0)  # the API has answered the refresh (the loop must still run then)
+        async with httpx.AsyncClient(auth=auth) as client:
+            return (await client.get(fake.url + "/v1/apps")).status_code
+
+    with freeze_time(tick=True) as clock:
+        auth.get_token()
+        clock.tick(400)  # in the refresh window
+        fake.refresh_delay = 1.0
+        assert asyncio.run(run()) == 200
+        stored = make_auth(refresh_margin=300).cached_token()  # a new object: read from the store
+    assert fake.stats["login"] == 1 and fake.stats["refresh"] == 1 and "refresh_refused" not in fake.stats
+    assert stored is not None and stored.value == fake.issued[-1]  # the refresh's token, saved
+
+
+def test_ten_trio_tasks_at_cold_start_cause_one_login(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]) -> None:
+    # httpx runs on trio too: the async path must not assume asyncio.
+    fake.login_delay = 0.3  # every task arrives while the login is in flight
+    auth = make_auth()
+    statuses: list[int] = []
+
+    async def run() -> None:
+        async with httpx.AsyncClient(auth=auth) as client, trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(lambda: get(client))
+
+    async def get(client: httpx.AsyncClient) -> None:
+        statuses.append((await client.get(fake.url + "/v1/apps")).status_code)
+
+    trio.run(run)
+    assert statuses == [200] * 10
+    assert fake.stats == {"login": 1, "api": 10}
+
+
+def test_trio_tasks_queued_behind_a_lock_held_elsewhere_time_out_at_lock_timeout(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], cache_path: Path
+) -> None:
+    auth = make_auth(lock_timeout=0.5)
+    waited: list[float] = []
+
+    async def wait() -> None:
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError):
+            await auth.aget_token()
+        waited.append(time.monotonic() - started)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(wait)
+
+    holder = FileTokenStore(cache_path)
+    assert holder.try_lock()
+    trio.run(run)
+    holder.unlock()
+    assert len(waited) == 3 and max(waited) < 0.5 + 2.0  # lock_timeout, with slack for a busy machine
+    assert trio.run(auth.aget_token)  # and the lock, once free, is taken
+    assert fake.stats == {"login": 1}
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 # Python 3.12+ warns about forking with threads running (here the fake API's): that is the case
 # this test proves safe for the library's own locks.
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_blocking_call_on_the_loop_of_the_task_renewing_fails_at_once(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    # requests in a coroutine while a task of the same loop holds the renewal: waiting for it would
+    # block the loop that task needs, until lock_timeout, and fail both.
+    fake.login_delay = 1.0
+    auth = make_auth(lock_timeout=5)
+
+    async def run() -> tuple[float, str]:
+        renewal = asyncio.create_task(auth.aget_token())
+        await asyncio.sleep(0.2)  # the task is in, waiting for the login
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError, match=r"aget_token\(\)") as raised:
+            requests.get(fake.url + "/v1/apps", auth=auth, timeout=10)
+        assert raised.value.__context__ is None
+        return time.monotonic() - started, await renewal
+
+    failed_after, token = asyncio.run(run())
+    assert failed_after < 2.5  # at once, with slack for a busy machine: before, lock_timeout (5 s)
+    assert token == auth.get_token()  # the renewal went on unharmed
+    assert fake.stats["login"] == 1
+
+
 def test_a_forked_child_uses_the_cached_token_without_deadlock(
     fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
 ) -> None:

@@ -24,6 +24,7 @@ import pytest
 import redis
 import redis.asyncio
 import requests
+import trio
 from freezegun import freeze_time
 from redis.crc import key_slot
 
@@ -430,6 +431,22 @@ def test_clients_of_your_own_serve_both_faces(fake: FakeKoyebAPI, redis_url: str
     assert fake.stats == {"login": 1}
     with pytest.raises(ConfigurationError, match="either a Redis URL or client="):
         RedisTokenStore(redis_url, client=client)
+
+
+def test_under_trio_the_redis_store_says_it_needs_asyncio(
+    fake: FakeKoyebAPI, redis_store: Callable[..., RedisTokenStore]
+) -> None:
+    auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, store=redis_store())
+
+    async def request() -> None:
+        async with httpx.AsyncClient(auth=auth) as client:
+            await client.get(fake.url + "/v1/apps")
+
+    with pytest.raises(ConfigurationError, match=r"need asyncio.*trio.to_thread.run_sync") as raised:
+        trio.run(request)
+    assert raised.value.__context__ is None
+    assert fake.stats == {}  # it said so before any login
+    assert auth.get_token()  # the blocking methods work, as the message says
 
 
 # --- choosing the store without code; copies of a store -------------------------------------------

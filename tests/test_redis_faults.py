@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import gc
 import json
 import os
+import signal
 import socket
 import threading
 import time
@@ -335,6 +337,57 @@ def test_a_stuck_call_is_cut_alone_and_its_neighbours_fail_only_with_our_errors(
     # Cutting a stuck call's connection costs one new connection; cutting the pool cut calls still
     # running on the others too (before: 28 connections for 20 stuck calls; after: 20 for 20).
     assert server.accepted - BOUND <= server.trickled, (server.accepted, server.trickled)
+
+
+@contextlib.contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """The server stopped (SIGSTOP): its connections accept and nothing answers, as on a hung host."""
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("callers", ["threads", "tasks"])
+def test_callers_queued_behind_a_frozen_redis_fail_within_their_own_timeout(
+    fake: FakeKoyebAPI, private_redis: RedisServer, callers: str
+) -> None:
+    # The holder of the renewal finds Redis dead: the callers queued behind it get its error at
+    # once, rather than each trying the dead store in turn (the n-th failing after n timeouts).
+    auth = fleet_auth(fake, RedisTokenStore(private_redis.url, timeout=1.0), timeout=1.0)
+    httpx.get(fake.url + "/v1/apps", auth=auth).raise_for_status()
+    fake.revoke()  # every request now needs a renewal, which needs the store's lock
+    failures: list[tuple[str, float]] = []
+
+    def call() -> None:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError):
+            httpx.get(fake.url + "/v1/apps", auth=auth)
+        failures.append(("thread", time.monotonic() - started))
+
+    async def tasks() -> None:
+        async with httpx.AsyncClient(auth=auth) as client:
+            async def call() -> None:
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailableError):
+                    await client.get(fake.url + "/v1/apps")
+                failures.append(("task", time.monotonic() - started))
+
+            await asyncio.gather(*(call() for _ in range(8)))
+
+    with frozen(private_redis):
+        if callers == "threads":
+            threads = [threading.Thread(target=call) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        else:
+            asyncio.run(tasks())
+    assert len(failures) == 8
+    # One store timeout (1 s) and generous slack for a busy machine; before, the 8th waited 8 s.
+    assert max(waited for _, waited in failures) < 3.5, failures
 
 
 # --- 6. an expired token is never sent ------------------------------------------------------------
