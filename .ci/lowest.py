@@ -16,7 +16,7 @@ import tomllib
 
 PROJECT = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
 EXTRAS = ("redis", "sdk", "httpx2", "aiohttp")
-TEST_TOOLS = ("pytest", "freezegun", "hypothesis", "trustme")
+TEST_TOOLS = ("pytest", "freezegun", "hypothesis", "trustme", "trio")
 
 
 def requirements() -> list[str]:
