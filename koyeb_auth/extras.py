@@ -7,9 +7,6 @@ from types import ModuleType
 
 from .errors import MissingExtraError
 
-# Where koyeb-auth is installed from until it is published on an index (pyproject's Source URL).
-REPOSITORY = "https://github.com/koyeb-auth/koyeb-auth"
-
 
 def require(module: str, extra: str, feature: str) -> ModuleType:
     try:
@@ -17,6 +14,6 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
     except ImportError as exc:
         raise MissingExtraError(
             f"{feature} needs the {module!r} package, which the {extra!r} extra installs: "
-            f"pip install 'koyeb-auth[{extra}] @ git+{REPOSITORY}' (or, from a checkout, "
-            f"pip install './koyeb-auth[{extra}]')"
+            f"pip install './koyeb-auth[{extra}]' from the folder that holds your koyeb-auth checkout "
+            "(koyeb-auth is not on PyPI yet)"
         ) from exc

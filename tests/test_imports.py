@@ -48,7 +48,7 @@ def test_star_import_works_without_an_extra(missing: str) -> None:
 def test_an_integration_without_its_extra_is_still_a_clear_error() -> None:
     result = run("import sys; sys.modules['redis'] = None\nimport koyeb_auth\nkoyeb_auth.RedisTokenStore")
     assert result.returncode == 1
-    assert "pip install 'koyeb-auth[redis] @ git+" in result.stderr and "MissingExtraError" in result.stderr
+    assert "pip install './koyeb-auth[redis]'" in result.stderr and "MissingExtraError" in result.stderr
 
 
 def test_the_library_logs_nowhere_until_the_application_says_so(tmp_path: Path) -> None:

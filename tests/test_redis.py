@@ -38,7 +38,6 @@ from koyeb_auth import (
     Token,
     TokenStoreError,
 )
-from koyeb_auth.extras import REPOSITORY
 from koyeb_auth.testing import FakeKoyebAPI
 from koyeb_auth.token import fingerprint
 
@@ -378,7 +377,7 @@ def test_without_redis_py_the_error_names_the_extra() -> None:
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert ("MissingExtraError: RedisTokenStore needs the 'redis' package, which the 'redis' extra installs: "
-            f"pip install 'koyeb-auth[redis] @ git+{REPOSITORY}'") in result.stderr
+            "pip install './koyeb-auth[redis]'") in result.stderr
 
 
 
