@@ -9,7 +9,8 @@ import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from . import command, fanout, longrun, redis_store, storm, warm
+from koyeb_auth import command, fanout, longrun, storm, warm
+from koyeb_auth.stores import _redis as redis_store
 
 
 def _versions() -> str:

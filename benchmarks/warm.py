@@ -22,7 +22,7 @@ import httpx
 import requests
 
 from koyeb_auth import FileTokenStore, KoyebAuth, Token, TokenStore
-from koyeb_auth.sources import PasswordLogin
+from koyeb_auth._sources import PasswordLogin
 
 from .common import API_URL, canned_session, median, median_us, table
 

@@ -9,6 +9,7 @@ Importing the package loads only its errors: each other name loads its module on
 
 from typing import TYPE_CHECKING, Any
 
+from ._moved import install as _install_moved
 from ._version import __version__
 from .errors import (
     AccessDeniedError,
@@ -18,7 +19,6 @@ from .errors import (
     CacheFileError,
     ConfigurationError,
     EndpointWithdrawnError,
-    Hint,
     InvalidCredentialsError,
     KoyebAuthError,
     LeaseLostError,
@@ -31,41 +31,42 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .aiohttp_middleware import KoyebAuthMiddleware as KoyebAuthMiddleware
+    from ._authorization import Authorization
+    from ._token import Token, TokenState
     from .auth import KoyebAuth
-    from .authorization import Authorization
     from .events import TokenEvent
-    from .file_store import FileTokenStore
-    from .httpx2_auth import Httpx2KoyebAuth as Httpx2KoyebAuth
-    from .niquests_auth import NiquestsAsyncKoyebAuth
-    from .redis_store import RedisTokenStore as RedisTokenStore
-    from .sdk import async_sdk_client as async_sdk_client
-    from .sdk import sdk_client as sdk_client
-    from .sdk import sdk_configuration as sdk_configuration
-    from .store import AsyncTokenStore, MemoryTokenStore, TokenStore
-    from .token import Token, TokenState
+    from .integrations.aiohttp import KoyebAuthMiddleware as KoyebAuthMiddleware
+    from .integrations.httpx2 import Httpx2KoyebAuth as Httpx2KoyebAuth
+    from .integrations.niquests import NiquestsAsyncKoyebAuth
+    from .integrations.sdk import async_sdk_client as async_sdk_client
+    from .integrations.sdk import sdk_client as sdk_client
+    from .integrations.sdk import sdk_configuration as sdk_configuration
+    from .stores import AsyncTokenStore, FileTokenStore, MemoryTokenStore, TokenStore
+    from .stores import RedisTokenStore as RedisTokenStore
+
+_install_moved()
 
 _CORE = {
     "KoyebAuth": "auth",
-    "Authorization": "authorization",
+    "Authorization": "_authorization",
     "TokenEvent": "events",
-    "FileTokenStore": "file_store",
-    "NiquestsAsyncKoyebAuth": "niquests_auth",
-    "AsyncTokenStore": "store",
-    "MemoryTokenStore": "store",
-    "TokenStore": "store",
-    "Token": "token",
-    "TokenState": "token",
+    "FileTokenStore": "stores",
+    "NiquestsAsyncKoyebAuth": "integrations.niquests",
+    "AsyncTokenStore": "stores",
+    "MemoryTokenStore": "stores",
+    "TokenStore": "stores",
+    "Token": "_token",
+    "TokenState": "_token",
 }
 # The integrations need an extra each. They are left out of __all__, so that `from koyeb_auth import *`
 # works whichever extras are installed; using one without its extra raises MissingExtraError.
 _INTEGRATIONS = {
-    "RedisTokenStore": "redis_store",
-    "Httpx2KoyebAuth": "httpx2_auth",
-    "KoyebAuthMiddleware": "aiohttp_middleware",
-    "sdk_client": "sdk",
-    "async_sdk_client": "sdk",
-    "sdk_configuration": "sdk",
+    "RedisTokenStore": "stores",
+    "Httpx2KoyebAuth": "integrations.httpx2",
+    "KoyebAuthMiddleware": "integrations.aiohttp",
+    "sdk_client": "integrations.sdk",
+    "async_sdk_client": "integrations.sdk",
+    "sdk_configuration": "integrations.sdk",
 }
 _LAZY = {**_CORE, **_INTEGRATIONS}
 
@@ -95,7 +96,6 @@ __all__ = [
     "ConfigurationError",
     "EndpointWithdrawnError",
     "FileTokenStore",
-    "Hint",
     "InvalidCredentialsError",
     "KoyebAuth",
     "KoyebAuthError",

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from . import replies
-from .origin import Origin
-from .token import Token
+from . import _session_api as api
+from ._origin import Origin
+from ._token import Token
 
 __all__ = ["Authorization"]
 
@@ -86,13 +86,13 @@ class Authorization:
 
     def renew(self, body: bytes) -> Authorization | None:
         """The authorization to send the request again with, or None to return the 401 as is."""
-        if not replies.renewal_may_help(body):
+        if not api.renewal_may_help(body):
             return None
         return self._next(self._renewer.renew_rejected(self.token, resent=self.resends > 0))
 
     async def arenew(self, body: bytes) -> Authorization | None:
         """`renew` for coroutines: never blocks the event loop."""
-        if not replies.renewal_may_help(body):
+        if not api.renewal_may_help(body):
             return None
         return self._next(await self._renewer.arenew_rejected(self.token, resent=self.resends > 0))
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from ._origin import DEFAULT_API_URL, normalize_api_url
+from ._secrets import Redacted
+from ._token import usable_bearer
 from .errors import ConfigurationError, Hint
-from .origin import DEFAULT_API_URL, normalize_api_url
-from .token import Redacted, usable_bearer
 
 if TYPE_CHECKING:
-    from .store import TokenStore
+    from .stores._protocol import TokenStore
 
 __all__ = ["Config", "Credentials", "Settings"]
 
@@ -174,7 +175,7 @@ def default_store(environ: Mapping[str, str], cache_path: str | os.PathLike[str]
     """The store of a KoyebAuth given no store=: the file at `cache_path` if given, else the Redis
     store at $KOYEB_AUTH_STORE if set, else the default cache file."""
     # Imported here: each store is built only when chosen (the Redis one needs the redis extra).
-    from .file_store import FileTokenStore  # noqa: PLC0415
+    from .stores._file import FileTokenStore  # noqa: PLC0415
 
     url = environ.get(STORE_VARIABLE) if cache_path is None else None
     return store_from_url(url, f"${STORE_VARIABLE}") if url else FileTokenStore(cache_path)
@@ -190,6 +191,6 @@ def store_from_url(url: str, given_in: str) -> TokenStore:
     if scheme not in {"redis", "rediss", "unix"}:
         raise ConfigurationError(f"{given_in} must be a readable redis://, rediss:// or unix:// URL; for a cache "
                                  "file, use cache_path= (--cache-path) instead.")
-    from .redis_store import RedisTokenStore  # noqa: PLC0415
+    from .stores._redis import RedisTokenStore  # noqa: PLC0415
 
     return RedisTokenStore(url)

@@ -1,30 +1,182 @@
-"""The single-flight state machine: memory, then the shared store, then the network.
+"""The decisions: memory, then the shared store, then the network, as single-flight flows.
 
 The decisions are written once, as flows: generators that yield the steps they need done (see
-`steps`), run by a blocking or an async driver. The hot path does not get that far: it reads one
+`_engine`), run by a blocking or an async driver. The hot path does not get that far: it reads one
 tuple from memory.
+
+Also here: what supplies KoyebAuth's tokens (the `TokenProvider` protocol, the personal access
+token used as is, and the `Timing` a renewing provider runs on), and how long to stay away from the
+API after a failed login or refresh (`Backoff`): exponential with jitter, so a fleet whose API went
+down does not come back in lockstep, and never shorter than what a 429 asked for (`retry_after`
+caps that at an hour). Every interval runs on a monotonic clock: a wall clock stepped back (NTP, a
+resumed VM, a user) cannot stretch a backoff, nor a step forward cut it short.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
 
-from . import api, replies
-from .backoff import Backoff
-from .backoff import monotonic as monotonic_clock
-from .errors import EndpointWithdrawnError, InvalidCredentialsError, KoyebAuthError, TokenStoreError
+from . import _session_api as api
+from ._engine import BUSY, INSIDE, Delete, Driver, Enter, Flow, Gate, Load, Save, Seen, Wait
+from ._logs import logger
+from ._sources import Source
+from ._token import Token, TokenState
+from ._transport import Network, SessionClient
+from .errors import (
+    ConfigurationError,
+    EndpointWithdrawnError,
+    InvalidCredentialsError,
+    KoyebAuthError,
+    RateLimitedError,
+    TokenStoreError,
+)
 from .events import EventHook, emit
-from .gate import BUSY, INSIDE, Gate, Seen, Wait
-from .logs import logger
-from .providers import Timing, wall_clock
-from .sources import Source
-from .steps import Delete, Driver, Enter, Flow, Load, Save
-from .store import TokenStore
-from .token import Token, TokenState
-from .transport import Network, SessionClient
+from .stores._protocol import TokenStore
+
+__all__ = ["PersonalTokenProvider", "Timing", "TokenProvider"]
+
+
+BASE_DELAY = 1.0
+MAX_DELAY = 60.0
+# 2 ** 6 > MAX_DELAY: the exponent stops there, so a long outage cannot overflow the float.
+_MAX_DOUBLINGS = 6
+
+
+def monotonic_clock() -> float:
+    """time.monotonic(), looked up at each call so that freezegun can move it in tests."""
+    return time.monotonic()
+
+
+@dataclass
+class Backoff:
+    """The last failure and how long it keeps callers away, on `clock` (monotonic seconds)."""
+
+    clock: Callable[[], float] = monotonic_clock
+    failures: int = 0
+    not_before: float = 0.0
+    error: KoyebAuthError | None = None
+
+    def active(self) -> bool:
+        return self.error is not None and self.clock() < self.not_before
+
+    def check(self) -> None:
+        """Raise the last failure again, without a network call, while the backoff lasts."""
+        if self.error is not None and self.active():
+            raise self.error.with_traceback(None)
+
+    def failed(self, error: KoyebAuthError) -> None:
+        self.failures += 1
+        ceiling = min(BASE_DELAY * 2 ** min(self.failures - 1, _MAX_DOUBLINGS), MAX_DELAY)
+        delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311  # jitter, not a secret
+        if isinstance(error, RateLimitedError):
+            delay = max(delay, error.retry_after)
+        self.not_before, self.error = self.clock() + delay, error
+
+    def succeeded(self) -> None:
+        self.failures, self.not_before, self.error = 0, 0.0, None
+
 
 log = logger()
+
+
+def wall_clock() -> float:
+    # Looked up at call time so that freezegun can move it.
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The time settings of a KoyebAuth, in seconds."""
+
+    refresh_margin: float
+    timeout: float
+    lock_timeout: float
+
+    @classmethod
+    def checked(cls, refresh_margin: float | timedelta, timeout: float, lock_timeout: float) -> Timing:
+        """The settings as given (a margin may be a timedelta), or a ConfigurationError."""
+        margin = seconds(refresh_margin)
+        if not margin >= 0 or not timeout > 0 or not lock_timeout > 0:
+            raise ConfigurationError("refresh_margin must be >= 0, and timeout and lock_timeout > 0 seconds.")
+        return cls(margin, timeout, lock_timeout)
+
+
+def seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+class TokenProvider(Protocol):
+    """What KoyebAuth needs from whatever supplies its tokens."""
+
+    def peek(self) -> Token | None:
+        """The token if it can be sent as is, without locks or I/O; None if anything is due."""
+        ...
+
+    def get_token(self) -> Token: ...
+
+    async def aget_token(self) -> Token: ...
+
+    def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
+        """A token to send a refused request again with (`resent`: the refused token was itself a
+        renewal), or None to return the 401."""
+        ...
+
+    async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None: ...
+
+    def suspect(self, renewed: Token) -> None:
+        """Note that a request retried with the renewed token got a 401 again."""
+        ...
+
+    def logout(self) -> bool:
+        """End the session; False if there was none to end."""
+        ...
+
+    async def alogout(self) -> bool: ...
+
+    def cached(self) -> Token | None: ...
+
+
+class PersonalTokenProvider:
+    """A personal access token used as is: nothing to renew, nothing to cache."""
+
+    def __init__(self, value: str) -> None:
+        self._token = Token(value, obtained_at=0.0)
+
+    def peek(self) -> Token | None:
+        return self._token
+
+    def get_token(self) -> Token:
+        return self._token
+
+    async def aget_token(self) -> Token:
+        return self._token
+
+    def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
+        return None
+
+    async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
+        return None
+
+    def suspect(self, renewed: Token) -> None:
+        pass  # never renewed, so never retried
+
+    def logout(self) -> bool:
+        # Logging out would end nothing: a personal access token is revoked in the console.
+        log.info("Nothing to log out: a personal access token stays valid until revoked in the Koyeb console")
+        return False
+
+    async def alogout(self) -> bool:
+        return self.logout()
+
+    def cached(self) -> Token | None:
+        return self._token
+
+
 
 # A token renewed because of a 401 whose retry got a 401 too: the 401 is not about the token (a
 # permission, a proxy). For this long, further 401s with it go back to the caller unrenewed, so a
@@ -207,7 +359,7 @@ class TokenManager:
         if token is not None:
             call = api.logout(self._source.api_url, token.value)
             try:
-                replies.check_logout(call, (yield call))
+                api.check_logout(call, (yield call))
             except EndpointWithdrawnError as exc:
                 log.warning("Could not end the session of token %s: %s", token.fingerprint, exc)
         self._remember(None)
@@ -286,7 +438,7 @@ class TokenManager:
 
     def _session(self, call: api.Call) -> Flow[Token]:
         sent = self._clock()
-        token = replies.session_token(call, (yield call), sent, self._clock())
+        token = api.session_token(call, (yield call), sent, self._clock())
         # The token carries what we know is gone, so the peers that adopt it skip it too.
         return token.withdrawing(frozenset(self._withdrawn)) if self._withdrawn else token
 

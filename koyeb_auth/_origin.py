@@ -20,8 +20,8 @@ import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ._secrets import Redacted
 from .errors import ConfigurationError
-from .token import Redacted
 
 __all__ = ["Origin", "normalize_api_url"]
 

@@ -1,8 +1,8 @@
-"""The process environment as koyeb-auth reads it: live, and never shown whole.
+"""Secrets kept out of sight: the `Redacted` str, and the process environment as koyeb-auth reads it.
 
 `os.environ` held in a local or an attribute is printed whole by traceback tools that show locals
-(Sentry and friends), KOYEB_PASSWORD and KOYEB_AUTH_STORE's Redis password with it. This view reads
-the same variables, hands each value out as a `Redacted` str, and shows nothing in its repr.
+(Sentry and friends), KOYEB_PASSWORD and KOYEB_AUTH_STORE's Redis password with it. The view here
+reads the same variables live, hands each value out as a `Redacted` str, and shows nothing in its repr.
 """
 
 from __future__ import annotations
@@ -10,9 +10,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 
-from .token import Redacted
+__all__ = ["ENVIRONMENT", "Environment", "Redacted"]
 
-__all__ = ["ENVIRONMENT", "Environment"]
+
+class Redacted(str):
+    """A str whose repr hides it: a header value that stays secret in the header dicts, frame
+    locals and tracebacks of every client it passes through, while sending as a plain str."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'<redacted>'"
 
 
 class Environment(Mapping[str, str]):

@@ -1,11 +1,17 @@
-"""The replies of the Koyeb session endpoints: the token a reply holds, or the error it stands for.
+"""The Koyeb session endpoints: the requests, built with no I/O; what their replies mean; the API's clock.
 
-Errors are branched on HTTP status, not on the `code` string, which the API does not use
-consistently. Times in a reply are in the API's clock: expiries and waits are counted from the
-reply's `Date` (see `clock`), not from this machine's clock.
+Wire facts (Koyeb's OpenAPI document, and how its CLI and console call these endpoints): the
+bearer goes in `Authorization: Bearer <id>`; login takes a JSON body and an optional `seon-fp`
+header; refresh and logout take no body; the organization switch needs an empty JSON object; an
+organization access token is asked for with its validity, and its reply holds no expiry.
 
-Login, refresh, logout and the organization switch are deprecated ("replaced by WorkOS and will be
-dropped soon"); a 404, 405 or 410 from one of them is told apart from a wrong API URL here.
+A reply is the token it holds, or the error it stands for. Errors are branched on HTTP status, not
+on the `code` string, which the API does not use consistently. Login, refresh, logout and the
+organization switch are deprecated ("replaced by WorkOS and will be dropped soon"); a 404, 405 or
+410 from one of them is told apart from a wrong API URL here.
+
+Times in a reply are in the API's clock. Its `Date` says what time it is there, so the time a
+token has left is the expiry minus `Date` (see `clock_skew`), whatever this machine's clock says.
 """
 
 from __future__ import annotations
@@ -14,9 +20,15 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from typing import Literal
 
-from .api import Call, Reply
-from .clock import clock_skew, http_date
+from ._logs import logger
+from ._origin import LOGIN_PATH
+from ._secrets import Redacted
+from ._token import Token, json_value, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
 from .errors import (
     AccessDeniedError,
     AccountLockedError,
@@ -27,7 +39,147 @@ from .errors import (
     OrganizationDeactivatedError,
     RateLimitedError,
 )
-from .token import Token, json_value, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
+
+__all__ = ["clock_skew", "http_date"]
+
+
+Action = Literal["login", "refresh", "switch", "access_token", "logout", "check"]
+
+@dataclass(frozen=True)
+class Call:
+    """One request to a session endpoint. Headers and body hold secrets, so repr omits them."""
+
+    action: Action
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(repr=False)
+    body: Mapping[str, str] | None = field(default=None, repr=False)
+    validity: float | None = None  # an access token's: the seconds asked for, since its reply has no expiry
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What came back: status, lower-cased headers and the raw body (a token: never in a repr)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = field(repr=False)
+
+
+def login(api_url: str, email: str, password: str, organization_id: str | None, seon_fp: str | None) -> Call:
+    body = {"email": email, "password": password}
+    if organization_id:
+        body["organization_id"] = organization_id
+    # No Authorization header on login: the console never sends one there.
+    headers = {"seon-fp": seon_fp} if seon_fp else {}
+    return Call("login", "POST", api_url + LOGIN_PATH, headers, body)
+
+
+def refresh(api_url: str, token: str) -> Call:
+    return Call("refresh", "PUT", api_url + "/v1/account/refresh", bearer(token))
+
+
+def switch(api_url: str, organization_id: str, token: str, seon_fp: str | None) -> Call:
+    headers = dict(bearer(token), **({"seon-fp": seon_fp} if seon_fp else {}))
+    # The endpoint requires a body; the CLI notes it must be an empty object.
+    return Call("switch", "POST", f"{api_url}/v1/organizations/{organization_id}/switch", headers, {})
+
+
+def access_token(api_url: str, organization_id: str, token: str, validity: float) -> Call:
+    """A short-lived token scoped to the organization (not deprecated): at most 24 h, 1 h by default."""
+    url = f"{api_url}/v1/organizations/{organization_id}/access_token"
+    return Call("access_token", "POST", url, bearer(token), {"validity": duration(validity)}, validity)
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a protobuf Duration in JSON: `3600s`, `1.5s` (nine decimals at most)."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+
+
+def logout(api_url: str, token: str) -> Call:
+    return Call("logout", "DELETE", api_url + "/v1/account/logout", bearer(token))
+
+
+def check(api_url: str, token: str) -> Call:
+    """The cheapest authenticated call that both user and organization tokens may make: one app.
+
+    (Organization tokens cannot make calls that need a user, such as /v1/account/profile.)
+    """
+    return Call("check", "GET", api_url + "/v1/apps?limit=1", bearer(token))
+
+
+def bearer(token: str) -> dict[str, str]:
+    # Redacted: the header dict sits in the locals of every httpx frame that an error can come from.
+    return {"Authorization": Redacted(f"Bearer {token}")}
+
+
+log = logger()
+
+# `Date` names a whole second, stamped between our sending the call and reading its reply: a
+# smaller difference from our clock at the sending is no skew.
+CLOCK_NOISE = 2.0
+# A `Date` further than this from our clock is a broken header, not a clock (a machine a day off
+# could not even check the API's TLS certificate): our clock is used instead.
+MAX_CLOCK_SKEW = 86400.0
+# A skew worth a warning (once per process).
+REPORTED_SKEW = 60.0
+
+
+def clock_skew(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds the API's clock runs ahead of ours (`now`; negative: behind), from the `Date` header.
+
+    `now` is when the call was sent: `Date` is later than that in any clock, so a reply slow on its
+    way makes the API seem ahead, and its tokens shorter, never longer.
+
+    None when `Date` is missing, unparsable or more than MAX_CLOCK_SKEW (a day) from our clock:
+    our clock is used then. 0 within CLOCK_NOISE. Otherwise the API's time is taken at the end of
+    the second `Date` names, so that a token never seems to live longer than it does. A skew over
+    a minute is logged once per process.
+    """
+    api_now = http_date(headers.get("date"))
+    if api_now is None:
+        return None
+    skew = api_now - now
+    if abs(skew) > MAX_CLOCK_SKEW:
+        _warn_once("date", "Ignoring the Koyeb API's Date header, %s away from this machine's clock: using "
+                   "this machine's clock for token expiries", _span(skew))
+        return None
+    if abs(skew) <= CLOCK_NOISE:
+        return 0.0
+    if abs(skew) > REPORTED_SKEW:
+        _warn_once("skew", "This machine's clock is %s %s the Koyeb API's (its Date header): token expiries are "
+                   "converted to this machine's clock. Synchronise it (NTP) if you can.",
+                   _span(skew), "behind" if skew > 0 else "ahead of")
+    return skew + 1.0
+
+
+def http_date(value: str | None) -> float | None:
+    """POSIX seconds of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`), or None."""
+    if value is None:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):  # TypeError before Python 3.11
+        return None
+    return moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp()  # HTTP dates are GMT
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(kind: str, message: str, *args: object) -> None:
+    # Every login and refresh of the process meets the same clocks: once is enough.
+    if kind not in _warned:
+        _warned.add(kind)
+        log.warning(message, *args)
+
+
+def _span(seconds: float) -> str:
+    seconds = abs(seconds)
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.0f} days"
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
 
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).

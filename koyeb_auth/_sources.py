@@ -21,10 +21,10 @@ from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, get_args
 
-from . import api
-from .config import Settings
+from . import _session_api as api
+from ._config import Settings
+from ._token import Token
 from .errors import ConfigurationError, Hint
-from .token import Token
 
 OrganizationTokenMode = Literal["auto", "switch", "access_token"]
 ORGANIZATION_TOKEN_MODES: tuple[str, ...] = get_args(OrganizationTokenMode)

@@ -12,6 +12,8 @@ import math
 import re
 from typing import Any, TypeGuard
 
+from ._secrets import Redacted
+
 # A warm `koyeb-auth token` loads this module to read the cache: what only API replies and log
 # lines need (hashlib, base64, datetime) is imported where it is used.
 
@@ -143,14 +145,6 @@ class Token:
         return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else math.inf
 
 
-class Redacted(str):
-    """A str whose repr hides it: a header value that stays secret in the header dicts, frame
-    locals and tracebacks of every client it passes through, while sending as a plain str."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "'<redacted>'"
 
 
 def fingerprint(secret: str) -> str:

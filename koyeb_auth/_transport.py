@@ -23,8 +23,8 @@ from urllib.request import getproxies
 import httpcore
 import httpx
 
-from .admission import on_asyncio
-from .api import Call, Reply
+from ._engine import on_asyncio
+from ._session_api import Call, Reply
 from .errors import APIError, APIUnreachableError, ConfigurationError, Hint, KoyebAuthError
 
 __all__ = ["Network", "SessionClient"]

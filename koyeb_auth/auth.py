@@ -1,46 +1,117 @@
 """KoyebAuth: the token provider seen as an httpx.Auth (sync and async) and a requests AuthBase.
 
 Every adapter, these two and those of the other clients, goes through `authorize()` and the
-`Authorization` it returns (see `authorization`): the origin check and the 401 rule live there.
+`Authorization` it returns (see `_authorization`): the origin check and the 401 rule live there.
+
+The requests (and niquests `Session`) protocol is in the style of requests' `HTTPDigestAuth`: a
+hook registered per request reads the 401, renews the token through the request's `Authorization`,
+rewinds the body and sends the request again, once, through the same connection adapter. A
+rewinder makes a body ready to be sent again, or says it cannot: bytes, str, JSON and forms always
+can; a seekable file can, from where it stood; a generator cannot (its token is still renewed, and
+the 401 goes back to the caller).
+
+A KoyebAuth pickles as its configuration (`PicklesAsConfiguration`): the arguments it was given.
+A store, an `on_event` hook, an `ssl.SSLContext` or a transport may not pickle, and the pickler's
+own error would not say which argument it was; checked before pickling, it does.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import pickle
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import timedelta
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 import requests
+from requests.cookies import extract_cookies_to_jar
 
-from .authorization import Authorization
-from .config import Config, Credentials, Settings, default_store
-from .environment import ENVIRONMENT
-from .errors import ConfigurationError
+from ._authorization import Authorization
+from ._config import Config, Credentials, Settings, default_store
+from ._manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider, seconds
+from ._origin import Origin
+from ._origin import shown as url_shown
+from ._secrets import ENVIRONMENT, Redacted
+from ._sources import DEFAULT_ORGANIZATION_TOKEN_VALIDITY, OrganizationTokenMode, check_organization_token, source_for
+from ._token import DEFAULT_REFRESH_MARGIN, Token, usable_bearer
+from ._transport import Network
+from .errors import ConfigurationError, KoyebAuthError
 from .events import EventHook
-from .manager import TokenManager
-from .origin import Origin
-from .origin import shown as url_shown
-from .pickling import PicklesAsConfiguration
-from .providers import PersonalTokenProvider, Timing, TokenProvider, seconds
-from .replay import httpx_rewinder, sent_again
-from .requests_hook import authorize_prepared
-from .sources import (
-    DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
-    OrganizationTokenMode,
-    check_organization_token,
-    source_for,
-)
-from .store import TokenStore, check_lease
-from .token import DEFAULT_REFRESH_MARGIN, Redacted, Token, usable_bearer
-from .transport import Network
+from .stores._protocol import TokenStore, check_lease
 
-__all__ = ["KoyebAuth"]
+__all__ = ["KoyebAuth", "PicklesAsConfiguration", "authorize_prepared", "check_picklable"]
+
+
+_Self = TypeVar("_Self", bound="PicklesAsConfiguration")
+
+_PICKLING_ADVICE = {
+    "store": "Use a store that pickles: FileTokenStore (the default) pickles as its path.",
+    "on_event": "Pass a function defined at the top level of a module: lambdas and local functions do not pickle.",
+    "verify": "Pass verify= the path of a CA bundle rather than an ssl.SSLContext.",
+}
+
+
+def check_picklable(argument: str, value: object) -> None:
+    """Raise a ConfigurationError naming `argument` if `value` cannot be pickled."""
+    if value is None:
+        return
+    try:
+        pickle.dumps(value)
+    except KoyebAuthError:
+        raise  # the object's own explanation (MemoryTokenStore says why it refuses)
+    except Exception as exc:  # pickle raises TypeError, AttributeError or PicklingError
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        return
+    advice = _PICKLING_ADVICE.get(argument, "Build the KoyebAuth in each process instead.")
+    raise ConfigurationError(
+        f"This KoyebAuth cannot be pickled: its {argument}= ({type(value).__qualname__}) cannot be ({reason}). "
+        f"{advice}"
+    )
+
+
+class PicklesAsConfiguration:
+    """Pickled and copied as the attributes `_CONFIGURATION` names, rebuilt by `_start()`.
+
+    What belongs to a process (locks, the resolved settings, a token in memory) is not carried:
+    `_start()` makes it anew, in a copy as on the other side of a pickle. A copy in the same
+    process shares the configured objects themselves (a store and its in-process locks, an
+    SSLContext or a transport, which need not pickle for that).
+    """
+
+    _CONFIGURATION: ClassVar[tuple[str, ...]] = ()
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _arguments_that_may_not_pickle(self) -> tuple[tuple[str, object], ...]:
+        """(argument name, value) of what a pickle would carry that may refuse to be pickled."""
+        return ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The configuration: arguments as given, so a password or token passed as an argument travels
+        (the copy must log in) but one read from the environment does not. Never a token obtained."""
+        for argument, value in self._arguments_that_may_not_pickle():
+            check_picklable(argument, value)
+        return {name: getattr(self, name) for name in self._CONFIGURATION}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({name: state[name] for name in self._CONFIGURATION})
+        self._start()
+
+    def __copy__(self: _Self) -> _Self:
+        clone = type(self).__new__(type(self))
+        clone.__setstate__({name: getattr(self, name) for name in self._CONFIGURATION})
+        return clone
+
+    def __deepcopy__(self: _Self, memo: dict[int, Any]) -> _Self:
+        return self.__copy__()
 
 
 class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
@@ -304,3 +375,110 @@ if hasattr(os, "register_at_fork"):
 
 def _redacted(secret: str | None) -> str | None:
     return Redacted(secret) if secret is not None else None
+
+
+def authorize_prepared(r: requests.PreparedRequest, authorization: Authorization) -> requests.PreparedRequest:
+    """`r` with `authorization`'s header, and a hook that renews the token and resends on a 401."""
+    r.headers["Authorization"] = authorization.header
+    rewind = requests_rewinder(r.body)
+
+    # Per-request state lives in this closure, not in thread-locals, so a request prepared on
+    # one thread can be sent from another (requests#5178).
+    def handle_401(response: requests.Response, **kwargs: Any) -> requests.Response:
+        current: Authorization | None = authorization
+        while current is not None and current.refused(response.status_code, response.request.url,
+                                                      response.request.headers.get("Authorization")):
+            content: Any = response.content
+            if inspect.iscoroutine(content):  # niquests.AsyncSession, which needs an async auth
+                content.close()
+                raise ConfigurationError("Use NiquestsAsyncKoyebAuth(auth) as the auth of a niquests.AsyncSession.")
+            current = current.renew(content or b"")
+            if current is None or not rewind():
+                break
+            response.close()  # content was read: the connection goes back to the pool
+            retry = resend_of(response, current.header)
+            # The adapter's send runs no hooks, so this retry cannot trigger another one.
+            again: requests.Response = response.connection.send(retry, **kwargs)
+            again.history.append(response)
+            again.request = retry
+            response = again
+        return response
+
+    r.register_hook("response", handle_401)  # type: ignore[no-untyped-call]
+    return r
+
+
+Rewinder = Callable[[], bool]
+
+
+def httpx_rewinder(request: Any, flavour: ModuleType) -> Rewinder:
+    """The rewinder of an httpx (or httpx2: `flavour` is the module) request's body."""
+    stream = request.stream
+    if isinstance(stream, flavour.ByteStream):
+        return _always  # bytes, str, JSON, forms
+    if isinstance(stream, flavour._multipart.MultipartStream):
+        # Multipart re-reads each file from the start: only if every file can seek back there.
+        files = [getattr(part, "file", b"") for part in stream.fields]
+        return _always if all(isinstance(f, (str, bytes)) or _seekable(f) for f in files) else _never
+    # A file passed as content= is read from where it stands: note that, to seek back to it.
+    # A generator can be read once only, so it is never replayed.
+    file: Any = getattr(stream, "_stream", None)
+    if isinstance(stream, flavour._content.IteratorByteStream) and _seekable(file):
+        return _seeker(file, file.tell())
+    return _never
+
+
+def requests_rewinder(body: object) -> Rewinder:
+    """The rewinder of a requests (or niquests) prepared body."""
+    if body is None or isinstance(body, (bytes, str)):
+        return _always
+    if _seekable(body):
+        return _seeker(body, body.tell())  # type: ignore[attr-defined]
+    return _never
+
+
+def resend_of(response: Any, header: str) -> Any:
+    """The request that got `response`, again: its cookies, and `header` (a token's
+    `Redacted` header) as its Authorization."""
+    retry = response.request.copy()
+    jar = retry._cookies
+    extract_cookies_to_jar(jar, response.request, response.raw)  # type: ignore[no-untyped-call]
+    retry.prepare_cookies(jar)
+    retry.headers["Authorization"] = header
+    return retry
+
+
+def _seekable(file: object) -> bool:
+    try:
+        return bool(file.seekable())  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _seeker(file: Any, position: int) -> Rewinder:
+    def rewind() -> bool:
+        try:
+            file.seek(position)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    return rewind
+
+
+def _always() -> bool:
+    return True
+
+
+def _never() -> bool:
+    return False
+
+
+def sent_again(request: Any, response: Any) -> str | None:
+    """The Authorization header of the request an httpx 401 answers, if resending `request` (what
+    the flow does) repeats it: the same method, so no redirect turned it into another (a 303, or a
+    302 after a POST, makes a GET: resending the POST would make it twice)."""
+    if response.request.method != request.method:
+        return None
+    sent: str | None = response.request.headers.get("Authorization")
+    return sent

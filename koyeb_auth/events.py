@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .api import Action
+from ._logs import logger
+from ._session_api import Action
+from ._token import Token
 from .errors import KoyebAuthError
-from .logs import logger
-from .token import Token
 
 __all__ = ["EventKind", "TokenEvent"]
 

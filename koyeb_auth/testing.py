@@ -1,7 +1,7 @@
 """A fake Koyeb sessions API on loopback, for your tests, our tests and the demo.
 
 ```python
-from koyeb_auth.testing import FakeKoyebAPI
+
 
 with FakeKoyebAPI(ttl=60) as api:
     auth = KoyebAuth(FakeKoyebAPI.EMAIL, FakeKoyebAPI.PASSWORD, api_url=api.url, cache_path=tmp / "t.json")

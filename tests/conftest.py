@@ -18,7 +18,7 @@ import pytest
 
 from koyeb_auth import KoyebAuth, RedisTokenStore
 from koyeb_auth.testing import FakeKoyebAPI
-from koyeb_auth.token import fingerprint
+from koyeb_auth._token import fingerprint
 
 from .redis_server import start_redis_server
 

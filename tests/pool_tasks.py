@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from koyeb_auth import KoyebAuth
-from koyeb_auth.token import fingerprint
+from koyeb_auth._token import fingerprint
 
 REQUESTS_PER_TASK = 10
 

@@ -12,8 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from koyeb_auth import KoyebAuth, RedisTokenStore, Token
-from koyeb_auth.config import Config, Credentials
-from koyeb_auth.sources import source_for
+from koyeb_auth._config import Config, Credentials
+from koyeb_auth._sources import source_for
 from koyeb_auth.testing import FakeKoyebAPI, RedisServer
 
 # Valid for a year from now: a stored token said to last longer than ten years is refused as absurd.

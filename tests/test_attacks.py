@@ -38,9 +38,9 @@ from koyeb_auth import (
     MemoryTokenStore,
     sdk_client,
 )
-from koyeb_auth.origin import Origin
+from koyeb_auth._origin import Origin
 from koyeb_auth.testing import FakeKoyebAPI, Fault
-from koyeb_auth.token import fingerprint
+from koyeb_auth._token import fingerprint
 
 from .clients import CLIENTS, send
 from .recorder import Answer, DroppingAPI, Recorder

@@ -33,7 +33,7 @@ from koyeb_auth import (
     replies,
 )
 from koyeb_auth.testing import FakeKoyebAPI, Fault
-from koyeb_auth.token import entry_from_token
+from koyeb_auth._token import entry_from_token
 
 from .recorder import HostileRedis
 from .test_attacks import leaked, rendered

@@ -23,9 +23,9 @@ import pytest
 
 import koyeb_auth
 from koyeb_auth import FileTokenStore
-from koyeb_auth.cli import CLI_HINTS, EXIT_CODES
-from koyeb_auth.cli import main as cli_main
-from koyeb_auth.cli_grammar import EXAMPLES, _columns
+from koyeb_auth.cli._command import CLI_HINTS, EXIT_CODES
+from koyeb_auth.cli._command import main as cli_main
+from koyeb_auth.cli._grammar import EXAMPLES, _columns
 from koyeb_auth.errors import Hint, TokenStoreError
 from koyeb_auth.testing import FakeKoyebAPI
 

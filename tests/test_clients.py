@@ -25,7 +25,7 @@ from koyeb_auth import (
     KoyebAuth,
     MemoryTokenStore,
 )
-from koyeb_auth.manager import RETRY_AFTER_FAILURE
+from koyeb_auth._manager import RETRY_AFTER_FAILURE
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 from .clients import CLIENTS, send

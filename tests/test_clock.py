@@ -15,9 +15,9 @@ import pytest
 from freezegun import freeze_time
 
 from koyeb_auth import APIError, KoyebAuth, RateLimitedError, api, clock, replies
-from koyeb_auth.backoff import Backoff
+from koyeb_auth._manager import Backoff
 from koyeb_auth.testing import FakeKoyebAPI, Fault
-from koyeb_auth.token import format_timestamp
+from koyeb_auth._token import format_timestamp
 
 HOUR = 3600.0
 RATE_LIMITED = {"status": 429, "code": "rate_limit_error", "message": "Rate limit exceeded"}

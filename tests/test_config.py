@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from koyeb_auth import ConfigurationError, KoyebAuth
-from koyeb_auth.config import DEFAULT_API_URL, Config, Credentials
+from koyeb_auth._config import DEFAULT_API_URL, Config, Credentials
 from koyeb_auth.testing import FakeKoyebAPI
 
 

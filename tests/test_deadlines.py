@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from koyeb_auth import CacheFileError, FileTokenStore, KoyebAuth, LockTimeoutError
-from koyeb_auth.config import Config, Credentials, Settings
+from koyeb_auth._config import Config, Credentials, Settings
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import loop_blocked

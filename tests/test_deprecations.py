@@ -33,7 +33,7 @@ from koyeb_auth import (
     replies,
 )
 from koyeb_auth.testing import FakeKoyebAPI, Fault
-from koyeb_auth.token import entry_from_token, token_from_entry
+from koyeb_auth._token import entry_from_token, token_from_entry
 
 ORG = "org-42"
 HTML = b"<html><body><h1>404 Not Found</h1></body></html>"

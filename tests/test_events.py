@@ -14,7 +14,7 @@ from freezegun import freeze_time
 
 from koyeb_auth import APIError, KoyebAuth, TokenEvent
 from koyeb_auth.testing import FakeKoyebAPI, Fault
-from koyeb_auth.token import fingerprint
+from koyeb_auth._token import fingerprint
 
 
 class Recorder(list[TokenEvent]):

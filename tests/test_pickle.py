@@ -29,9 +29,9 @@ from koyeb_auth import (
     errors,
 )
 from koyeb_auth.testing import FakeKoyebAPI
-from koyeb_auth.token import fingerprint
+from koyeb_auth._token import fingerprint
 
-from . import pool_tasks
+from koyeb_auth import pool_tasks
 
 # --- errors --------------------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from koyeb_auth import (
     TokenStoreError,
 )
 from koyeb_auth.testing import FakeKoyebAPI
-from koyeb_auth.token import fingerprint
+from koyeb_auth._token import fingerprint
 
 from .conftest import loop_blocked, release_workers, start_workers
 from .redis_server import NEW, OLD, fleet_auth, fleet_key, lock_key, start_redis_server, token_key, wait_until

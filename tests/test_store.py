@@ -21,7 +21,7 @@ import requests
 from freezegun import freeze_time
 
 from koyeb_auth import CacheFileError, FileTokenStore, KoyebAuth, KoyebAuthError, Token
-from koyeb_auth.file_store import UNUSABLE_RETRY, user_cache_dir
+from koyeb_auth.stores._file import UNUSABLE_RETRY, user_cache_dir
 from koyeb_auth.testing import FakeKoyebAPI
 
 GOOD = Token("token-value", obtained_at=1000.0, expires_at=2000.0, user_id="u", organization_id="o")

@@ -10,7 +10,7 @@ import weakref
 
 import pytest
 
-from koyeb_auth.token import Token, TokenState, fingerprint, jwt_expiry, parse_timestamp, token_from_reply
+from koyeb_auth._token import Token, TokenState, fingerprint, jwt_expiry, parse_timestamp, token_from_reply
 
 EPOCH_2022_09_08_14H = 1662645600.0
 

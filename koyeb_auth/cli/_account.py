@@ -15,15 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import state
-from .file_store import FileTokenStore
-from .token import DEFAULT_REFRESH_MARGIN, Token, TokenState
+from .._token import DEFAULT_REFRESH_MARGIN, Token, TokenState
+from ..cli import _state as state
+from ..stores._file import FileTokenStore
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .providers import TokenProvider
-    from .sources import Source
-    from .store import TokenStore
+    from .._config import Settings
+    from .._manager import TokenProvider
+    from .._sources import Source
+    from ..stores._protocol import TokenStore
 
 __all__ = ["Account", "Options", "resolve", "store_for"]
 
@@ -101,9 +101,12 @@ class Account:
 
     def provider(self) -> "TokenProvider":
         """What renews the token (loads httpx): refreshes, logs in, waits for a peer, logs out."""
-        from .manager import TokenManager  # noqa: PLC0415 - loads httpx
-        from .providers import PersonalTokenProvider, Timing  # noqa: PLC0415
-        from .transport import Network  # noqa: PLC0415
+        from .._manager import (  # noqa: PLC0415
+            PersonalTokenProvider,
+            Timing,
+            TokenManager,
+        )
+        from .._transport import Network  # noqa: PLC0415
 
         if self.source is None:
             assert self._personal_token is not None
@@ -129,8 +132,8 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Account:
             return Account(api_url=last.api_url, email=last.email, organization_id=last.organization_id,
                            found_in=f"the last `koyeb-auth login` ({path})", source=last, store=store, options=options)
     # Credentials named elsewhere: a password's store key costs a slow hash (see `sources`).
-    from .config import Config, Credentials  # noqa: PLC0415 - not needed after a login
-    from .sources import source_for  # noqa: PLC0415
+    from .._config import Config, Credentials  # noqa: PLC0415 - not needed after a login
+    from .._sources import source_for  # noqa: PLC0415
 
     given = Credentials(email=options.email, organization_id=options.organization_id, api_url=options.api_url)
     settings = Config(environ).settings(given)
@@ -140,7 +143,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Account:
 def store_for(options: Options, environ: Mapping[str, str]) -> "TokenStore":
     """The cache file, unless --store or $KOYEB_AUTH_STORE names a Redis store."""
     if options.store or (environ.get("KOYEB_AUTH_STORE") and options.cache_path is None):
-        from .config import default_store, store_from_url  # noqa: PLC0415 - only for a Redis store
+        from .._config import default_store, store_from_url  # noqa: PLC0415 - only for a Redis store
 
         return store_from_url(options.store, "--store") if options.store else default_store(environ, None)
     return FileTokenStore(options.cache_path)
@@ -150,7 +153,7 @@ def _wanted(last: state.LastLogin, options: Options, environ: Mapping[str, str])
     """False if the flags or the environment ask for another API URL or organization than the last login's."""
     url = options.api_url or environ.get("KOYEB_URL")
     if url:
-        from .origin import normalize_api_url  # noqa: PLC0415
+        from .._origin import normalize_api_url  # noqa: PLC0415
 
         url = normalize_api_url(url)
     return last.matches(url, options.organization_id or environ.get("KOYEB_ORGANIZATION"))

@@ -16,16 +16,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from . import __version__, errors, logs
-from .cli_grammar import build
-from .environment import ENVIRONMENT
-from .errors import Hint
-from .token import Token, format_timestamp
+from .. import __version__, errors
+from .. import _logs as logs
+from .._secrets import ENVIRONMENT
+from .._token import Token, format_timestamp
+from ..errors import Hint
+from ._grammar import build
 
 if TYPE_CHECKING:
     import logging
 
-    from .account import Account, Options
+    from ._account import Account, Options
 
 EXIT_NO_TOKEN = 1
 EXIT_USAGE = 2
@@ -120,7 +121,7 @@ def _run_as_this_process(command: list[str], env: dict[str, str]) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from .login import log_in  # noqa: PLC0415
+    from ._login import log_in  # noqa: PLC0415
 
     account, token = log_in(_options(args), ENVIRONMENT, sys.stdin, args.password_stdin)
     print(f"Logged in as {account.email}. {_describe_expiry(token)}")
@@ -128,7 +129,7 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
-    from .login import log_out  # noqa: PLC0415
+    from ._login import log_out  # noqa: PLC0415
 
     account = _account(args)
     if not log_out(account):
@@ -140,7 +141,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .status import report  # noqa: PLC0415
+    from ._status import report  # noqa: PLC0415
 
     status, code = report(_account(args), online=not args.offline, explain=explain)
     if args.json:
@@ -152,7 +153,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_fake_api(args: argparse.Namespace) -> int:
-    from .testing import FakeKoyebAPI  # noqa: PLC0415
+    from ..testing import FakeKoyebAPI  # noqa: PLC0415
 
     fake = FakeKoyebAPI(ttl=args.ttl, host=args.host, port=args.port, without=args.without)
     fake.bind()
@@ -163,7 +164,7 @@ def cmd_fake_api(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo  # noqa: PLC0415
+    from ._demo import run_demo  # noqa: PLC0415
 
     return run_demo(workers=args.workers, seconds=args.seconds, ttl=args.ttl, without=frozenset(args.without))
 
@@ -172,14 +173,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    from .account import Options  # noqa: PLC0415
+    from ._account import Options  # noqa: PLC0415
 
     return Options(args.api_url, args.cache_path, args.email, args.organization, args.timeout, args.lock_timeout,
                    args.store)
 
 
 def _account(args: argparse.Namespace) -> Account:
-    from .account import resolve  # noqa: PLC0415
+    from ._account import resolve  # noqa: PLC0415
 
     return resolve(_options(args), ENVIRONMENT)
 

@@ -33,9 +33,9 @@ from typing import Any, TextIO
 import httpx
 import requests
 
-from .auth import KoyebAuth
-from .errors import KoyebAuthError
-from .testing import FakeKoyebAPI
+from ..auth import KoyebAuth
+from ..errors import KoyebAuthError
+from ..testing import FakeKoyebAPI
 
 CLIENTS = ("httpx", "async", "requests")
 # Named outside WorkerReport, whose `requests` field would shadow the module in its body.

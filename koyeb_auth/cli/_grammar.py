@@ -153,7 +153,7 @@ def _without_option(sub: argparse.ArgumentParser) -> None:
 
 
 def _endpoints(names: str) -> list[str]:
-    from .testing import SESSION_ENDPOINTS  # noqa: PLC0415 - loaded only for the commands of the fake
+    from ..testing import SESSION_ENDPOINTS  # noqa: PLC0415 - loaded only for the commands of the fake
 
     endpoints = [name.strip() for name in names.split(",") if name.strip()]
     if unknown := [name for name in endpoints if name not in SESSION_ENDPOINTS]:

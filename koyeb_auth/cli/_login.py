@@ -18,14 +18,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TextIO
 
-from . import replies, state
-from .account import Account, Options, store_for
-from .config import Config, Credentials
-from .errors import ConfigurationError, Hint, TokenStoreError
-from .gate import INSIDE, Gate, Wait
-from .sources import PasswordLogin
-from .token import Redacted, Token
-from .transport import Network, SessionClient
+from .. import _session_api as api
+from .._config import Config, Credentials
+from .._engine import INSIDE, Gate, Wait
+from .._secrets import Redacted
+from .._sources import PasswordLogin
+from .._token import Token
+from .._transport import Network, SessionClient
+from ..cli import _state as state
+from ..errors import ConfigurationError, Hint, TokenStoreError
+from ._account import Account, Options, store_for
 
 __all__ = ["ask", "log_in", "log_out"]
 
@@ -48,7 +50,7 @@ def log_in(options: Options, environ: Mapping[str, str], stdin: TextIO, password
     (call,) = source.obtain(frozenset())
     sent = time.time()
     reply = SessionClient(Network(), options.timeout).send(call)
-    token = replies.token_from(call, reply, sent, time.time())
+    token = api.token_from(call, reply, sent, time.time())
     account = Account.configured(settings, source, store_for(options, environ), options)
     with _locked(account, source.key):
         account.store.save(source.key, token)

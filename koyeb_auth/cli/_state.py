@@ -14,16 +14,16 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import private_file
-from .errors import CacheFileError, ConfigurationError, Hint
-from .logs import logger
-from .token import json_value
+from .._logs import logger
+from .._token import json_value
+from ..errors import CacheFileError, ConfigurationError, Hint
+from ..stores import _private_file as private_file
 
 if TYPE_CHECKING:
     from collections.abc import Set
 
-    from . import api
-    from .token import Token
+    from .. import _session_api as api
+    from .._token import Token
 
 __all__ = ["LastLogin", "forget", "load", "path_for", "save"]
 
@@ -54,7 +54,7 @@ class LastLogin(NamedTuple):
         )
 
     def renew(self, token: "Token", withdrawn: "Set[str]") -> "api.Call | None":
-        from . import api  # noqa: PLC0415 - a warm `koyeb-auth token` reads this record, and sends nothing
+        from .. import _session_api as api  # noqa: PLC0415 - a warm `koyeb-auth token` reads this record, and sends nothing
 
         return None if "refresh" in withdrawn else api.refresh(self.api_url, token.value)
 
@@ -93,7 +93,7 @@ def _parse(raw: bytes) -> LastLogin | None:
     if organization_id is not None and not isinstance(organization_id, str):
         return None
     # Checked as a URL given by the user is: an edited file must not send a token in clear.
-    from .origin import normalize_api_url  # noqa: PLC0415 - a warm `koyeb-auth token` sends nothing
+    from .._origin import normalize_api_url  # noqa: PLC0415 - a warm `koyeb-auth token` sends nothing
 
     try:
         api_url = normalize_api_url(api_url)

@@ -12,10 +12,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import api, replies, state
-from .account import Account
-from .errors import KoyebAuthError
-from .token import Token, format_timestamp
+from .. import _session_api as api
+from .._token import Token, format_timestamp
+from ..cli import _state as state
+from ..errors import KoyebAuthError
+from ._account import Account
 
 __all__ = ["EXIT_NO_TOKEN", "report"]
 
@@ -70,7 +71,7 @@ def _why_none(account: Account) -> str:
 
 
 def _check(account: Account, token: Token, explain: Callable[[KoyebAuthError], str]) -> tuple[str | None, int]:
-    from .transport import Network, SessionClient  # noqa: PLC0415 - httpx, for this call only
+    from .._transport import Network, SessionClient  # noqa: PLC0415 - httpx, for this call only
 
     call = api.check(account.api_url, token.value)
     try:
@@ -85,7 +86,7 @@ def _verdict(account: Account, status: int, headers: Mapping[str, str], body: by
     if status < 300 or status == 403:  # a 403: the token authenticates, it may just not list apps
         return None, 0
     if status == 401:
-        if replies.rejection_message(body) == replies.TOKEN_REJECTED:
+        if api.rejection_message(body) == api.TOKEN_REJECTED:
             return "the API refused the token: the organization is deactivated", EXIT_NO_TOKEN
         if account.source is None:
             return ("the API refused the personal access token (HTTP 401): it is revoked, expired or mistyped; "
@@ -93,5 +94,5 @@ def _verdict(account: Account, status: int, headers: Mapping[str, str], body: by
         return ("the API refused the cached token (HTTP 401): the session was revoked or logged out "
                 "elsewhere; run `koyeb-auth login`"), EXIT_NO_TOKEN
     if status == 429:
-        return f"the API is rate limiting: try again in {replies.retry_after(headers):.0f} s", _EXIT_RATE_LIMITED
+        return f"the API is rate limiting: try again in {api.retry_after(headers):.0f} s", _EXIT_RATE_LIMITED
     return f"the API could not say (HTTP {status}); check the API URL if it persists", _EXIT_UNANSWERED

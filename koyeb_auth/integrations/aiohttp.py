@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-from .auth import KoyebAuth
-from .errors import ConfigurationError
-from .extras import require
+from .._extras import require
+from ..auth import KoyebAuth
+from ..errors import ConfigurationError
 
 require("aiohttp", "aiohttp", "KoyebAuthMiddleware")
 from aiohttp import ClientHandlerType, ClientRequest, ClientResponse  # noqa: E402

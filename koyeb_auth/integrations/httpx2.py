@@ -10,8 +10,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import ClassVar
 
-from .auth import KoyebAuth
-from .extras import require
+from .._extras import require
+from ..auth import KoyebAuth
 
 require("httpx2", "httpx2", "Httpx2KoyebAuth")
 import httpx2  # noqa: E402  (after the check that names the extra)

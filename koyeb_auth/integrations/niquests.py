@@ -11,9 +11,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from .auth import KoyebAuth
-from .authorization import Authorization
-from .replay import requests_rewinder, resend_of
+from .._authorization import Authorization
+from ..auth import KoyebAuth, requests_rewinder, resend_of
 
 __all__ = ["NiquestsAsyncKoyebAuth"]
 

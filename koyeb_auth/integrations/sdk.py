@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urljoin
 
-from .auth import KoyebAuth
-from .extras import require
+from .._extras import require
+from ..auth import KoyebAuth
 
 require("koyeb.api", "sdk", "The Koyeb SDK integration")
 import koyeb.api  # noqa: E402  (after the check that names the extra)

@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import private_file
-from .errors import CacheFileError, Hint
-from .logs import logger
-from .token import Token, entry_from_token, json_value, token_from_entry
+from .._logs import logger
+from .._token import Token, entry_from_token, json_value, token_from_entry
+from ..errors import CacheFileError, Hint
+from ..stores import _private_file as private_file
 
 if TYPE_CHECKING:
     import filelock

@@ -14,7 +14,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import CacheFileError, Hint
+from ..errors import CacheFileError, Hint
 
 __all__ = ["check_owner", "ensure_directory", "kind", "read", "replace"]
 

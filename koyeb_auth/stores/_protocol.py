@@ -1,19 +1,13 @@
-"""Token stores: where a token is shared, and the lock that makes its renewal single-flight.
-
-This module holds the protocols a store implements and the in-memory store. The default store,
-a file shared by the processes of one user, is in `file_store`; the Redis store in `redis_store`.
-"""
+"""The protocols a token store implements, and what KoyebAuth asks of any store."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any, NoReturn, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from .errors import ConfigurationError
-from .logs import logger
-from .token import Token
+from .._logs import logger
+from .._token import Token
 
-__all__ = ["AsyncTokenStore", "MemoryTokenStore", "TokenStore"]
+__all__ = ["AsyncTokenStore", "TokenStore", "async_face", "check_lease"]
 
 log = logger()
 
@@ -95,49 +89,3 @@ def check_lease(store: TokenStore, timeout: float) -> None:
 
 def async_face(store: TokenStore) -> AsyncTokenStore:
     return store if isinstance(store, AsyncTokenStore) else _LocalStoreAsync(store)
-
-
-class MemoryTokenStore:
-    """Tokens shared between the KoyebAuth objects of one process only.
-
-    It does not pickle: it cannot share anything with another process, and a copy that started
-    empty would make each worker of a pool log in by itself, silently, where the file store (the
-    default) or RedisTokenStore gives the pool one login. A copy within the process (`copy.copy`,
-    `copy.deepcopy`, which a copied KoyebAuth does not even ask for) is the store itself: a store
-    is a place to share tokens, and a second one would share nothing.
-    """
-
-    def __init__(self) -> None:
-        self._tokens: dict[str, Token] = {}
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return "MemoryTokenStore()"
-
-    def __reduce__(self) -> NoReturn:
-        raise ConfigurationError(
-            "A MemoryTokenStore cannot be pickled: it keeps tokens in one process, and a copy in another "
-            "would share nothing (each worker would log in by itself). Use the file store (the default: "
-            "leave store= out) or a RedisTokenStore to share tokens between processes."
-        )
-
-    def __copy__(self) -> MemoryTokenStore:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> MemoryTokenStore:
-        return self
-
-    def load(self, key: str) -> Token | None:
-        return self._tokens.get(key)
-
-    def save(self, key: str, token: Token) -> None:
-        self._tokens[key] = token
-
-    def delete(self, key: str) -> None:
-        self._tokens.pop(key, None)
-
-    def try_lock(self) -> bool:
-        return self._lock.acquire(blocking=False)
-
-    def unlock(self) -> None:
-        self._lock.release()

@@ -20,14 +20,15 @@ import secrets
 import time
 from typing import Any
 
-from . import redis_scripts as scripts
-from .admission import on_asyncio
-from .errors import ConfigurationError, LeaseLostError, StoreUnavailableError, TokenStoreError
-from .extras import require
-from .logs import logger
-from .redis_connection import Calls, Late, client_from_url, cut_when_stuck, where
-from .redis_lease import Hold, release_soon, watch
-from .token import Redacted, Token, entry_from_token, token_from_entry
+from .._engine import on_asyncio
+from .._extras import require
+from .._logs import logger
+from .._secrets import Redacted
+from .._token import Token, entry_from_token, token_from_entry
+from ..errors import ConfigurationError, LeaseLostError, StoreUnavailableError, TokenStoreError
+from ..stores import _redis_scripts as scripts
+from ._redis_connection import Calls, Late, client_from_url, cut_when_stuck, where
+from ._redis_lease import Hold, release_soon, watch
 
 require("redis", "redis", "RedisTokenStore")
 # After the check, so that a missing redis-py is reported with the extra that installs it.

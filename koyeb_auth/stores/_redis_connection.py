@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .errors import ConfigurationError
-from .extras import require
+from .._extras import require
+from ..errors import ConfigurationError
 
 require("redis", "redis", "RedisTokenStore")
 import redis  # noqa: E402

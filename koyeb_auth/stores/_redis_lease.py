@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import StoreUnavailableError, TokenStoreError
-from .logs import logger
+from .._logs import logger
+from ..errors import StoreUnavailableError, TokenStoreError
 
 log = logger()
 
