@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from koyeb_auth import KoyebAuth, RedisTokenStore
-from koyeb_auth.testing import FakeKoyebAPI
 from koyeb_auth._token import fingerprint
+from koyeb_auth.testing import FakeKoyebAPI
 
 from .redis_server import start_redis_server
 

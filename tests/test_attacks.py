@@ -39,8 +39,8 @@ from koyeb_auth import (
     sdk_client,
 )
 from koyeb_auth._origin import Origin
-from koyeb_auth.testing import FakeKoyebAPI, Fault
 from koyeb_auth._token import fingerprint
+from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 from .clients import CLIENTS, send
 from .recorder import Answer, DroppingAPI, Recorder

@@ -32,8 +32,8 @@ from koyeb_auth import (
     api,
     replies,
 )
-from koyeb_auth.testing import FakeKoyebAPI, Fault
 from koyeb_auth._token import entry_from_token
+from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 from .recorder import HostileRedis
 from .test_attacks import leaked, rendered

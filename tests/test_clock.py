@@ -15,9 +15,9 @@ import pytest
 from freezegun import freeze_time
 
 from koyeb_auth import APIError, KoyebAuth, RateLimitedError, api, clock, replies
-from koyeb_auth._manager import Backoff
-from koyeb_auth.testing import FakeKoyebAPI, Fault
+from koyeb_auth._backoff import Backoff
 from koyeb_auth._token import format_timestamp
+from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 HOUR = 3600.0
 RATE_LIMITED = {"status": 429, "code": "rate_limit_error", "message": "Rate limit exceeded"}
@@ -128,8 +128,8 @@ def test_a_wall_clock_stepped_back_an_hour_does_not_stretch_a_backoff(
     fake.fail("login", Fault(503))
     auth = make_auth()
     # freezegun moves time.monotonic() with the wall clock; the machine's monotonic clock does not
-    # move when the wall clock is stepped, so the backoff's (in koyeb_auth.backoff) is left real.
-    with freeze_time(tick=True, ignore=["koyeb_auth.backoff"]) as frozen:
+    # move when the wall clock is stepped, so the backoff's (in koyeb_auth._backoff) is left real.
+    with freeze_time(tick=True, ignore=["koyeb_auth._backoff"]) as frozen:
         with pytest.raises(APIError, match="503"):
             auth.get_token()
         frozen.tick(-HOUR)  # NTP, a resumed VM or a user steps the wall clock back

@@ -32,8 +32,8 @@ from koyeb_auth import (
     api,
     replies,
 )
-from koyeb_auth.testing import FakeKoyebAPI, Fault
 from koyeb_auth._token import entry_from_token, token_from_entry
+from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 ORG = "org-42"
 HTML = b"<html><body><h1>404 Not Found</h1></body></html>"

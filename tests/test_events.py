@@ -13,8 +13,8 @@ import pytest
 from freezegun import freeze_time
 
 from koyeb_auth import APIError, KoyebAuth, TokenEvent
-from koyeb_auth.testing import FakeKoyebAPI, Fault
 from koyeb_auth._token import fingerprint
+from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 
 class Recorder(list[TokenEvent]):

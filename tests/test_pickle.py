@@ -27,11 +27,10 @@ from koyeb_auth import (
     KoyebAuthError,
     MemoryTokenStore,
     errors,
+    pool_tasks,
 )
-from koyeb_auth.testing import FakeKoyebAPI
 from koyeb_auth._token import fingerprint
-
-from koyeb_auth import pool_tasks
+from koyeb_auth.testing import FakeKoyebAPI
 
 # --- errors --------------------------------------------------------------------------------------
 

@@ -38,8 +38,8 @@ from koyeb_auth import (
     Token,
     TokenStoreError,
 )
-from koyeb_auth.testing import FakeKoyebAPI
 from koyeb_auth._token import fingerprint
+from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import loop_blocked, release_workers, start_workers
 from .redis_server import NEW, OLD, fleet_auth, fleet_key, lock_key, start_redis_server, token_key, wait_until

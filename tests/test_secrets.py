@@ -12,9 +12,9 @@ import requests
 from freezegun import freeze_time
 
 from koyeb_auth import KoyebAuth, KoyebAuthError, api
-from koyeb_auth.testing import FakeKoyebAPI, Fault
 from koyeb_auth._token import fingerprint
 from koyeb_auth._transport import Network, SessionClient
+from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 from .conftest import shown_by_a_traceback
 
