@@ -9,8 +9,7 @@ import time
 import warnings
 from importlib.metadata import PackageNotFoundError, version
 
-from koyeb_auth import command, fanout, longrun, storm, warm
-from koyeb_auth.stores import _redis as redis_store
+from . import command, fanout, longrun, redis_store, storm, warm
 
 
 def _versions() -> str:

@@ -14,9 +14,8 @@ from koyeb_auth import (
     KoyebAuthError,
     OrganizationDeactivatedError,
     RateLimitedError,
-    api,
-    replies,
 )
+from koyeb_auth import _session_api as api
 
 LOGIN = api.login("https://app.koyeb.com", "a@b.c", "hunter2", None, None)
 
@@ -63,22 +62,22 @@ def test_refresh_logout_and_switch_use_the_bearer() -> None:
 def test_each_failure_maps_to_its_own_error_with_the_server_message(
     status: int, message: str, error: type[KoyebAuthError]
 ) -> None:
-    failure = replies.error_for(LOGIN, reply(status, {"status": status, "message": message}))
+    failure = api.error_for(LOGIN, reply(status, {"status": status, "message": message}))
     assert type(failure) is error
     assert message in str(failure) and str(status) in str(failure)
     assert "hunter2" not in str(failure)
 
 
 def test_rate_limit_honours_x_ratelimit_reset_then_retry_after() -> None:
-    limited = replies.error_for(LOGIN, reply(429, None, **{"x-ratelimit-reset": "42"}))
+    limited = api.error_for(LOGIN, reply(429, None, **{"x-ratelimit-reset": "42"}))
     assert isinstance(limited, RateLimitedError) and limited.retry_after == 42
-    assert replies.retry_after({"retry-after": "7"}) == 7
-    assert replies.retry_after({"retry-after": "Wed, 21 Oct 2015"}) == replies.DEFAULT_RATE_LIMIT_WAIT
+    assert api.retry_after({"retry-after": "7"}) == 7
+    assert api.retry_after({"retry-after": "Wed, 21 Oct 2015"}) == api.DEFAULT_RATE_LIMIT_WAIT
 
 
 @pytest.mark.parametrize("body", [b"<html><body>Bad gateway</body></html>", b"\xff\xfe", b"[1, 2]"])
 def test_a_non_koyeb_error_body_still_gives_a_clear_error(body: bytes) -> None:
-    failure = replies.error_for(LOGIN, reply(502, body))
+    failure = api.error_for(LOGIN, reply(502, body))
     assert isinstance(failure, APIError) and failure.status == 502
     assert "502" in str(failure)
 
@@ -86,18 +85,18 @@ def test_a_non_koyeb_error_body_still_gives_a_clear_error(body: bytes) -> None:
 @pytest.mark.parametrize("body", [b"not json", b"{}", b'{"token": {}}', b"<html></html>", b'{"token": {"id": 1}}'])
 def test_a_200_without_a_usable_token_is_an_api_error(body: bytes) -> None:
     with pytest.raises(APIError, match="unusable reply"):
-        replies.token_from(LOGIN, reply(200, body), sent=0, now=0)
+        api.token_from(LOGIN, reply(200, body), sent=0, now=0)
 
 
 def test_a_token_already_expired_on_arrival_is_refused() -> None:
     body = {"token": {"id": "t", "expires_at": "2000-01-01T00:00:00Z"}}
     with pytest.raises(APIError, match="clock"):
-        replies.token_from(LOGIN, reply(200, body), sent=2_000_000_000, now=2_000_000_000)
+        api.token_from(LOGIN, reply(200, body), sent=2_000_000_000, now=2_000_000_000)
 
 
 def test_logout_accepts_200_and_401_only() -> None:
     call = api.logout("https://x", "tok")
-    replies.check_logout(call, reply(200, {}))
-    replies.check_logout(call, reply(401, {"message": "Request unauthenticated with bearer"}))
+    api.check_logout(call, reply(200, {}))
+    api.check_logout(call, reply(401, {"message": "Request unauthenticated with bearer"}))
     with pytest.raises(APIError):
-        replies.check_logout(call, reply(500, {}))
+        api.check_logout(call, reply(500, {}))

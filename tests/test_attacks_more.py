@@ -29,9 +29,8 @@ from koyeb_auth import (
     StoreUnavailableError,
     Token,
     TokenStoreError,
-    api,
-    replies,
 )
+from koyeb_auth import _session_api as api
 from koyeb_auth._token import entry_from_token
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
@@ -182,10 +181,10 @@ def test_odd_inputs_are_one_line_errors(tmp_path: Path) -> None:
 def test_a_server_message_that_echoes_the_password_or_the_token_is_redacted() -> None:
     login = api.login("https://x", "a@b.c", "s3cret-Password", None, None)
     echoed = json.dumps({"status": 401, "message": "bad password s3cret-Password"}).encode()
-    assert "s3cret-Password" not in str(replies.error_for(login, api.Reply(401, {}, echoed)))
+    assert "s3cret-Password" not in str(api.error_for(login, api.Reply(401, {}, echoed)))
     refresh = api.refresh("https://x", "tok-abcdef")
     echoed = json.dumps({"status": 400, "message": "cannot refresh tok-abcdef"}).encode()
-    assert "tok-abcdef" not in str(replies.error_for(refresh, api.Reply(400, {}, echoed)))
+    assert "tok-abcdef" not in str(api.error_for(refresh, api.Reply(400, {}, echoed)))
 
 
 def test_a_passing_404_page_does_not_withdraw_the_refresh_for_good(

@@ -23,8 +23,8 @@ import pytest
 
 import koyeb_auth
 from koyeb_auth import FileTokenStore
+from koyeb_auth.cli import main as cli_main
 from koyeb_auth.cli._command import CLI_HINTS, EXIT_CODES
-from koyeb_auth.cli._command import main as cli_main
 from koyeb_auth.cli._grammar import EXAMPLES, _columns
 from koyeb_auth.errors import Hint, TokenStoreError
 from koyeb_auth.testing import FakeKoyebAPI
@@ -542,7 +542,7 @@ def test_a_warm_token_in_the_default_cache_loads_only_what_reads_the_cache(fake:
     logged_in = cli("login", "--email", fake.EMAIL, "--password-stdin", env=home, stdin=fake.PASSWORD + "\n")
     assert logged_in.returncode == 0, logged_in.stderr
     avoidable = {"httpx", "requests", "filelock", "yaml", "logging", "dataclasses", "inspect", "platformdirs",
-                 "tempfile", "koyeb_auth.config", "koyeb_auth.sources"}
+                 "tempfile", "koyeb_auth._config", "koyeb_auth._sources"}
     code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"
             "assert main(['token']) == 0\n"
             f"print(sorted(set({sorted(avoidable)!r}) & (set(sys.modules) - before)))")

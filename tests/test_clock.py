@@ -14,7 +14,8 @@ import httpx
 import pytest
 from freezegun import freeze_time
 
-from koyeb_auth import APIError, KoyebAuth, RateLimitedError, api, clock, replies
+from koyeb_auth import APIError, KoyebAuth, RateLimitedError
+from koyeb_auth import _session_api as api
 from koyeb_auth._backoff import Backoff
 from koyeb_auth._token import format_timestamp
 from koyeb_auth.testing import FakeKoyebAPI, Fault
@@ -28,7 +29,7 @@ MIDNIGHT = 1767225600.0  # 2026-01-01T00:00:00Z, our clock in the unit tests
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The clock warnings are once per process: each test starts as a new process would."""
-    monkeypatch.setattr(clock, "_warned", set())
+    monkeypatch.setattr(api, "_warned", set())
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -99,7 +100,7 @@ def _reply(date: str | None, expires_at: str) -> api.Reply:
 def test_the_remaining_lifetime_is_the_expiry_minus_the_api_date(
     date: str | None, expires_at: str, lifetime: float
 ) -> None:
-    token = replies.token_from(LOGIN, _reply(date, expires_at), sent=MIDNIGHT, now=MIDNIGHT)
+    token = api.token_from(LOGIN, _reply(date, expires_at), sent=MIDNIGHT, now=MIDNIGHT)
     assert token.obtained_at == MIDNIGHT
     assert token.expires_at == pytest.approx(MIDNIGHT + lifetime, abs=0.01)  # in our clock
 
@@ -108,7 +109,7 @@ def test_a_broken_date_is_ignored_with_one_warning(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
             reply = _reply("Fri, 31 Dec 9999 23:59:59 GMT", "2026-01-01T01:00:00Z")
-            replies.token_from(LOGIN, reply, sent=MIDNIGHT, now=MIDNIGHT)
+            api.token_from(LOGIN, reply, sent=MIDNIGHT, now=MIDNIGHT)
     assert _warnings(caplog) == ["Ignoring the Koyeb API's Date header, 2912443 days away from this machine's "
                                  "clock: using this machine's clock for token expiries"]
 
@@ -116,7 +117,7 @@ def test_a_broken_date_is_ignored_with_one_warning(caplog: pytest.LogCaptureFixt
 def test_a_token_expired_by_the_api_own_clock_does_not_blame_ours() -> None:
     reply = _reply("Thu, 01 Jan 2026 02:00:00 GMT", "2026-01-01T01:00:00Z")  # 2 h ahead, expired an hour ago
     with pytest.raises(APIError, match=r"already expired\. The API's own clock \(its Date header\) agrees"):
-        replies.token_from(LOGIN, reply, sent=MIDNIGHT, now=MIDNIGHT)
+        api.token_from(LOGIN, reply, sent=MIDNIGHT, now=MIDNIGHT)
 
 
 # --- waits: monotonic, capped, never nan -------------------------------------------------------------
@@ -147,9 +148,9 @@ def _api_date_in(fake: FakeKoyebAPI, seconds: float) -> str:
     [
         ("x-ratelimit-reset", "1e9", HOUR),  # capped
         ("retry-after", "1e9", HOUR),
-        ("x-ratelimit-reset", "inf", replies.DEFAULT_RATE_LIMIT_WAIT),  # not a number of seconds: absent
-        ("x-ratelimit-reset", "nan", replies.DEFAULT_RATE_LIMIT_WAIT),
-        ("retry-after", "-5", replies.DEFAULT_RATE_LIMIT_WAIT),
+        ("x-ratelimit-reset", "inf", api.DEFAULT_RATE_LIMIT_WAIT),  # not a number of seconds: absent
+        ("x-ratelimit-reset", "nan", api.DEFAULT_RATE_LIMIT_WAIT),
+        ("retry-after", "-5", api.DEFAULT_RATE_LIMIT_WAIT),
         ("retry-after", "in 120 s", 120),  # an HTTP date 120 s after the reply's Date, in the API's clock
     ],
 )
@@ -180,14 +181,14 @@ def test_a_wait_a_server_asks_for_is_capped_and_absurd_ones_are_absent(
         ({"x-ratelimit-reset": "42", "retry-after": "7"}, 42),
         ({"x-ratelimit-reset": "nan", "retry-after": "7"}, 7),  # an absurd one is absent: the next counts
         ({"retry-after": "3601"}, HOUR),
-        ({"retry-after": "Infinity"}, replies.DEFAULT_RATE_LIMIT_WAIT),
+        ({"retry-after": "Infinity"}, api.DEFAULT_RATE_LIMIT_WAIT),
         ({"retry-after": "Thu, 01 Jan 2026 00:01:00 GMT", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, 60),
         ({"retry-after": "Thu, 01 Jan 2026 00:00:00 GMT", "date": "Thu, 01 Jan 2026 00:01:00 GMT"}, 0),  # past
         ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT", "date": "Thu, 01 Jan 2026 00:00:00 GMT"}, HOUR),
     ],
 )
 def test_retry_after_reads_delays_and_http_dates(headers: dict[str, str], wait: float) -> None:
-    assert replies.retry_after(headers) == wait
+    assert api.retry_after(headers) == wait
 
 
 def test_a_backoff_after_a_thousand_failures_is_still_a_minute() -> None:

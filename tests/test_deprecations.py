@@ -29,9 +29,8 @@ from koyeb_auth import (
     KoyebAuth,
     MemoryTokenStore,
     Token,
-    api,
-    replies,
 )
+from koyeb_auth import _session_api as api
 from koyeb_auth._token import entry_from_token, token_from_entry
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
@@ -182,14 +181,14 @@ def test_an_access_token_lives_its_validity_or_its_jwt_lifetime_whichever_is_soo
     assert api.duration(1.5) == "1.5s" and api.duration(0.000000001) == "0.000000001s"
     short, long = jwt({"iat": 1000, "exp": 1100}), jwt({"iat": 1000, "exp": 9000})
     for value, lifetime in ((short, 100), (long, 3600), ("opaque-token", 3600), (jwt({"exp": 1050}), 1000)):
-        token = replies.session_token(call, api.Reply(200, {}, json.dumps({"token": value}).encode()), 50.0, 51.0)
+        token = api.session_token(call, api.Reply(200, {}, json.dumps({"token": value}).encode()), 50.0, 51.0)
         assert (token.obtained_at, token.expires_at) == (50.0, 50.0 + lifetime)  # from when it was asked
     for unusable in (b"{}", b'{"token": 7}', b"<html>", b'{"token": ""}'):
         with pytest.raises(APIError, match="unusable reply"):
-            replies.session_token(call, api.Reply(200, {}, unusable), 50.0, 51.0)
+            api.session_token(call, api.Reply(200, {}, unusable), 50.0, 51.0)
     for expired in (jwt({"iat": 1000, "exp": 1000}), jwt({"exp": 40})):
         with pytest.raises(APIError, match="already expired"):
-            replies.session_token(call, api.Reply(200, {}, json.dumps({"token": expired}).encode()), 50.0, 51.0)
+            api.session_token(call, api.Reply(200, {}, json.dumps({"token": expired}).encode()), 50.0, 51.0)
 
 
 # --- refresh gone ------------------------------------------------------------------------------------
@@ -303,7 +302,7 @@ def test_what_a_404_405_or_410_means_for_each_endpoint(
     call: api.Call, status: int, body: object, error: type[Exception]
 ) -> None:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    failure = replies.error_for(call, api.Reply(status, {}, raw))
+    failure = api.error_for(call, api.Reply(status, {}, raw))
     assert type(failure) is error
     assert str(status) in str(failure) and call.url in str(failure)
     if isinstance(failure, EndpointWithdrawnError):

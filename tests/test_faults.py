@@ -62,7 +62,7 @@ def go_and_kill(waiters: list[subprocess.Popen[str]], holder: subprocess.Popen[s
 WRITER = textwrap.dedent("""
     import os, signal, sys, tempfile
     from koyeb_auth import FileTokenStore, Token
-    from koyeb_auth import private_file as module
+    from koyeb_auth.stores import _private_file as module
     step = sys.argv[2]
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -15,7 +15,9 @@ from freezegun import freeze_time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from koyeb_auth import APIError, FileTokenStore, KoyebAuth, KoyebAuthError, Token, api, replies, state
+from koyeb_auth import APIError, FileTokenStore, KoyebAuth, KoyebAuthError, Token
+from koyeb_auth import _session_api as api
+from koyeb_auth.cli import _state as state
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
 GOOD = Token("good", obtained_at=time.time(), expires_at=time.time() + 365 * 86400)  # ten years at most
@@ -83,7 +85,7 @@ reply_bodies = st.one_of(
 @given(reply_bodies)
 def test_fuzzed_login_replies_give_a_token_or_an_api_error(body: bytes) -> None:
     try:
-        token = replies.token_from(LOGIN, api.Reply(200, {}, body), sent=0.0, now=0.0)
+        token = api.token_from(LOGIN, api.Reply(200, {}, body), sent=0.0, now=0.0)
     except APIError as exc:
         assert len(str(exc)) < 1000  # noqa: PT017 - a token and an error are both right answers
     else:
@@ -94,7 +96,7 @@ def test_fuzzed_login_replies_give_a_token_or_an_api_error(body: bytes) -> None:
 @given(st.integers(min_value=100, max_value=599).filter(lambda s: s != 200), reply_bodies,
        st.dictionaries(st.sampled_from(["x-ratelimit-reset", "retry-after"]), st.text(max_size=10)))
 def test_fuzzed_error_replies_map_to_a_koyeb_auth_error(status: int, body: bytes, headers: dict[str, str]) -> None:
-    error = replies.error_for(LOGIN, api.Reply(status, headers, body))
+    error = api.error_for(LOGIN, api.Reply(status, headers, body))
     assert isinstance(error, KoyebAuthError)
     assert str(status) in str(error)
     assert len(str(error)) < 1000
@@ -134,4 +136,4 @@ def test_a_reply_nested_too_deeply_is_an_api_error_inside_the_backoff(
 def test_a_jwt_nested_too_deeply_is_a_token_without_an_expiry_hint() -> None:
     payload = base64.urlsafe_b64encode(b"[" * 6000).rstrip(b"=").decode()  # as deep as MAX_TOKEN_CHARS allows
     body = json.dumps({"token": {"id": f"e30.{payload}.c2ln"}}).encode()
-    assert replies.token_from(LOGIN, api.Reply(200, {}, body), sent=0.0, now=0.0).expires_at is None
+    assert api.token_from(LOGIN, api.Reply(200, {}, body), sent=0.0, now=0.0).expires_at is None

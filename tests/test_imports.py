@@ -69,7 +69,7 @@ def test_the_library_logs_nowhere_until_the_application_says_so(tmp_path: Path) 
 
 
 def test_what_is_asked_of_the_library_logger_is_done_once_it_exists() -> None:
-    code = ("import sys\nfrom koyeb_auth import logs\n"
+    code = ("import sys\nfrom koyeb_auth import _logs as logs\n"
             "seen = []\n"
             "logs.when_made(seen.append)\nlogs.when_made(seen.append)  # asked twice before: done once\n"
             "before = (list(seen), 'logging' in sys.modules)\n"

@@ -27,10 +27,11 @@ from koyeb_auth import (
     KoyebAuthError,
     MemoryTokenStore,
     errors,
-    pool_tasks,
 )
 from koyeb_auth._token import fingerprint
 from koyeb_auth.testing import FakeKoyebAPI
+
+from . import pool_tasks
 
 # --- errors --------------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ import pytest
 import requests
 from freezegun import freeze_time
 
-from koyeb_auth import KoyebAuth, KoyebAuthError, api
+from koyeb_auth import KoyebAuth, KoyebAuthError
+from koyeb_auth import _session_api as api
 from koyeb_auth._token import fingerprint
 from koyeb_auth._transport import Network, SessionClient
 from koyeb_auth.testing import FakeKoyebAPI, Fault
