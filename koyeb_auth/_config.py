@@ -148,7 +148,7 @@ def read_cli_config(path: Path) -> dict[str, str]:
 
 
 def _parse_yaml(path: Path, text: str) -> object:
-    import yaml  # noqa: PLC0415 - 15 ms, paid only by those who have the file
+    import yaml  # noqa: PLC0415 - loaded only by those who have the file
 
     try:
         return yaml.safe_load(text)

@@ -1,10 +1,10 @@
 """The library's loggers, made when first asked for.
 
-A warm `koyeb-auth token` logs nothing, and importing `logging` (with the traceback, threading and
-string modules it loads) would cost it a sixth of its time: so no module of the warm path imports
-it, and the `koyeb_auth` logger gets the NullHandler that the logging HOWTO asks of libraries
-(without it, Python's last-resort handler would print our warnings on stderr) here, before any of
-our records exists. Every module gets its logger from `logger()`.
+A warm `koyeb-auth token` logs nothing, and loads no `logging` (nor the traceback, threading and
+string modules it loads): so no module of the warm path imports it, and the `koyeb_auth` logger
+gets the NullHandler that the logging HOWTO asks of libraries (without it, Python's last-resort
+handler would print our warnings on stderr) here, before any of our records exists. Every module
+gets its logger from `logger()`.
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ class Token:
     traceback without leaking. `fingerprint` identifies it in logs.
     """
 
-    # Written out rather than a frozen dataclass: the dataclasses module (with the inspect and ast
-    # modules it loads) would cost a warm `koyeb-auth token` a sixth of its time.
+    # Written out rather than a frozen dataclass: a warm `koyeb-auth token` reads a Token and loads
+    # no dataclasses module (nor the inspect and ast modules it loads).
     __slots__ = ("__weakref__", "expires_at", "header", "obtained_at", "organization_id", "user_id", "value",
                  "withdrawn")
 

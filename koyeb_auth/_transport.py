@@ -236,7 +236,7 @@ def _left(deadline: float, timeout: float | None) -> float:
 def _tls_context(url: str, verify: ssl.SSLContext | str | os.PathLike[str] | None) -> ssl.SSLContext:
     """Always a verifying context: the user's, else the trust store over TLS, and none at all otherwise.
 
-    Loading the trust store costs ~50 ms, so it is done once per process, and not for a plain-http
+    Loading the trust store is slow, so it is done once per process, and not for a plain-http
     API (a local fake): there a context that trusts nothing stands in, never one that checks nothing.
     """
     if isinstance(verify, ssl.SSLContext):

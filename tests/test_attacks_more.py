@@ -107,7 +107,7 @@ def test_a_trickled_reply_frees_its_connection_when_the_caller_gives_up() -> Non
         deadline = time.monotonic() + 5
         while any(t.name == "koyeb-auth-redis" for t in threading.enumerate()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(t.name == "koyeb-auth-redis" for t in threading.enumerate())  # before: 4 reading for ever
+        assert not any(t.name == "koyeb-auth-redis" for t in threading.enumerate())
         store.close()
 
 
@@ -118,14 +118,14 @@ def test_tampered_redis_keys_neither_block_the_fleet_nor_plant_an_everlasting_to
     admin = redis.Redis.from_url(redis_url)
     admin.set(f"{{{namespace}}}:v2:lock", "someone:1", px=10**12)  # a lock of 32 years
     auth = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, store=store, lock_timeout=2)
-    assert auth.get_token()  # before: LockTimeoutError
+    assert auth.get_token()
     planted = Token("p" * 40, obtained_at=time.time(), expires_at=time.time() + 300 * 365.25 * 86400)
     entry = json.dumps({**entry_from_token(planted), "fence": 99})
     keys = [key for key in admin.keys(f"{{{namespace}}}:v2:token:*")]
     assert len(keys) == 1
     admin.set(keys[0], entry)
     fresh = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, store=store)
-    assert fresh.get_token() != planted.value  # before: the planted token, for three centuries
+    assert fresh.get_token() != planted.value
     assert fake.stats["login"] == 2
     admin.close()
     store.close()
@@ -199,7 +199,7 @@ def test_a_passing_404_page_does_not_withdraw_the_refresh_for_good(
         assert httpx.get(fake.url + "/v1/apps", auth=auth).status_code == 200  # the valid token is kept
         clock.tick(150)  # due again, after the backoff: the refresh is asked again, and works
         assert httpx.get(fake.url + "/v1/apps", auth=auth).status_code == 200
-    assert fake.stats["refresh"] == 1 and fake.stats["login"] == 1  # before: a login, and no refresh ever
+    assert fake.stats["refresh"] == 1 and fake.stats["login"] == 1
 
 
 def test_a_store_that_cannot_be_read_is_a_failed_event(tmp_path: Path, fake: FakeKoyebAPI) -> None:

@@ -158,7 +158,7 @@ def test_login_logs_in_even_with_a_session_cached_and_replaces_it(fake: FakeKoye
     again = log_in(fake, cache_path)
     assert again.returncode == 0, again.stderr
     second = cli("token", *cache).stdout
-    assert fake.stats == {"login": 2}  # before: 1, the cached session was taken as a login
+    assert fake.stats == {"login": 2}
     assert second != first and second.strip() in fake.live_tokens()
     # A wrong password fails, whatever is cached, and leaves the session and the account as they were.
     wrong = cli("login", *cache, env={"KOYEB_URL": fake.url, "KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": "wrong"})
@@ -235,7 +235,7 @@ def test_password_stdin_without_email_never_reads_the_password_as_the_email(fake
                  stdin=fake.PASSWORD + "\n", new_session=True)
     assert result.returncode == 3
     assert "No email given, and no terminal to ask on" in result.stderr
-    assert fake.PASSWORD not in result.stderr  # before: "No password for demo-password"
+    assert fake.PASSWORD not in result.stderr
     assert fake.stats == {}
 
 
@@ -323,7 +323,7 @@ def test_status_checks_the_token_with_one_api_call(fake: FakeKoyebAPI, cache_pat
 
 def test_status_refuses_a_garbage_personal_token(fake: FakeKoyebAPI, cache_path: Path) -> None:
     result = cli("status", "--cache-path", str(cache_path), env={"KOYEB_URL": fake.url, "KOYEB_TOKEN": "garbage"})
-    assert result.returncode == 1  # before: 0, "logged in: True"
+    assert result.returncode == 1
     assert "logged in: False" in result.stdout
     assert "the API refused the personal access token (HTTP 401)" in result.stdout
     assert fake.stats == {"unauthorized": 1}
@@ -509,7 +509,7 @@ def test_ctrl_c_stops_the_demo_and_its_workers_quietly() -> None:
     os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C on a terminal does: the whole process group
     out, err = demo.communicate(timeout=60)
     assert demo.returncode == 130
-    assert "Traceback" not in err  # before: one traceback per worker and per open connection
+    assert "Traceback" not in err
     assert err.strip() == ""
     assert "Interrupted: stopped 3 worker process(es)." in out
     assert len(workers) == 3
@@ -535,9 +535,7 @@ def test_a_warm_token_loads_no_http_client(found: str, fake: FakeKoyebAPI, env: 
 
 
 def test_a_warm_token_in_the_default_cache_loads_only_what_reads_the_cache(fake: FakeKoyebAPI, tmp_path: Path) -> None:
-    """The modules a warm `koyeb-auth token` could load and does not: each costs it a tenth to a
-    fifth of its time (see docs/benchmarks.md). Before: logging, dataclasses (with inspect) and
-    platformdirs (with tempfile) were loaded."""
+    """The modules a warm `koyeb-auth token` could load and does not (their cost: docs/benchmarks.md)."""
     home = {"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "KOYEB_URL": fake.url}
     logged_in = cli("login", "--email", fake.EMAIL, "--password-stdin", env=home, stdin=fake.PASSWORD + "\n")
     assert logged_in.returncode == 0, logged_in.stderr

@@ -41,7 +41,7 @@ def test_star_import_works_without_an_extra(missing: str) -> None:
             "from koyeb_auth import *\n"
             "print(KoyebAuth.__name__, FileTokenStore.__name__, MissingExtraError.__name__)")
     result = run(code)
-    assert result.returncode == 0, result.stderr  # before: MissingExtraError
+    assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["KoyebAuth", "FileTokenStore", "MissingExtraError"]
 
 
@@ -52,7 +52,7 @@ def test_an_integration_without_its_extra_is_still_a_clear_error() -> None:
 
 
 def test_the_library_logs_nowhere_until_the_application_says_so(tmp_path: Path) -> None:
-    # A corrupt cache is logged at WARNING. Without a handler of its own, the library's records used to
+    # A corrupt cache is logged at WARNING. Without a handler of its own, the library's records would
     # reach Python's last-resort handler, which prints them on stderr.
     cache = tmp_path / "tokens.json"
     cache.write_text("not json")
@@ -63,7 +63,7 @@ def test_the_library_logs_nowhere_until_the_application_says_so(tmp_path: Path) 
     result = run(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['NullHandler']"
-    assert result.stderr == ""  # before: "Ignoring the token cache ...: it is not valid JSON"
+    assert result.stderr == ""
     configured = run("import logging; logging.basicConfig()\n" + code)
     assert "Ignoring the token cache" in configured.stderr
 

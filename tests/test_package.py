@@ -133,6 +133,23 @@ def test_the_sdist_ships_the_whole_test_tree_benchmarks_docs_and_texts(built: Bu
         assert (built.unpacked / "tests" / helper).is_file()
 
 
+def test_the_wheel_ships_every_module_of_the_package_and_py_typed(built: Built) -> None:
+    package = ROOT / "koyeb_auth"
+    expected = {str(p.relative_to(ROOT)) for p in package.rglob("*.py")} | {"koyeb_auth/py.typed"}
+    with zipfile.ZipFile(built.wheel) as archive:
+        shipped = {name for name in archive.namelist() if name.startswith("koyeb_auth/")}
+    assert expected == shipped, (sorted(expected - shipped), sorted(shipped - expected))
+    assert {f"koyeb_auth/{sub}/__init__.py" for sub in ("stores", "integrations", "cli")} <= shipped
+
+
+def test_the_package_shows_what_is_public_by_its_names() -> None:
+    # Folders by concept, internals named with a leading underscore: what a reader may import is
+    # what is left, and it stays short.
+    public = {p.stem if p.is_file() else p.name for p in (ROOT / "koyeb_auth").iterdir()
+              if not p.name.startswith("_") and (p.suffix == ".py" or (p / "__init__.py").is_file())}
+    assert public == {"auth", "cli", "errors", "events", "integrations", "stores", "testing"}
+
+
 def test_the_tests_of_the_unpacked_sdist_collect_and_one_file_passes(built: Built) -> None:
     # The sdist's own code, not the checkout's: PYTHONPATH puts it first, and the child processes
     # the tests start inherit it.

@@ -6,6 +6,7 @@ shares the store, so a pool of worker processes given one KoyebAuth logs in once
 
 from __future__ import annotations
 
+import base64
 import copy
 import inspect
 import multiprocessing
@@ -26,6 +27,7 @@ from koyeb_auth import (
     KoyebAuth,
     KoyebAuthError,
     MemoryTokenStore,
+    RedisTokenStore,
     errors,
 )
 from koyeb_auth._token import fingerprint
@@ -178,6 +180,43 @@ def test_a_file_store_pickles_as_its_path(cache_path: Path) -> None:
         store.unlock()
     assert type(restored) is FileTokenStore and restored.path == cache_path
     assert restored.lock_path == store.lock_path and restored._lock is None
+
+
+# A list of three KoyebAuth pickled by the flat layout of koyeb-auth 0.x (koyeb_auth.config,
+# koyeb_auth.file_store, koyeb_auth.token ... named in it): a personal token with a FileTokenStore and
+# timeout=7, email and password with a cache_path, and an organization token with a RedisTokenStore.
+_FLAT_LAYOUT_PICKLE = (
+    "gASVyQQAAAAAAABdlCiMD2tveWViX2F1dGguYXV0aJSMCUtveWViQXV0aJSTlCmBlH2UKIwMX2NyZWRlbnRpYWxzlIwRa295ZWJf"
+    "YXV0aC5jb25maWeUjAtDcmVkZW50aWFsc5STlCmBlH2UKIwFZW1haWyUTowIcGFzc3dvcmSUTowFdG9rZW6UjBBrb3llYl9hdXRo"
+    "LnRva2VulIwIUmVkYWN0ZWSUk5SMQHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0"
+    "dHR0dHR0dHR0dHSUhZSBlIwPb3JnYW5pemF0aW9uX2lklE6MB2FwaV91cmyUTnVijAdfdGltaW5nlIwUa295ZWJfYXV0aC5wcm92"
+    "aWRlcnOUjAZUaW1pbmeUk5QpgZR9lCiMDnJlZnJlc2hfbWFyZ2lulEdAcsAAAAAAAIwHdGltZW91dJRLB4wMbG9ja190aW1lb3V0"
+    "lEdATgAAAAAAAHVijAhfbmV0d29ya5SMFGtveWViX2F1dGgudHJhbnNwb3J0lIwHTmV0d29ya5STlCmBlH2UKIwGdmVyaWZ5lE6M"
+    "BXByb3h5lE6MCXRyYW5zcG9ydJROjA9hc3luY190cmFuc3BvcnSUTnVijAZfc3RvcmWUjBVrb3llYl9hdXRoLmZpbGVfc3RvcmWU"
+    "jA5GaWxlVG9rZW5TdG9yZZSTlIwHcGF0aGxpYpSMCVBvc2l4UGF0aJSTlCiMAS+UjAtub25leGlzdGVudJSMCmtveWViLWF1dGiU"
+    "jAt0b2tlbnMuanNvbpR0lFKUhZRSlIwIX3Nlb25fZnCUTowJX29uX2V2ZW50lE6ME19vcmdhbml6YXRpb25fdG9rZW6UjARhdXRv"
+    "lEdArCAAAAAAAIaUjBVfc3RvcmVfb2ZfZW52aXJvbm1lbnSUiXViaAMpgZR9lChoBmgJKYGUfZQoaAyMBWFAYi5jlGgNaBGMAnB3"
+    "lIWUgZRoDk5oFU5oFmgRjBVodHRwczovL2FwcC5rb3llYi5jb22UhZSBlHViaBdoGimBlH2UKGgdR0BeAAAAAAAAaB5HQC4AAAAA"
+    "AABoH0dATgAAAAAAAHViaCBoIymBlH2UKGgmTmgnTmgoTmgpTnViaCpoLWgwKGgxaDJoM4wGYy5qc29ulHSUUpSFlFKUaDlOaDpO"
+    "aDtoPEdArCAAAAAAAIaUaD6JdWJoAymBlH2UKGgGaAkpgZR9lChoDE5oDU5oDmgRjEB0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0"
+    "dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0lIWUgZRoFYwDb3JnlGgWTnViaBdoGimBlH2UKGgdR0BywAAA"
+    "AAAAaB5HQC4AAAAAAABoH0dATgAAAAAAAHViaCBoIymBlH2UKGgmTmgnTmgoTmgpTnViaCqMFmtveWViX2F1dGgucmVkaXNfc3Rv"
+    "cmWUjAlfZnJvbV91cmyUk5QoaBGMFXJlZGlzOi8vMTI3LjAuMC4xOjEvMJSFlIGUjAprb3llYi1hdXRolEdATgAAAAAAAEdAAAAA"
+    "AAAAAHSUUpRoOU5oOk5oO2g8R0CsIAAAAAAAhpRoPol1YmUu"
+)
+
+
+def test_a_koyeb_auth_pickled_by_the_flat_layout_still_loads() -> None:
+    token, password, organization = pickle.loads(base64.b64decode(_FLAT_LAYOUT_PICKLE))
+    assert [type(auth) for auth in (token, password, organization)] == [KoyebAuth] * 3
+    assert repr(password) == "KoyebAuth(email='a@b.c', api_url='https://app.koyeb.com')"
+    assert repr(organization) == "KoyebAuth(token=<redacted>, organization_id='org')"
+    assert isinstance(token.store, FileTokenStore)
+    assert token.store.path == Path("/nonexistent/koyeb-auth/tokens.json")
+    assert isinstance(organization.store, RedisTokenStore)
+    assert token.get_token() == "t" * 64  # a personal token alone is sent as is: no I/O
+    assert pickle.loads(pickle.dumps(token)).get_token() == "t" * 64  # and it pickles again
+
 
 
 def test_copy_and_deepcopy_share_the_store_and_the_token(

@@ -72,7 +72,7 @@ def test_a_dripping_server_cannot_hold_a_login_past_the_timeout(part: str, mode:
         with pytest.raises(APIUnreachableError, match=r"did not answer .* within 1 s"):
             auth.get_token() if mode == "sync" else asyncio.run(auth.aget_token())
         waited = time.monotonic() - started
-    assert 0.9 < waited < 2.0  # before: for ever (each byte arrived well within the read timeout)
+    assert 0.9 < waited < 2.0
 
 
 def test_verify_false_is_refused() -> None:

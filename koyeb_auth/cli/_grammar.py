@@ -1,7 +1,7 @@
 """The grammar of the `koyeb-auth` command: its commands' options, help texts and examples.
 
 Only the command that runs gets a parser built (all of them for the top-level help or a wrong
-name): building every one would cost a warm `koyeb-auth token` 4 ms, half of it in gettext lookups.
+name): a warm `koyeb-auth token` builds one parser, not every one with its gettext lookups.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def build(argv: Sequence[str], commands: Mapping[str, tuple[Callable[[argparse.N
 
 class _Help(argparse.RawDescriptionHelpFormatter):
     """argparse's formatter, told the terminal's width. argparse makes one for each option it adds;
-    without a width, each asks shutil, whose import (with zlib, bz2 and lzma) would cost a warm
-    `koyeb-auth token` a twentieth of its time. The width is found by shutil's rule: $COLUMNS,
+    without a width, each asks shutil, whose import (with zlib, bz2 and lzma) a warm
+    `koyeb-auth token` does without. The width is found by shutil's rule: $COLUMNS,
     else the terminal's, else 80."""
 
     def __init__(self, prog: str) -> None:

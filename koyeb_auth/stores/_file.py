@@ -42,9 +42,9 @@ def default_cache_path() -> Path:
 def user_cache_dir() -> str:
     """platformdirs' user cache directory for koyeb-auth, found without platformdirs where every
     version of it agrees: on Linux, with $XDG_CACHE_HOME absolute, or unset (or empty) and $HOME
-    absolute. Importing platformdirs (and the tempfile, shutil and random modules it loads) would
-    cost a warm `koyeb-auth token` a fifth of its time; `test_store.py` checks that both give the
-    same directory. Anything else, platformdirs decides."""
+    absolute. A warm `koyeb-auth token` loads only what reads the cache, not platformdirs (with
+    tempfile, shutil and random); `test_store.py` checks that both give the same directory. Anything
+    else, platformdirs decides."""
     xdg, home = os.environ.get("XDG_CACHE_HOME", ""), os.environ.get("HOME", "")
     if sys.platform == "linux" and "ANDROID_DATA" not in os.environ:
         if os.path.isabs(xdg):
@@ -105,7 +105,7 @@ class FileTokenStore:
 
         Callers hold this store's in-process lock (see `admission`), which is then the only one.
         """
-        import filelock  # noqa: PLC0415 - 40 ms, paid only by a process that takes the lock
+        import filelock  # noqa: PLC0415 - loaded only by a process that takes the lock
 
         if self._retry_at is not None and time.monotonic() < self._retry_at:
             self._alone = True
