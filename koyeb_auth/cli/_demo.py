@@ -146,7 +146,7 @@ def _spawn(fake: FakeKoyebAPI, cache: Path, client: str, seconds: float, mode: s
         env.update(KOYEB_TOKEN=fake.PERSONAL_TOKEN, KOYEB_ORGANIZATION=fake.ORGANIZATION_ID)
     # A session of its own: the terminal's Ctrl-C goes to the demo's process group, not to the worker.
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "koyeb_auth.demo", client, str(seconds), str(cache), mode, str(fake.ttl)],
+        [sys.executable, "-m", "koyeb_auth.cli._demo", client, str(seconds), str(cache), mode, str(fake.ttl)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True,
     )
 
