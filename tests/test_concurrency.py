@@ -294,8 +294,6 @@ def test_koyeb_auth_objects_sharing_one_store_object_share_one_login(
     assert fake.stats == {"login": 2}
 
 
-@pytest.mark.xfail(strict=True, reason="red: a renewal detached from its cancelled caller holds the in-process "
-                   "and file locks for as long as its event loop is not run again (run_until_complete + wait_for)")
 def test_a_cancelled_renewal_on_a_loop_that_stops_leaves_no_lock_held(
     fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], cache_path: Path
 ) -> None:
