@@ -75,6 +75,10 @@ class Config:
         Secrets are held as `Redacted` strings from the moment they are read, and the environment
         is never held in a local: a traceback's locals then show neither (Sentry renders them).
         """
+        for name in ("email", "password", "token", "organization_id", "api_url"):
+            _check_text(getattr(given, name), f"{name}=")
+        for name in ("KOYEB_EMAIL", "KOYEB_PASSWORD"):
+            _check_text(self._env(name), name)
         url = normalize_api_url(given.api_url or self._env("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
         org = self._organization(given)
         env_password = _secret(self._env("KOYEB_PASSWORD"))
@@ -116,6 +120,26 @@ def organization_id(value: str, given_in: str) -> str:
             else "a space, a control or non-ASCII character, or one of / ? # % that would change the request's URL")
     raise ConfigurationError(f"The organization id in {given_in} is not an organization id: it holds {what}. "
                              "Copy it again from the Koyeb console (organization settings).")
+
+
+def _check_text(value: object, given_in: str) -> None:
+    """ConfigurationError unless `value` is None or a str that UTF-8 can carry, never showing it.
+
+    os.environ turns bytes that are not UTF-8 into lone surrogates; encoding one later raises a
+    UnicodeEncodeError whose repr holds the whole string, password and all.
+    """
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{given_in} must be a str, not {type(value).__name__}.")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        pass  # raised below, outside the handler: the error's context would hold the value
+    else:
+        return
+    raise ConfigurationError(f"{given_in} holds bytes that are not UTF-8 (a file or a terminal in another "
+                             "encoding?). Set it again; its value is not shown here.")
 
 
 def _secret(value: str | None) -> Redacted | None:

@@ -571,26 +571,31 @@ class Driver:
 
     async def arun(self, flow: Flow[T]) -> T:
         """`run` with awaits. Under asyncio, a flow whose caller is cancelled once it has sent a
-        session call runs on in a task of its own until it has saved the result and left the locks:
-        a refresh the API carried out has revoked the old token, and the new one must not be lost."""
+        session call runs on in a task of its own until it has saved the result: a refresh the API
+        carried out has revoked the old token, and the new one must not be lost. The locks are left
+        when the caller is cancelled, not when that task ends: a loop that is not run again (a
+        `run_until_complete` given a `wait_for`) would otherwise hold them for good."""
         if not on_asyncio():
-            return await self._arun(flow, [])
+            return await self._arun(flow, [], contextlib.AsyncExitStack())
         sent: list[bool] = []
-        task = asyncio.ensure_future(self._arun(flow, sent))
+        held = contextlib.AsyncExitStack()
+        task = asyncio.ensure_future(self._arun(flow, sent, held))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             if sent:
                 _finishing.add(task)
                 task.add_done_callback(_finished)
+                # Peers may renew meanwhile: the late save only replaces a token with another valid one.
+                await held.aclose()
             else:
                 task.cancel()
                 await asyncio.wait([task])  # released what it held, as the caller's cancellation expects
             raise
 
-    async def _arun(self, flow: Flow[T], sent: list[bool]) -> T:
+    async def _arun(self, flow: Flow[T], sent: list[bool], held: contextlib.AsyncExitStack) -> T:
         steps = _Steps(flow)
-        async with contextlib.AsyncExitStack() as held:
+        async with held:
             for step in steps:
                 try:
                     if isinstance(step, Enter):

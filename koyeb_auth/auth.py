@@ -374,7 +374,9 @@ if hasattr(os, "register_at_fork"):
 
 
 def _redacted(secret: str | None) -> str | None:
-    return Redacted(secret) if secret is not None else None
+    # Anything but a str is left as given, for the settings to refuse by its type (str() of it
+    # would turn b"pw" into the password "b'pw'").
+    return Redacted(secret) if isinstance(secret, str) else secret
 
 
 def authorize_prepared(r: requests.PreparedRequest, authorization: Authorization) -> requests.PreparedRequest:

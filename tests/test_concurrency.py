@@ -292,3 +292,24 @@ def test_koyeb_auth_objects_sharing_one_store_object_share_one_login(
 
     assert len(asyncio.run(tasks(pair()))) == 1  # a new store: cold again
     assert fake.stats == {"login": 2}
+
+
+def test_a_cancelled_renewal_on_a_loop_that_stops_leaves_no_lock_held(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], cache_path: Path
+) -> None:
+    # A sync wrapper around async code: the loop runs only while it is given something to run.
+    fake.login_delay = 0.5
+    auth = make_auth(lock_timeout=2)
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(asyncio.TimeoutError):
+            loop.run_until_complete(asyncio.wait_for(auth.aget_token(), 0.1))  # cancelled after the call went out
+        time.sleep(1.0)  # the login has been answered; the loop that would finish it is not running
+        other = make_auth(lock_timeout=2)  # another process, as far as the lock file is concerned
+        holder = FileTokenStore(cache_path)
+        # The lock file stays taken by this process, so every other process of the fleet times out.
+        assert holder.try_lock(), "the lock file is still held by the stopped loop's task"
+        holder.unlock()
+        assert other.get_token()
+    finally:
+        loop.close()

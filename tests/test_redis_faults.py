@@ -305,7 +305,7 @@ def test_store_unavailable_comes_within_the_timeout_not_twice_it(fake: FakeKoyeb
             attempt()
         waited.append(time.monotonic() - started)
     silent.close()
-    assert max(waited) < 1.5  # 1 s and scheduling, not a timeout and a retry
+    assert max(waited) < 1.9  # 1 s and scheduling on a busy machine, not a timeout and a retry (2 s)
 
 
 def test_a_stuck_call_is_cut_alone_and_its_neighbours_fail_only_with_our_errors() -> None:

@@ -11,7 +11,7 @@ import pytest
 import requests
 from freezegun import freeze_time
 
-from koyeb_auth import KoyebAuth, KoyebAuthError
+from koyeb_auth import ConfigurationError, KoyebAuth, KoyebAuthError
 from koyeb_auth import _session_api as api
 from koyeb_auth._token import fingerprint
 from koyeb_auth._transport import Network, SessionClient
@@ -74,3 +74,28 @@ def test_a_session_call_the_http_client_cannot_send_leaves_no_token_in_any_frame
     shown = shown_by_a_traceback(caught.value) + str(caught.value)
     assert fake.PERSONAL_TOKEN not in shown, fingerprint(fake.PERSONAL_TOKEN)  # a failure prints no token
     assert fake.stats == {}  # nothing was sent
+
+
+def test_a_password_with_a_lone_surrogate_is_a_koyeb_auth_error_that_shows_no_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    password = "pa55-word-\udcff-never-shown"  # os.environ's reading of b"pa55-word-\xff-never-shown"
+    monkeypatch.setenv("KOYEB_EMAIL", "demo@koyeb.com")
+    monkeypatch.setenv("KOYEB_PASSWORD", password)
+    auth = KoyebAuth(api_url="http://127.0.0.1:9", cache_path=f"{tmp_path}/tokens.json", timeout=1)
+    try:
+        auth.get_token()
+    except BaseException as exc:  # whatever escapes is the finding
+        caught: BaseException = exc
+    shown = repr(caught) + str(caught) + shown_by_a_traceback(caught)
+    assert isinstance(caught, ConfigurationError), type(caught)
+    assert "pa55-word" not in shown and "KOYEB_PASSWORD" in str(caught)
+
+
+@pytest.mark.parametrize(("argument", "value"), [("email", 123), ("password", b"bytes"), ("token", 7),
+                                                 ("organization_id", 1), ("email", "d\udcffmo@koyeb.com")])
+def test_an_argument_of_the_wrong_type_or_encoding_is_a_configuration_error(argument: str, value: object) -> None:
+    auth = KoyebAuth(api_url="http://127.0.0.1:9", **{argument: value})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=f"{argument}=") as caught:
+        auth.get_token()
+    assert caught.value.__context__ is None and "udcff" not in repr(caught.value)

@@ -278,6 +278,23 @@ def test_an_unusable_cache_directory_costs_one_login_and_one_warning_not_an_erro
     assert not path.exists()
 
 
+def test_a_process_out_of_file_descriptors_does_not_skip_the_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # EMFILE is this process's fault of the moment: going on without the lock would let it renew
+    # beside a peer that holds it. It is an error, and the next attempt takes the lock as usual.
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    refusing = Refusing(monkeypatch, directory, errno.EMFILE)
+    store = FileTokenStore(directory / "tokens.json")
+    with pytest.raises(CacheFileError, match="Too many open files") as caught:
+        store.try_lock()
+    assert caught.value.__suppress_context__
+    refusing.on = False
+    assert store.try_lock()
+    store.unlock()
+
+
 def test_a_cache_directory_that_works_again_is_shared_again_after_one_retry_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake: FakeKoyebAPI, caplog: pytest.LogCaptureFixture
 ) -> None:

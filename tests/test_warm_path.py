@@ -13,28 +13,40 @@ import requests
 from koyeb_auth import KoyebAuth
 from koyeb_auth.testing import FakeKoyebAPI
 
+# Only the recording thread is watched, and a thread it starts counts as an event itself: threads of
+# earlier tests that may still run (a Redis lease's watchdog, a call of its pool) are not the warm
+# path's, and a thread of ours would show where it starts.
 _WATCHED = ("open", "os.", "socket.", "fcntl.", "shutil.", "tempfile.", "glob.")
 _seen: list[str] = []
 _recording = [False]
-# Threads of earlier tests that may still run (a Redis lease's watchdog lives up to 9 extensions):
-# what they do is not the warm path's. Threads started while recording are watched.
-_elsewhere: set[int] = set()
+_recorder: list[int] = [0]
+_thread_start = threading.Thread.start
 
 
 def _hook(event: str, args: object) -> None:
-    if _recording[0] and event.startswith(_WATCHED) and threading.get_ident() not in _elsewhere:
+    if _recording[0] and event.startswith(_WATCHED) and threading.get_ident() == _recorder[0]:
         _seen.append(event)
 
 
 sys.addaudithook(_hook)
 
 
+def _start_watched(thread: threading.Thread) -> None:
+    if _recording[0] and threading.get_ident() == _recorder[0]:
+        _seen.append("threading.Thread.start")
+    _thread_start(thread)
+
+
 def _start_recording() -> None:
     _seen.clear()
-    _elsewhere.clear()
-    _elsewhere.update(thread.ident for thread in threading.enumerate()
-                      if thread.ident is not None and thread is not threading.current_thread())
+    _recorder[0] = threading.get_ident()
+    threading.Thread.start = _start_watched  # type: ignore[method-assign]
     _recording[0] = True
+
+
+def _stop_recording() -> None:
+    _recording[0] = False
+    threading.Thread.start = _thread_start  # type: ignore[method-assign]
 
 
 def _record(run: Callable[[], object]) -> list[str]:
@@ -42,7 +54,7 @@ def _record(run: Callable[[], object]) -> list[str]:
     try:
         run()
     finally:
-        _recording[0] = False
+        _stop_recording()
     return list(_seen)
 
 
@@ -67,7 +79,7 @@ def test_warm_requests_make_no_file_or_network_call(fake: FakeKoyebAPI, make_aut
             try:
                 await asyncio.gather(*(client.get(url) for _ in range(200)))
             finally:
-                _recording[0] = False
+                _stop_recording()
 
     asyncio.run(run_async())
     assert _seen == []

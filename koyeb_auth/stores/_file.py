@@ -9,6 +9,7 @@ either path would otherwise hang every caller (and freeze an async caller's even
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -33,6 +34,11 @@ MAX_CACHE_BYTES = 1 << 20
 # for the lock file), the store is tried again at most this often: a directory that comes back is
 # shared again, and one that stays broken costs one failed open per interval, not one per renewal.
 UNUSABLE_RETRY = 30.0
+# The errors of a directory that cannot be used, as opposed to those of a process short of file
+# descriptors or a failing disk, which must not make it skip the lock that peers rely on.
+_DIRECTORY_UNUSABLE = frozenset(
+    {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.ENOENT}
+)
 
 
 def default_cache_path() -> Path:
@@ -118,6 +124,8 @@ class FileTokenStore:
             self._usable_again()  # held by a peer: the file itself can be opened
             return False
         except OSError as exc:
+            if exc.errno not in _DIRECTORY_UNUSABLE:  # EMFILE, EIO...: this moment's fault, not the directory's
+                raise self._unusable(exc) from None
             self._go_alone(exc)
             return True
         self._usable_again()
