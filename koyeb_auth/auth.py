@@ -335,7 +335,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         self._ready = (Origin(settings.api_url), settings, provider)
         return self._ready
 
-    # --- pickling and copies (see `pickling`) ------------------------------------------------------
+    # --- pickling and copies (see `PicklesAsConfiguration`) ----------------------------------------
 
     # What a copy is made of: the arguments as given. Not the environment (the copy reads its own),
     # not a token (the copy finds it in the shared store), not locks (the copy makes its own).

@@ -9,7 +9,7 @@ constructor takes more than the message say how to rebuild them in `__reduce__`,
 
 When what to do is to change a setting, the error carries it as a `Hint`: the message names the
 setting as Python spells it (`lock_timeout=`), and the `koyeb-auth` command names its own flag or
-environment variable instead (see `cli.CLI_HINTS`).
+environment variable instead (see `cli._command.CLI_HINTS`).
 """
 
 from __future__ import annotations

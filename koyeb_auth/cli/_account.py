@@ -131,7 +131,7 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Account:
         if last is not None and _wanted(last, options, environ):
             return Account(api_url=last.api_url, email=last.email, organization_id=last.organization_id,
                            found_in=f"the last `koyeb-auth login` ({path})", source=last, store=store, options=options)
-    # Credentials named elsewhere: a password's store key costs a slow hash (see `sources`).
+    # Credentials named elsewhere: a password's store key costs a slow hash (see `_sources`).
     from .._config import Config, Credentials  # noqa: PLC0415 - not needed after a login
     from .._sources import source_for  # noqa: PLC0415
 

@@ -2,7 +2,7 @@
 
 Kept light, so that scripts can call `koyeb-auth token` per request: this module loads argparse and
 the errors only, and each command loads what it needs when it runs. A warm `token` reads the state
-file and the cache (see `account`) and never loads an HTTP client.
+file and the cache (see `_account`) and never loads an HTTP client.
 """
 
 from __future__ import annotations

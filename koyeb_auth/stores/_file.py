@@ -109,7 +109,7 @@ class FileTokenStore:
     def lock(self, timeout: float, blocking: bool = True) -> bool:
         """Take the file lock; True at once, with no file lock, while the directory cannot be used.
 
-        Callers hold this store's in-process lock (see `admission`), which is then the only one.
+        Callers hold this store's in-process lock (see `_engine.Admission`), which is then the only one.
         """
         import filelock  # noqa: PLC0415 - loaded only by a process that takes the lock
 

@@ -4,9 +4,9 @@ Single-flight across hosts comes from one lock key with a lease: a holder that c
 fleet for at most the lease, and a watchdog extends the lease while a live holder works. Each lock
 carries a fencing number, and every write checks in Redis, atomically, that the lock is still ours
 and that no newer holder wrote first: a holder that was paused past its lease cannot overwrite a
-newer token. Every call keeps to `timeout` (see `redis_connection`); a Redis that does not answer
+newer token. Every call keeps to `timeout` (see `_redis_connection`); a Redis that does not answer
 in time raises StoreUnavailableError. The scripts, and how they survive tampered keys, are in
-`redis_scripts`; the watchdog and the releases that outlive a cancelled caller in `redis_lease`.
+`_redis_scripts`; the watchdog and the releases that outlive a cancelled caller in `_redis_lease`.
 """
 
 from __future__ import annotations
