@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     from ._transport import SessionClient
 
 
+# --- the in-process locks of a store --------------------------------------------------------------
+
 def on_asyncio() -> bool:
     """True in a coroutine run by asyncio; False under another library (trio, through anyio)."""
     try:
@@ -248,6 +250,8 @@ def _reset_after_fork() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
+
+# --- the gate: in-process lock, then the store's --------------------------------------------------
 
 log = logger()
 # One INFO record per wait that lasts longer than a moment, on a logger of its own so that an
@@ -508,6 +512,8 @@ def _unlock_failed(store: TokenStore, exc: TokenStoreError) -> None:
     # Whatever the flow produced stands; a lock we could not release ends with its lease.
     log.warning("Could not release the token lock of %r (%s); it ends when its lease runs out", store, exc)
 
+
+# --- the steps a flow yields, and the drivers -----------------------------------------------------
 
 T = TypeVar("T")
 

@@ -35,11 +35,10 @@ from .errors import (
 from .events import EventHook, emit
 from .stores._protocol import TokenStore
 
-__all__ = ["PersonalTokenProvider", "Timing", "TokenProvider"]
-
-
 log = logger()
 
+
+# --- what supplies tokens -------------------------------------------------------------------------
 
 def wall_clock() -> float:
     # Looked up at call time so that freezegun can move it.
@@ -134,6 +133,7 @@ class PersonalTokenProvider:
         return self._token
 
 
+# --- the decisions --------------------------------------------------------------------------------
 
 # A token renewed because of a 401 whose retry got a 401 too: the 401 is not about the token (a
 # permission, a proxy). For this long, further 401s with it go back to the caller unrenewed, so a

@@ -40,10 +40,10 @@ from .errors import (
     RateLimitedError,
 )
 
-__all__ = ["clock_skew", "http_date"]
-
+# --- the requests, built with no I/O --------------------------------------------------------------
 
 Action = Literal["login", "refresh", "switch", "access_token", "logout", "check"]
+
 
 @dataclass(frozen=True)
 class Call:
@@ -113,6 +113,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": Redacted(f"Bearer {token}")}
 
 
+# --- the API's clock and ours ---------------------------------------------------------------------
+
 log = logger()
 
 # `Date` names a whole second, stamped between our sending the call and reading its reply: a
@@ -181,6 +183,8 @@ def _span(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
 
 
+# --- what a reply means: a token, or an error -----------------------------------------------------
+
 # The message the API sends with a 401 when the organization is deactivated: renewing the token
 # cannot help, so it is never retried (the console makes the same check).
 TOKEN_REJECTED = "Token rejected"
@@ -218,7 +222,6 @@ WITHDRAWN = {
 # instead of the switch, nothing instead of a logout). A Koyeb 404, 405 or 410 from one of them is
 # taken as withdrawn whatever its message: going around it costs nothing.
 AVOIDABLE = frozenset({"refresh", "switch", "logout"})
-
 
 
 def token_from(call: Call, reply: Reply, sent: float, now: float) -> Token:

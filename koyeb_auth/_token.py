@@ -145,8 +145,6 @@ class Token:
         return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else math.inf
 
 
-
-
 def fingerprint(secret: str) -> str:
     """A short, stable, non-reversible name for a secret, for log lines."""
     import hashlib  # noqa: PLC0415 - see the imports

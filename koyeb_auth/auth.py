@@ -45,8 +45,10 @@ from .errors import ConfigurationError, KoyebAuthError
 from .events import EventHook
 from .stores._protocol import TokenStore, check_lease
 
-__all__ = ["KoyebAuth", "PicklesAsConfiguration", "authorize_prepared", "check_picklable"]
+__all__ = ["KoyebAuth"]
 
+
+# --- pickled as the configuration -----------------------------------------------------------------
 
 _Self = TypeVar("_Self", bound="PicklesAsConfiguration")
 
@@ -113,6 +115,8 @@ class PicklesAsConfiguration:
     def __deepcopy__(self: _Self, memo: dict[int, Any]) -> _Self:
         return self.__copy__()
 
+
+# --- KoyebAuth ------------------------------------------------------------------------------------
 
 class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
     """Authenticate requests to the Koyeb API; pass it as `auth=` to httpx or requests.
@@ -379,6 +383,8 @@ def _redacted(secret: str | None) -> str | None:
     return Redacted(secret) if isinstance(secret, str) else secret
 
 
+# --- the requests protocol: a header, and the 401 as a response hook ------------------------------
+
 def authorize_prepared(r: requests.PreparedRequest, authorization: Authorization) -> requests.PreparedRequest:
     """`r` with `authorization`'s header, and a hook that renews the token and resends on a 401."""
     r.headers["Authorization"] = authorization.header
@@ -409,6 +415,8 @@ def authorize_prepared(r: requests.PreparedRequest, authorization: Authorization
     r.register_hook("response", handle_401)  # type: ignore[no-untyped-call]
     return r
 
+
+# --- sending a request again ----------------------------------------------------------------------
 
 Rewinder = Callable[[], bool]
 
