@@ -10,7 +10,8 @@ import weakref
 
 import pytest
 
-from koyeb_auth._token import Token, TokenState, fingerprint, jwt_expiry, parse_timestamp, token_from_reply
+from koyeb_auth import Token, TokenState
+from koyeb_auth._token import fingerprint, jwt_expiry, parse_timestamp, token_from_reply
 
 EPOCH_2022_09_08_14H = 1662645600.0
 
