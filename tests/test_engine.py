@@ -61,9 +61,15 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-# The engine's modules, in one block: their paths are due to move.
-from koyeb_auth.authorization import MAX_RESENDS, Authorization
-from koyeb_auth.backoff import MAX_DELAY
+from koyeb_auth import Token
+from koyeb_auth._authorization import MAX_RESENDS, Authorization
+from koyeb_auth._backoff import MAX_DELAY
+from koyeb_auth._manager import PEER_REFRESH_POLL, RETRY_AFTER_FAILURE, SUSPECT_INTERVAL, Timing, TokenManager
+from koyeb_auth._origin import Origin
+from koyeb_auth._session_api import MAX_RETRY_AFTER
+from koyeb_auth._sources import OrganizationToken, PasswordLogin, Source
+from koyeb_auth._token import format_timestamp
+from koyeb_auth._transport import Network
 from koyeb_auth.errors import (
     APIError,
     InvalidCredentialsError,
@@ -73,13 +79,6 @@ from koyeb_auth.errors import (
     TokenStoreError,
 )
 from koyeb_auth.events import TokenEvent
-from koyeb_auth.manager import PEER_REFRESH_POLL, RETRY_AFTER_FAILURE, SUSPECT_INTERVAL, TokenManager
-from koyeb_auth.origin import Origin
-from koyeb_auth.providers import Timing
-from koyeb_auth.replies import MAX_RETRY_AFTER
-from koyeb_auth.sources import OrganizationToken, PasswordLogin, Source
-from koyeb_auth.token import Token, format_timestamp
-from koyeb_auth.transport import Network
 
 API_URL = "https://koyeb.test"
 T0 = 1_700_000_000.0  # the wall clock at the start of each test
