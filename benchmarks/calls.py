@@ -1,0 +1,70 @@
+"""Count the koyeb_auth functions a warm request and a cold login run through (`sys.setprofile`).
+
+    python -m benchmarks.calls
+
+Sync httpx, the file store, the bundled fake API on loopback. A "call" is one Python-level call
+of a function defined in the koyeb_auth package; the table gives calls, distinct functions and
+files for each path (the construction of KoyebAuth and the client is not counted).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+import koyeb_auth
+from koyeb_auth import KoyebAuth
+from koyeb_auth.testing import FakeKoyebAPI
+
+from .common import table
+
+PACKAGE = str(Path(koyeb_auth.__file__).parent)
+
+
+def trace(run: Callable[[], object]) -> Counter[tuple[str, str]]:
+    """(file, function) -> how many times `run` called it."""
+    seen: Counter[tuple[str, str]] = Counter()
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(PACKAGE):
+            code = frame.f_code
+            seen[(code.co_filename[len(PACKAGE) + 1:], code.co_qualname)] += 1
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return seen
+
+
+def measure() -> dict[str, Counter[tuple[str, str]]]:
+    with FakeKoyebAPI() as api, tempfile.TemporaryDirectory() as cache:
+        auth = KoyebAuth(email=api.EMAIL, password=api.PASSWORD, api_url=api.url,
+                         cache_path=Path(cache) / "token.json")
+        with httpx.Client(auth=auth) as client:
+            url = f"{api.url}/v1/apps"
+            cold = trace(lambda: client.get(url))
+            warm = trace(lambda: client.get(url))
+    return {"cold login": cold, "warm request": warm}
+
+
+def main() -> None:
+    figures = measure()
+    rows = [(path, sum(c.values()), len(c), len({f for f, _ in c})) for path, c in figures.items()]
+    print(table(["path", "calls", "functions", "files"], rows))
+    if "-v" in sys.argv:
+        for path, counts in figures.items():
+            print(f"\n{path}:")
+            for (file, function), n in sorted(counts.items()):
+                print(f"  {n:3d}  {file}:{function}")
+
+
+if __name__ == "__main__":
+    main()
