@@ -5,12 +5,13 @@ can drop so that users can rehearse Koyeb withdrawing them."""
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
+import time
 from typing import Any
 
 import httpx
 import pytest
-from freezegun import freeze_time
 
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
@@ -129,13 +130,13 @@ def test_other_paths_echo_the_request_for_tests_of_bodies(fake: FakeKoyebAPI) ->
 
 
 def test_an_access_token_lives_the_validity_asked_for_and_no_more(fake: FakeKoyebAPI) -> None:
-    with freeze_time(tick=True) as clock:
-        token = access_token(fake, "120s").json()["token"]
-        assert call(fake, "GET", "/v1/apps", token).status_code == 200
-        clock.tick(118)
-        assert call(fake, "GET", "/v1/apps", token).status_code == 200
-        clock.tick(3)
-        assert call(fake, "GET", "/v1/apps", token).status_code == 401
+    # The fake's own clock, moved forward: freezegun does not reach the fake's server threads.
+    token = access_token(fake, "120s").json()["token"]
+    assert call(fake, "GET", "/v1/apps", token).status_code == 200
+    fake.clock_offset = 118
+    assert call(fake, "GET", "/v1/apps", token).status_code == 200
+    fake.clock_offset = 121
+    assert call(fake, "GET", "/v1/apps", token).status_code == 401
     assert fake.stats == {"access_token": 1, "api": 2, "expired_sent": 1, "unauthorized": 1}
 
 
@@ -201,3 +202,60 @@ def test_endpoints_dropped_from_the_start_and_what_cannot_be_dropped() -> None:
             fake.drop("login", 500)
     with pytest.raises(ValueError, match="drop"):
         FakeKoyebAPI(without={"api"})
+
+
+def test_the_personal_token_authorizes_every_api_call_until_it_is_revoked(fake: FakeKoyebAPI) -> None:
+    pat = fake.PERSONAL_TOKEN
+    assert [call(fake, "GET", path, pat).status_code for path in ("/v1/apps", "/v1/account/profile")] == [200, 200]
+    assert problems(call(fake, "GET", "/v1/apps", pat).json(), "ListAppsReply") == []
+    assert call(fake, "POST", "/v1/echo", pat, json={}).json()["path"] == "/v1/echo"
+    fake.revoke()  # every session: the personal token is a credential, not a session
+    assert call(fake, "GET", "/v1/apps", pat).status_code == 200
+    fake.revoke(pat)
+    refused = call(fake, "GET", "/v1/apps", pat)
+    assert refused.status_code == 401 and problems(refused.json(), "Error") == []
+    assert access_token(fake).status_code == 401
+    assert fake.stats == {"api": 5, "unauthorized": 1, "access_token_refused": 1}
+
+
+def test_login_method_answers_koyeb_or_workos_as_documented(fake: FakeKoyebAPI) -> None:
+    fake.workos_users.add("sso@example.com")
+    methods = {email: call(fake, "GET", "/v1/account/login_method", params={"email": email})
+               for email in (fake.EMAIL, "sso@example.com", "nobody@example.com")}
+    for answer in methods.values():
+        assert answer.status_code == 200 and problems(answer.json(), "LoginMethodReply") == []
+    assert {email: answer.json()["method"] for email, answer in methods.items()} == {
+        fake.EMAIL: "KOYEB", "sso@example.com": "WORKOS", "nobody@example.com": "KOYEB"}
+    assert fake.stats == {"login_method": 3}
+
+
+def test_a_workos_account_is_refused_a_password_login_as_a_wrong_password_is(fake: FakeKoyebAPI) -> None:
+    fake.users["sso@example.com"] = "right"
+    fake.workos_users.add("sso@example.com")
+    workos = call(fake, "POST", "/v1/account/login", json={"email": "sso@example.com", "password": "right"})
+    wrong = call(fake, "POST", "/v1/account/login", json={"email": fake.EMAIL, "password": "wrong"})
+    assert (workos.status_code, workos.json()) == (wrong.status_code, wrong.json()) == (401, wrong.json())
+    assert fake.stats == {"failed_login": 2}
+
+
+@pytest.mark.slow
+def test_login_method_can_fail_and_be_dropped_as_the_deprecated_endpoint_it_is() -> None:
+    with FakeKoyebAPI(without={"login_method"}) as fake:
+        assert call(fake, "GET", "/v1/account/login_method?email=a@b.c").status_code == 404
+        fake.restore("login_method")
+        fake.fail("login_method", times=2)
+        statuses = [call(fake, "GET", "/v1/account/login_method?email=a@b.c").status_code for _ in range(3)]
+        assert statuses == [503, 503, 200]
+        assert fake.stats == {"dropped_login_method": 1, "fault_login_method": 2, "login_method": 1}
+
+
+@pytest.mark.slow
+def test_latency_delays_every_answer_and_the_skew_moves_the_apis_clock() -> None:
+    with FakeKoyebAPI(latency=0.3, clock_offset=-7200) as fake:
+        started = time.monotonic()
+        answer = call(fake, "GET", "/v1/account/login_method?email=a@b.c")
+        assert time.monotonic() - started >= 0.3  # a lower bound only: a busy machine is slower, never faster
+        assert email.utils.parsedate_to_datetime(answer.headers["date"]).timestamp() == pytest.approx(
+            time.time() - 7200, abs=60)
+        fake.latency = 0
+        assert call(fake, "GET", "/v1/apps", fake.PERSONAL_TOKEN).status_code == 200
