@@ -1,24 +1,25 @@
-"""A fake Koyeb sessions API on loopback, for your tests, our tests and the demo.
+"""A fake Koyeb API on loopback, for your tests, our tests and the demo.
 
 ```python
-
-
-with FakeKoyebAPI(ttl=60) as api:
-    auth = KoyebAuth(FakeKoyebAPI.EMAIL, FakeKoyebAPI.PASSWORD, api_url=api.url, cache_path=tmp / "t.json")
+with FakeKoyebAPI() as api:
+    auth = KoyebAuth(token=FakeKoyebAPI.PERSONAL_TOKEN, api_url=api.url, cache_path=tmp / "t.json")
     httpx.get(api.url + "/v1/apps", auth=auth)
-    assert api.stats["login"] == 1
+    assert api.stats["api"] == 1
 ```
 
-It implements login, refresh, logout, the organization switch and the organization access token
-as the real API documents them, and counts what it saw. `GET /v1/account/profile` and
-`GET /v1/apps` answer what Koyeb's OpenAPI document describes (`UserReply`, `ListAppsReply`), as the
-Koyeb SDK reads them; every other path is an authenticated echo of the request (`method`, `path`,
-`body`: the fake's own, for tests of bodies and retries). Faults can be queued per action.
-`GET /_fake/stats` returns the counters, for a fake run in another process.
+It accepts its personal access token (`PERSONAL_TOKEN`, a public test value) for every API call,
+as Koyeb does, and implements login, refresh, logout, the organization switch, the organization
+access token and `GET /v1/account/login_method` as the real API documents them, and counts what it
+saw. `GET /v1/account/profile` and `GET /v1/apps` answer what Koyeb's OpenAPI document describes
+(`UserReply`, `ListAppsReply`), as the Koyeb SDK reads them; every other path is an authenticated
+echo of the request (`method`, `path`, `body`: the fake's own, for tests of bodies and retries).
+Faults: the next calls of an action fail (`fail`), every answer waits (`latency`), its clock runs
+ahead or behind (`clock_offset`), tokens are revoked (`revoke`). `GET /_fake/stats` returns the
+counters, for a fake run in another process. In pytest, the `koyeb_api` fixture starts one.
 
-Koyeb has deprecated login, refresh, logout and the switch. Rehearse their removal: an endpoint
-dropped with `FakeKoyebAPI(without={"switch"})` or `api.drop("login", status=410)` answers as a
-gateway answers a route it no longer has.
+Koyeb has deprecated login, refresh, logout, the switch and login_method. Rehearse their removal: an
+endpoint dropped with `FakeKoyebAPI(without={"switch"})` or `api.drop("login", status=410)` answers
+as a gateway answers a route it no longer has.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +45,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, get_args
 
-Action = Literal["login", "refresh", "switch", "access_token", "logout", "api"]
+Action = Literal["login", "refresh", "switch", "access_token", "logout", "login_method", "api"]
 ExpiryStyle = Literal["expires_at", "expires", "jwt"]
 SESSION_ENDPOINTS = frozenset(get_args(Action)) - {"api"}
 
@@ -54,6 +56,7 @@ _ROUTES: dict[tuple[str, str], Action] = {
     ("POST", "/v1/account/login"): "login",
     ("PUT", "/v1/account/refresh"): "refresh",
     ("DELETE", "/v1/account/logout"): "logout",
+    ("GET", "/v1/account/login_method"): "login_method",
 }
 _MAX_VALIDITY = 24 * 3600.0  # the access token endpoint's limit
 _DEFAULT_VALIDITY = 3600.0
@@ -88,6 +91,10 @@ class _Session:
     expires_at: float
 
 
+# A personal access token is a credential, not a session: it does not expire (until revoked).
+_PERSONAL = "user-pat"
+
+
 _POLL = 0.02
 
 
@@ -109,8 +116,11 @@ class FakeKoyebAPI:
         host: str = "127.0.0.1",
         port: int = 0,
         clock_offset: float = 0.0,
+        latency: float = 0.0,
     ) -> None:
         self.ttl = ttl
+        # Seconds every answer waits before it is sent (a slow or distant API).
+        self.latency = latency
         # Seconds this API's clock runs ahead of the machine's (negative: behind). The expiries it
         # issues, its expiry checks and its Date header are all in its own clock.
         self.clock_offset = clock_offset
@@ -123,6 +133,11 @@ class FakeKoyebAPI:
         self.revoke_on_refresh = revoke_on_refresh
         self.expiry_style = expiry_style
         self.users = {self.EMAIL: self.PASSWORD}
+        # Accounts that sign in through WorkOS: login_method says WORKOS, and their password login
+        # is refused as a wrong password is (the console never sent them to the password endpoint).
+        self.workos_users: set[str] = set()
+        # The personal access tokens it accepts for every call until revoked (add your own).
+        self.personal_tokens = {self.PERSONAL_TOKEN}
         self.locked_users: set[str] = set()
         self.deactivated_organizations: set[str] = set()
         self._counts: Counter[str] = Counter()
@@ -186,7 +201,7 @@ class FakeKoyebAPI:
     def stats(self) -> dict[str, int]:
         """Calls seen: login, refresh, switch, access_token, logout, api (authorized requests),
         unauthorized (401s on API requests), expired_sent (requests carrying an expired token),
-        failed_login, `<endpoint>_refused` (401s), `dropped_<endpoint>` (calls to a dropped one)."""
+        failed_login, login_method, `<endpoint>_refused` (401s), `dropped_<endpoint>` (calls to a dropped one)."""
         with self._lock:
             return dict(self._counts)
 
@@ -220,12 +235,20 @@ class FakeKoyebAPI:
             return dict(self._dropped)
 
     def revoke(self, token: str | None = None) -> None:
-        """Revoke one session token, or all of them."""
+        """Revoke one token (a session, an access token or a personal token), or every session and
+        access token it issued; a personal token is revoked only when named."""
         with self._lock:
             # A revoked session is forgotten: an unknown token gets the same 401, and a long-running
             # fake keeps only the sessions that can still be used (or be sent after they expired).
             for value in [token] if token is not None else list(self._sessions):
                 self._sessions.pop(value, None)
+                self.personal_tokens.discard(value)
+
+    @property
+    def environ(self) -> dict[str, str]:
+        """The variables that point Koyeb's CLI, its SDK's sandbox and koyeb-auth at this fake with
+        its personal token (a public test value, not a Koyeb secret)."""
+        return {"KOYEB_URL": self.url, "KOYEB_TOKEN": self.PERSONAL_TOKEN}
 
     def now(self) -> float:
         """The time on this API's clock."""
@@ -238,17 +261,30 @@ class FakeKoyebAPI:
 
     # --- the endpoints --------------------------------------------------------------------------
 
+    def dispatch(self, method: str, target: str, headers: Mapping[str, str], body: bytes) -> _Answer:
+        """Answer a request for `target` (its path and query), after the latency."""
+        time.sleep(self.latency)
+        path, _, query = target.partition("?")
+        if (method, path) == ("GET", "/_fake/stats"):
+            return 200, self.stats, {}
+        if _action(method, path) == "login_method":
+            # Here rather than in handle(), whose signature (no query) subclasses override.
+            return self._injected("login_method") or self._withdrawn("login_method") or self._login_method(query)
+        return self.handle(method, path, headers, body)
+
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Answer:
+        """Answer a request for `path` (without its query)."""
         action = _action(method, path)
         answer = self._injected(action) or self._withdrawn(action)
         if answer is not None:
             return answer
         bearer = headers.get("authorization", "").removeprefix("Bearer ")
-        if action == "login":
-            return self._login(body)
+        if action in ("login", "login_method"):  # unauthenticated
+            return self._login(body) if action == "login" else self._login_method("")
         if action in ("switch", "access_token"):
             return self._organization_token(action, bearer, path.split("/")[3], body)
-        session, error = self._authenticate(bearer)
+        # Refresh and logout end a session: a personal token is none (and logout must not revoke it).
+        session, error = self._authenticate(bearer, personal=action == "api")
         if session is None:
             self._count("unauthorized" if action == "api" else f"{action}_refused")
             return 401, {"status": 401, "code": "authentication_error", "message": error}, {}
@@ -294,20 +330,27 @@ class FakeKoyebAPI:
         if email in self.locked_users:
             self._count("failed_login")
             return 403, {"status": 403, "code": "authorization_error", "message": "Account is locked"}, {}
-        if self.users.get(email) != password:
+        if self.users.get(email) != password or email in self.workos_users:
             self._count("failed_login")
             return 401, {"status": 401, "code": "authentication_error", "message": _BAD_CREDENTIALS}, {}
         self._count("login")
         return 200, self._issue(f"user-{email}", request.get("organization_id") or self.ORGANIZATION_ID), {}
 
+    def _login_method(self, query: str) -> _Answer:
+        """`LoginMethodReply`: WORKOS for the accounts in `workos_users`, else KOYEB (the enum's default).
+        Unauthenticated: the console asked it before any login."""
+        self._count("login_method")
+        email = urllib.parse.parse_qs(query).get("email", [""])[0]
+        return 200, {"method": "WORKOS" if email in self.workos_users else "KOYEB"}, {}
+
     def _organization_token(self, action: Action, bearer: str, organization_id: str, body: bytes) -> _Answer:
         """The switch (a session in the organization) or an access token scoped to it (`validity`)."""
         time.sleep(self.login_delay)
         session, _ = self._authenticate(bearer)
-        if bearer != self.PERSONAL_TOKEN and session is None:
+        if session is None:
             self._count(f"{action}_refused")
             return 401, {"status": 401, "code": "authentication_error", "message": _UNAUTHENTICATED}, {}
-        user_id = session.user_id if session else "user-pat"
+        user_id = session.user_id
         if action == "switch":
             self._count("switch")
             return 200, self._issue(user_id, organization_id), {}
@@ -321,9 +364,11 @@ class FakeKoyebAPI:
         # CreateAccessTokenReply: the token alone, no expiry (its JWT has one).
         return 200, {"token": self._new_session(user_id, organization_id, validity)[0]}, {}
 
-    def _authenticate(self, bearer: str) -> tuple[_Session | None, str]:
+    def _authenticate(self, bearer: str, *, personal: bool = True) -> tuple[_Session | None, str]:
         with self._lock:
             session = self._sessions.get(bearer)
+            if personal and bearer in self.personal_tokens:
+                session = _Session(_PERSONAL, self.ORGANIZATION_ID, float("inf"))
         if session is None:
             return None, _UNAUTHENTICATED
         if session.organization_id in self.deactivated_organizations:
@@ -424,11 +469,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         fake: FakeKoyebAPI = self.server.fake  # type: ignore[attr-defined]
         headers = {name.lower(): value for name, value in self.headers.items()}
-        path, body = self.path.split("?")[0], self._body()
         try:
-            answer: _Answer = (200, fake.stats, {})
-            if (self.command, path) != ("GET", "/_fake/stats"):
-                answer = fake.handle(self.command, path, headers, body)
+            answer = fake.dispatch(self.command, self.path, headers, self._body())
         except ConnectionAbortedError:
             self.close_connection = True
             return

@@ -209,13 +209,17 @@ def test_the_personal_token_authorizes_every_api_call_until_it_is_revoked(fake: 
     assert [call(fake, "GET", path, pat).status_code for path in ("/v1/apps", "/v1/account/profile")] == [200, 200]
     assert problems(call(fake, "GET", "/v1/apps", pat).json(), "ListAppsReply") == []
     assert call(fake, "POST", "/v1/echo", pat, json={}).json()["path"] == "/v1/echo"
+    # A personal token is no session: refresh and logout refuse it, and it outlives them.
+    assert [call(fake, "PUT", "/v1/account/refresh", pat).status_code,
+            call(fake, "DELETE", "/v1/account/logout", pat).status_code] == [401, 401]
     fake.revoke()  # every session: the personal token is a credential, not a session
     assert call(fake, "GET", "/v1/apps", pat).status_code == 200
     fake.revoke(pat)
     refused = call(fake, "GET", "/v1/apps", pat)
     assert refused.status_code == 401 and problems(refused.json(), "Error") == []
     assert access_token(fake).status_code == 401
-    assert fake.stats == {"api": 5, "unauthorized": 1, "access_token_refused": 1}
+    assert fake.stats == {"api": 5, "unauthorized": 1, "access_token_refused": 1, "refresh_refused": 1,
+                          "logout_refused": 1}
 
 
 def test_login_method_answers_koyeb_or_workos_as_documented(fake: FakeKoyebAPI) -> None:
