@@ -14,8 +14,9 @@ saw. `GET /v1/account/profile` and `GET /v1/apps` answer what Koyeb's OpenAPI do
 (`UserReply`, `ListAppsReply`), as the Koyeb SDK reads them; every other path is an authenticated
 echo of the request (`method`, `path`, `body`: the fake's own, for tests of bodies and retries).
 Faults: the next calls of an action fail (`fail`), every answer waits (`latency`), its clock runs
-ahead or behind (`clock_offset`), tokens are revoked (`revoke`). `GET /_fake/stats` returns the
-counters, for a fake run in another process. In pytest, the `koyeb_api` fixture starts one.
+ahead or behind (`clock_offset`), tokens are revoked (`revoke`). For a fake run in another process,
+`GET /_fake/stats` returns the counters and `POST /_fake/revoke` revokes sessions. In pytest, the
+`koyeb_api` fixture starts one (docs/testing.md).
 
 Koyeb has deprecated login, refresh, logout, the switch and login_method. Rehearse their removal: an
 endpoint dropped with `FakeKoyebAPI(without={"switch"})` or `api.drop("login", status=410)` answers
@@ -47,7 +48,8 @@ from typing import Any, Literal, get_args
 
 Action = Literal["login", "refresh", "switch", "access_token", "logout", "login_method", "api"]
 ExpiryStyle = Literal["expires_at", "expires", "jwt"]
-SESSION_ENDPOINTS = frozenset(get_args(Action)) - {"api"}
+ACTIONS = frozenset(get_args(Action))
+SESSION_ENDPOINTS = ACTIONS - {"api"}
 
 _UNAUTHENTICATED = "Request unauthenticated with bearer"
 _BAD_CREDENTIALS = "There is no Koyeb account associated with this email address or your password is incorrect"
@@ -265,12 +267,26 @@ class FakeKoyebAPI:
         """Answer a request for `target` (its path and query), after the latency."""
         time.sleep(self.latency)
         path, _, query = target.partition("?")
-        if (method, path) == ("GET", "/_fake/stats"):
-            return 200, self.stats, {}
+        if path.startswith("/_fake/"):
+            return self._control(method, path, body)
         if _action(method, path) == "login_method":
             # Here rather than in handle(), whose signature (no query) subclasses override.
             return self._injected("login_method") or self._withdrawn("login_method") or self._login_method(query)
         return self.handle(method, path, headers, body)
+
+    def _control(self, method: str, path: str, body: bytes) -> _Answer:
+        """The fake's own endpoints, for a fake run in another process: `GET /_fake/stats`, and
+        `POST /_fake/revoke` (every session, or the `token` its JSON body names)."""
+        if (method, path) == ("GET", "/_fake/stats"):
+            return 200, self.stats, {}
+        if (method, path) == ("POST", "/_fake/revoke"):
+            request: object = {}
+            with contextlib.suppress(ValueError):
+                request = json.loads(body or b"{}")
+            token = request.get("token") if isinstance(request, dict) else None
+            self.revoke(token if isinstance(token, str) else None)
+            return 200, {}, {}
+        return 404, {"code": 5, "message": "Not Found", "details": []}, {}
 
     def handle(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> _Answer:
         """Answer a request for `path` (without its query)."""

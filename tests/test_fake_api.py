@@ -7,8 +7,10 @@ from __future__ import annotations
 import base64
 import email.utils
 import json
+import subprocess
+import sys
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -20,7 +22,14 @@ from .openapi import problems
 ORG = "org-7"
 
 
-def call(fake: FakeKoyebAPI, method: str, path: str, token: str | None = None, **options: Any) -> httpx.Response:
+class Running(NamedTuple):
+    """A fake API served by another process (`koyeb-auth fake-api`)."""
+
+    url: str
+
+
+def call(fake: FakeKoyebAPI | Running, method: str, path: str, token: str | None = None,
+         **options: Any) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.request(method, fake.url + path, headers=headers, **options)
 
@@ -263,3 +272,44 @@ def test_latency_delays_every_answer_and_the_skew_moves_the_apis_clock() -> None
             time.time() - 7200, abs=60)
         fake.latency = 0
         assert call(fake, "GET", "/v1/apps", fake.PERSONAL_TOKEN).status_code == 200
+
+
+@pytest.mark.slow
+def test_the_fake_api_command_prints_its_token_and_plays_the_faults_asked_for() -> None:
+    command = [sys.executable, "-m", "koyeb_auth", "fake-api", "--latency", "0.2", "--skew", "-7200",
+               "--fail", "api:1", "--without", "switch", "--workos", "sso@example.com"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[4]
+        shown = "".join(proc.stdout.readline() for _ in range(3))
+        assert f"KOYEB_URL={url} KOYEB_TOKEN={FakeKoyebAPI.PERSONAL_TOKEN}" in shown
+        assert "the fake's own public test value" in shown
+        fake = Running(url)
+        pat = FakeKoyebAPI.PERSONAL_TOKEN
+        started = time.monotonic()
+        assert [call(fake, "GET", "/v1/apps", pat).status_code for _ in range(2)] == [503, 200]
+        assert time.monotonic() - started >= 0.4  # a lower bound: a busy machine is slower, never faster
+        assert call(fake, "POST", f"/v1/organizations/{ORG}/switch", pat, json={}).status_code == 404
+        assert call(fake, "GET", "/v1/account/login_method?email=sso@example.com").json() == {"method": "WORKOS"}
+        account = {"email": FakeKoyebAPI.EMAIL, "password": FakeKoyebAPI.PASSWORD}
+        session = call(fake, "POST", "/v1/account/login", json=account).json()["token"]["id"]
+        assert call(fake, "POST", "/_fake/revoke").status_code == 200
+        assert call(fake, "GET", "/v1/apps", session).status_code == 401
+        answer = call(fake, "GET", "/_fake/stats")
+        assert email.utils.parsedate_to_datetime(answer.headers["date"]).timestamp() == pytest.approx(
+            time.time() - 7200, abs=60)
+        assert answer.json() == {"fault_api": 1, "api": 1, "dropped_switch": 1, "login_method": 1, "login": 1,
+                                 "unauthorized": 1}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("option", [["--fail", "api"], ["--fail", "nothing:2"], ["--fail", "api:0"],
+                                    ["--latency", "-1"], ["--skew", "nan"], ["--without", "api"]])
+def test_the_fake_api_command_refuses_faults_it_cannot_play(option: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", "koyeb_auth", "fake-api", *option], capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert option[0] in result.stderr

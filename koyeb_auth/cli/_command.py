@@ -153,14 +153,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_fake_api(args: argparse.Namespace) -> int:
-    from ..testing import FakeKoyebAPI  # noqa: PLC0415
+    from ._fake_api import run_fake_api  # noqa: PLC0415
 
-    fake = FakeKoyebAPI(ttl=args.ttl, host=args.host, port=args.port, without=args.without)
-    fake.bind()
-    print(f"Fake Koyeb API at {fake.url} (email {fake.EMAIL}, password {fake.PASSWORD}; Ctrl-C stops it)",
-          flush=True)
-    fake.serve_forever()
-    return 0
+    return run_fake_api(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -35,7 +35,7 @@ EXAMPLES = {
     "login": "printf '%s' \"$PASSWORD\" | koyeb-auth login --email me@example.com --password-stdin",
     "logout": "koyeb-auth logout",
     "status": "koyeb-auth status --json",
-    "fake-api": "koyeb-auth fake-api --port 8000 --ttl 60",
+    "fake-api": "koyeb-auth fake-api --port 8000 --ttl 60 --latency 0.2 --fail api:2 --without login",
     "demo": "koyeb-auth demo --workers 8 --seconds 10 --ttl 3",
 }
 
@@ -135,6 +135,43 @@ def _fake_api_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--port", type=int, default=0, help="port (default: any free one)")
     sub.add_argument("--ttl", type=float, default=3600.0, help="token lifetime in seconds (default 3600)")
     _without_option(sub)
+    sub.add_argument("--latency", type=_delay, default=0.0, metavar="SECONDS",
+                     help="seconds every answer waits (default 0)")
+    sub.add_argument("--skew", type=_finite, default=0.0, metavar="SECONDS",
+                     help="seconds the fake's clock runs ahead of this machine's, behind if negative (default 0)")
+    sub.add_argument("--fail", type=_fault, action="append", default=[], metavar="ACTION:N",
+                     help="answer the next N calls of ACTION with a 503 (repeatable); ACTION: api, login, "
+                          "login_method, refresh, switch, access_token, logout")
+    sub.add_argument("--workos", action="append", default=[], metavar="EMAIL",
+                     help="an account that signs in through WorkOS: login_method says WORKOS and its password "
+                          "login is refused (repeatable)")
+
+
+def _delay(text: str) -> float:
+    value = _finite(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds, 0 or more")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not abs(value) < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _fault(text: str) -> tuple[str, int]:
+    from ..testing import ACTIONS  # noqa: PLC0415 - loaded only for the commands of the fake
+
+    action, _, count = text.partition(":")
+    if action not in ACTIONS or not count.isdigit() or int(count) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ACTION:N, with N above 0 and ACTION among "
+                                         f"{', '.join(sorted(ACTIONS))}")
+    return action, int(count)
 
 
 def _demo_options(sub: argparse.ArgumentParser) -> None:
@@ -149,7 +186,7 @@ def _without_option(sub: argparse.ArgumentParser) -> None:
     # Koyeb's deprecated session endpoints, withdrawn in the fake API (answering 404), to rehearse it.
     sub.add_argument("--without", type=_endpoints, default=[], metavar="ENDPOINTS",
                      help="endpoints the fake API answers 404 to, comma-separated: login, refresh, switch, "
-                          "access_token, logout")
+                          "access_token, logout, login_method")
 
 
 def _endpoints(names: str) -> list[str]:
