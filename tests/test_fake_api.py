@@ -306,6 +306,7 @@ def test_the_fake_api_command_prints_its_token_and_plays_the_faults_asked_for() 
         proc.wait(timeout=10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", [["--fail", "api"], ["--fail", "nothing:2"], ["--fail", "api:0"],
                                     ["--latency", "-1"], ["--skew", "nan"], ["--without", "api"]])
 def test_the_fake_api_command_refuses_faults_it_cannot_play(option: list[str]) -> None:
