@@ -58,11 +58,16 @@ EXPECTED_STATS: dict[str, dict[str, int]] = {
     "README.md > Testing your own code with the fake API 0": {},
     # Building a store does no I/O; the example builds one and stops.
     "docs/redis.md > Fleets on many hosts: the Redis store 0": {},
+    # Fakes of their own: the pytest plugin's fixtures, and one started by hand.
+    "docs/testing.md > The pytest plugin 0": {},
+    "docs/testing.md > Outside pytest 0": {},
 }
 # What a block must print, where it says in a comment what it prints.
 EXPECTED_OUTPUT: dict[str, str] = {
     "README.md > Token events: metrics and alerts 0": "{'obtained': 1}\n",
     "README.md > Testing your own code with the fake API 0": "3 passed",
+    "docs/testing.md > The pytest plugin 0": "5 passed",
+    "docs/testing.md > Outside pytest 0": "demo\n",
 }
 
 
