@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -13,6 +14,10 @@ import pytest
 
 from koyeb_auth import KoyebAuth, KoyebAuthError
 from koyeb_auth.testing import FakeKoyebAPI
+
+if "koyeb_auth._pytest_plugin" not in {entry.value for entry in entry_points(group="pytest11")}:
+    pytest.fail("koyeb-auth's pytest11 entry point is not installed: reinstall, pip install -e '.[test]'",
+                pytrace=False)
 
 pytestmark = pytest.mark.slow  # each starts a server (the project's convention, not the plugin's)
 

@@ -28,9 +28,6 @@ import pytest
 if TYPE_CHECKING:
     from .testing import FakeKoyebAPI
 
-__all__ = ["koyeb_api", "koyeb_env"]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "koyeb_api(**options): options of the fake Koyeb API the koyeb_api fixture starts "
