@@ -209,6 +209,30 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         """`get_token` for coroutines: never blocks the event loop."""
         return (await self._provider().aget_token()).value
 
+    def refresh(self) -> str:
+        """Renew the token now, even if it looks valid, and return the new one.
+
+        For a token the API refused to another client (a curl, a subprocess given it): requests
+        made through this auth renew after a 401 by themselves. The renewal takes the path a 401
+        takes: one caller at a time across threads, tasks and processes, and a caller that finds
+        the token already replaced by a peer returns the peer's, so callers that refresh together
+        renew once. With no token cached, this logs in. A personal access token is returned as is
+        (only the Koyeb console renews it).
+        """
+        provider = self._provider()
+        current = provider.cached()
+        renewed = provider.renew_rejected(current) if current is not None else None
+        return (renewed or provider.get_token()).value
+
+    async def arefresh(self) -> str:
+        """`refresh` for coroutines: never blocks the event loop."""
+        import asyncio  # noqa: PLC0415 - loaded already, in a coroutine
+
+        provider = self._provider()
+        current = await asyncio.to_thread(provider.cached)  # may read the store (a file, Redis)
+        renewed = await provider.arenew_rejected(current) if current is not None else None
+        return (renewed or await provider.aget_token()).value
+
     def logout(self) -> bool:
         """End the session (DELETE /v1/account/logout) and drop it from the shared cache.
 

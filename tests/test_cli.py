@@ -24,7 +24,13 @@ import pytest
 import koyeb_auth
 from koyeb_auth import FileTokenStore
 from koyeb_auth.cli import main as cli_main
-from koyeb_auth.cli._command import CLI_HINTS, EXIT_CODES
+from koyeb_auth.cli._command import (
+    CLI_HINTS,
+    EXIT_CANNOT_RUN,
+    EXIT_CODES,
+    EXIT_NOT_FOUND,
+    EXIT_STDOUT_CLOSED,
+)
 from koyeb_auth.cli._grammar import EXAMPLES, _columns
 from koyeb_auth.errors import Hint, TokenStoreError
 from koyeb_auth.testing import FakeKoyebAPI
@@ -66,7 +72,7 @@ def test_token_prints_a_live_token_and_reuses_it(fake: FakeKoyebAPI, env: dict[s
 
 
 def test_token_json_gives_the_token_and_its_expiry(fake: FakeKoyebAPI, env: dict[str, str], cache_path: Path) -> None:
-    result = cli("token", "--cache-path", str(cache_path), "--format", "json", env=env)
+    result = cli("token", "--cache-path", str(cache_path), "--json", env=env)
     assert result.returncode == 0, result.stderr
     reply = json.loads(result.stdout)
     assert sorted(reply) == ["expires_at", "expires_in_seconds", "token"]
@@ -109,7 +115,7 @@ def test_login_status_logout_cycle_needs_no_password_after_login(fake: FakeKoyeb
     assert not state_file(cache_path).exists()  # logout forgets the account
     after = cli("status", *cache)
     assert after.returncode == 3
-    assert "No Koyeb credentials found" in after.stderr
+    assert "No Koyeb credentials found" in after.stdout  # still a report (see test_command_shell.py)
     assert fake.stats == {"login": 1, "logout": 1}
     assert fake.live_tokens() == []
 
@@ -345,7 +351,7 @@ def test_status_says_when_the_api_cannot_be_reached(cache_path: Path) -> None:
     result = cli("status", "--cache-path", str(cache_path), "--json", "--timeout", "5", env=env)
     assert result.returncode == 6
     report = json.loads(result.stdout)
-    assert report["logged_in"] is False
+    assert (report["logged_in"], report["checked_with_api"]) == (True, False)  # not refused, not checked
     assert report["problem"].startswith("the API could not be asked: Could not reach the Koyeb API")
 
 
@@ -459,7 +465,8 @@ def test_version_and_the_exit_codes_in_help() -> None:
     assert version.stdout.strip() == f"koyeb-auth {koyeb_auth.__version__}"
     listed = cli("--help").stdout.split("exit codes:", 1)[1]
     codes = {int(code) for code in re.findall(r"^\s+(\d+)\s", listed, re.MULTILINE)}
-    assert codes == {0, 1, 2, 130} | {code for _, code in EXIT_CODES}
+    shell = {EXIT_CANNOT_RUN, EXIT_NOT_FOUND, EXIT_STDOUT_CLOSED}
+    assert codes == {0, 1, 2, 130} | shell | {code for _, code in EXIT_CODES}
 
 
 def test_fake_api_help_lists_its_own_options_and_the_demo_account() -> None:

@@ -30,7 +30,11 @@ if TYPE_CHECKING:
 
 EXIT_NO_TOKEN = 1
 EXIT_USAGE = 2
+# What a shell answers for a command it cannot run (found but not executable), or cannot find.
+EXIT_CANNOT_RUN, EXIT_NOT_FOUND = 126, 127
 EXIT_INTERRUPTED = 130
+# 128 + SIGPIPE: what a shell reports for a writer whose reader quit (`koyeb-auth token | head -c0`).
+EXIT_STDOUT_CLOSED = 141
 # Distinct exit codes, so scripts can tell failures apart without parsing messages.
 EXIT_CODES: tuple[tuple[type[errors.KoyebAuthError], int], ...] = (
     (errors.ConfigurationError, 3),
@@ -60,18 +64,47 @@ CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        try:
+            return _main(sys.argv[1:] if argv is None else argv)
+        finally:
+            sys.stdout.flush()  # here, where a reader that quit can be handled, rather than at exit
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _main(argv: Sequence[str]) -> int:
     args = build(argv, COMMANDS, __version__).parse_args(argv)
     logs.when_made(_show_library_records)
     try:
         code: int = args.run(args)
     except errors.KoyebAuthError as exc:
         print(f"koyeb-auth: {explain(exc)}", file=sys.stderr)
-        return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+        return exit_code(exc)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
     return code
+
+
+def exit_code(exc: errors.KoyebAuthError) -> int:
+    """The exit code that tells `exc`'s kind of failure apart (see EXIT_CODES)."""
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), 1)
+
+
+def _stdout_closed() -> int:
+    """End quietly when the reader of our output quit: Python ignores SIGPIPE, so the write raised
+    BrokenPipeError instead of ending the process. Standard output goes to /dev/null, so that the
+    interpreter's last flush at exit does not fail again on what is still buffered (as
+    https://docs.python.org/3/library/signal.html#note-on-sigpipe recommends)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # an in-process caller's stdout, with no descriptor
+        pass
+    finally:
+        os.close(devnull)
+    return EXIT_STDOUT_CLOSED
 
 
 def explain(exc: errors.KoyebAuthError) -> str:
@@ -83,14 +116,33 @@ def explain(exc: errors.KoyebAuthError) -> str:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    token = _account(args).token()
-    if args.format == "json":
+    account = _account(args)
+    token = _renewed(account) if args.refresh else account.token()
+    if args.json or args.format == "json":
         expires = token.expires_at
         print(json.dumps({"token": token.value, "expires_at": format_timestamp(expires) if expires else None,
                           "expires_in_seconds": round(expires - time.time()) if expires else None}))
     else:
         print(token.value)
     return 0
+
+
+def _renewed(account: Account) -> Token:
+    """A token renewed now, even if the cached one looks valid (`token --refresh`, after a 401).
+
+    Renewed the way a refused request renews it: one process at a time, and one that finds the
+    token already replaced by a peer takes the peer's, so scripts that retry together renew once.
+    """
+    provider = account.provider()
+    current = provider.cached()
+    if current is None:
+        return provider.get_token()
+    renewed = provider.renew_rejected(current)
+    if renewed is None:
+        print("koyeb-auth: nothing to renew: a personal access token is used as is; if the API refuses it, it "
+              "was revoked: create another in the Koyeb console (Settings, API).", file=sys.stderr)
+        return current
+    return renewed
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
@@ -102,9 +154,13 @@ def cmd_exec(args: argparse.Namespace) -> int:
     env["KOYEB_TOKEN"] = _account(args).token().value
     try:
         return _run_as_this_process(command, env)
-    except OSError as exc:
-        failure = errors.ConfigurationError(f"Could not run {command[0]!r}: {exc.strerror or exc}")
-    raise failure
+    except FileNotFoundError:
+        missing = "no such file" if os.sep in command[0] else "command not found"  # in the directory, or on PATH
+        print(f"koyeb-auth: {command[0]}: {missing}", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    except OSError as exc:  # not executable, a directory, not a format the system runs
+        print(f"koyeb-auth: {command[0]}: cannot run: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CANNOT_RUN
 
 
 def _run_as_this_process(command: list[str], env: dict[str, str]) -> int:
@@ -131,19 +187,46 @@ def cmd_login(args: argparse.Namespace) -> int:
 def cmd_logout(args: argparse.Namespace) -> int:
     from ._login import log_out  # noqa: PLC0415
 
-    account = _account(args)
-    if not log_out(account):
-        print(f"No session to log out in {account.store!r} for {account.email or 'the ' + account.kind}.",
-              file=sys.stderr)
-        return EXIT_NO_TOKEN
-    print(f"Logged out {account.email or 'the ' + account.kind}; the session was removed from {account.store!r}.")
+    account = _configured(args)
+    if isinstance(account, errors.ConfigurationError):
+        print("Already logged out: no account is named or remembered.")
+        return 0
+    who = account.email or f"the {account.kind}"
+    try:
+        ended = log_out(account)
+    except (errors.ConfigurationError, errors.LockTimeoutError, errors.TokenStoreError):
+        raise  # a personal token (nothing to forget), or a cache that forgetting would fail on too
+    except errors.KoyebAuthError as exc:
+        _forget_here(account)
+        print(f"koyeb-auth: logged out here only: {who}'s session was forgotten (removed from {account.store!r}), "
+              f"but the API could not revoke it, so it stays valid until it expires. {explain(exc)}", file=sys.stderr)
+        return exit_code(exc)
+    if not ended:
+        print(f"Already logged out: no session of {who} in {account.store!r}.")
+        return 0
+    print(f"Logged out {who}; the session was removed from {account.store!r}.")
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from ._status import report  # noqa: PLC0415
+def _forget_here(account: Account) -> None:
+    """Drop the account's session from the store, and the record of its login: what logout does
+    after the API revoked the session, done when the API could not be asked."""
+    from ._login import _locked, log_out  # noqa: PLC0415
 
-    status, code = report(_account(args), online=not args.offline, explain=explain)
+    assert account.source is not None  # log_out refuses a personal token before any call
+    with _locked(account, account.source.key):
+        account.store.delete(account.source.key)
+    log_out(account)  # with no session left to revoke, it only forgets the remembered login
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ._status import report, unconfigured  # noqa: PLC0415
+
+    account = _configured(args)
+    if isinstance(account, errors.ConfigurationError):  # still a report, in the shape scripts read
+        status, code = unconfigured(explain(account)), exit_code(account)
+    else:
+        status, code = report(account, online=not args.offline, explain=explain)
     if args.json:
         print(json.dumps(status, indent=2))
     else:
@@ -178,6 +261,17 @@ def _account(args: argparse.Namespace) -> Account:
     from ._account import resolve  # noqa: PLC0415
 
     return resolve(_options(args), ENVIRONMENT)
+
+
+def _configured(args: argparse.Namespace) -> Account | errors.ConfigurationError:
+    """The account the flags, environment or last login name; if none does, the error that says so
+    (for the commands that report it rather than fail: `status`, `logout`)."""
+    try:
+        return _account(args)
+    except errors.ConfigurationError as exc:
+        if exc.hint is not Hint.CREDENTIALS:
+            raise
+        return exc
 
 
 def _describe_expiry(token: Token) -> str:

@@ -23,6 +23,9 @@ exit codes:
   5    rate limited by the API
   6    the API is unreachable or failing
   7    the token lock timed out, or the cache or state file cannot be used
+  126  exec: the command was found but cannot be run
+  127  exec: the command was not found
+  141  standard output was closed early (e.g. `| head`), as for a process ended by SIGPIPE
   130  interrupted (Ctrl-C)"""
 
 # The fake API's demo account (koyeb_auth.testing.FakeKoyebAPI), written out so that --help does
@@ -109,8 +112,11 @@ def _account_options(sub: argparse.ArgumentParser) -> None:
 
 def _token_options(sub: argparse.ArgumentParser) -> None:
     _account_options(sub)
-    sub.add_argument("--format", choices=("text", "json"), default="text",
-                     help="text: the token alone; json: token, expires_at, expires_in_seconds")
+    _json_option(sub, "token, expires_at, expires_in_seconds (default: the token alone)")
+    # The spelling before --json, kept working (hidden) for the scripts that use it.
+    sub.add_argument("--format", choices=("text", "json"), default="text", help=argparse.SUPPRESS)
+    sub.add_argument("--refresh", action="store_true",
+                     help="renew the token now, even if it looks valid: after the API refused it (HTTP 401)")
 
 
 def _exec_options(sub: argparse.ArgumentParser) -> None:
@@ -125,8 +131,13 @@ def _login_options(sub: argparse.ArgumentParser) -> None:
 
 def _status_options(sub: argparse.ArgumentParser) -> None:
     _account_options(sub)
-    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(sub, "every field as one object (default: one field a line)")
     sub.add_argument("--offline", action="store_true", help="do not ask the API whether the token is still good")
+
+
+def _json_option(sub: argparse.ArgumentParser, what: str) -> None:
+    """--json, spelled so on every command that has a machine-readable output."""
+    sub.add_argument("--json", action="store_true", help=f"print JSON: {what}")
 
 
 def _fake_api_options(sub: argparse.ArgumentParser) -> None:

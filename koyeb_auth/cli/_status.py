@@ -18,11 +18,13 @@ from ..cli import _state as state
 from ..errors import KoyebAuthError
 from ._account import Account
 
-__all__ = ["EXIT_NO_TOKEN", "report"]
+__all__ = ["EXIT_NO_TOKEN", "FIELDS", "report", "unconfigured"]
 
 # Exit codes of `status`: beyond these, 5 (rate limited) and 6 (the API could not say).
 EXIT_NO_TOKEN = 1
 _EXIT_RATE_LIMITED, _EXIT_UNANSWERED = 5, 6
+FIELDS = ("logged_in", "problem", "checked_with_api", "api_url", "email", "user_id", "organization_id", "expires_at",
+          "expires_in_seconds", "credentials_from", "kind", "cache")
 
 
 def report(account: Account, online: bool, explain: Callable[[KoyebAuthError], str]) -> tuple[dict[str, Any], int]:
@@ -40,10 +42,13 @@ def report(account: Account, online: bool, explain: Callable[[KoyebAuthError], s
         problem, code = None, 0
     now = time.time()
     expires_at = token.expires_at if token is not None else None
+    # A token the API could not give its verdict on (unreachable, failing, rate limiting) is still
+    # the session: neither checked nor refused.
+    unanswered = code in (_EXIT_RATE_LIMITED, _EXIT_UNANSWERED)
     fields = {
-        "logged_in": code == 0,
+        "logged_in": token is not None and (code == 0 or unanswered),
         "problem": problem,
-        "checked_with_api": online and token is not None,
+        "checked_with_api": online and token is not None and not unanswered,
         "api_url": account.api_url,
         "email": account.email,
         "user_id": token.user_id if token else None,
@@ -55,6 +60,11 @@ def report(account: Account, online: bool, explain: Callable[[KoyebAuthError], s
         "cache": repr(account.store),
     }
     return fields, code
+
+
+def unconfigured(problem: str) -> dict[str, Any]:
+    """The status fields when no credentials are found: every field, so that scripts read one shape."""
+    return {**dict.fromkeys(FIELDS), "logged_in": False, "problem": problem, "checked_with_api": False}
 
 
 def _why_none(account: Account) -> str:
