@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import httpx
 import requests
+import requests.auth  # KoyebAuth's base: requests' stubs do not re-export the submodule (pyright)
 from requests.cookies import extract_cookies_to_jar
 
 from ._authorization import Authorization
