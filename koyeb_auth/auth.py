@@ -26,10 +26,11 @@ import weakref
 from collections.abc import AsyncGenerator, Callable, Generator
 from datetime import timedelta
 from types import ModuleType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import httpx
 import requests
+import requests.auth  # KoyebAuth's base: requests' stubs do not re-export the submodule (pyright)
 from requests.cookies import extract_cookies_to_jar
 
 from ._authorization import Authorization
@@ -44,6 +45,9 @@ from ._transport import Network
 from .errors import ConfigurationError, KoyebAuthError
 from .events import EventHook
 from .stores._protocol import TokenStore, check_lease
+
+if TYPE_CHECKING:
+    import niquests  # an optional client: only its type is named
 
 __all__ = ["KoyebAuth"]
 
@@ -328,7 +332,16 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
 
     # --- requests ---------------------------------------------------------------------------------
 
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+    # niquests' sync Session runs requests' auth protocol with its own PreparedRequest: its `auth=`
+    # type takes a callable of that class (niquests.typing.HttpAuthenticationType), not requests'
+    # AuthBase, so each library's signature is declared.
+    @overload
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest: ...
+
+    @overload
+    def __call__(self, r: niquests.PreparedRequest) -> niquests.PreparedRequest: ...
+
+    def __call__(self, r: Any) -> Any:
         if not isinstance(r.url, str):
             raise ConfigurationError(
                 f"KoyebAuth was called on a {type(r.url).__module__.split('.')[0]} request as if it were requests: "

@@ -30,8 +30,8 @@ ROOT = Path(__file__).parents[1]
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "*.pyc",
                                     ".*_cache", ".hypothesis")
 # The sdist is a source to test from: the whole of these, and these files at its root.
-SHIPPED_TREES = ("tests", "benchmarks", "docs")
-SHIPPED_FILES = ("README.md", "CHANGELOG.md", "LICENSE", "SECURITY.md", "pyproject.toml")
+SHIPPED_TREES = ("tests", "benchmarks", "docs", "examples")  # tests/test_examples.py runs examples/
+SHIPPED_FILES = ("README.md", "CHANGELOG.md", "LICENSE", "SECURITY.md", "pyproject.toml", "mkdocs.yml")
 REQUIRED_CLASSIFIERS = {
     "Development Status :: 4 - Beta",
     "Intended Audience :: Developers",

@@ -30,7 +30,10 @@ def sdk_configuration(auth: KoyebAuth | None = None) -> koyeb.api.Configuration:
     # key as is: the whole header value, a `Redacted` str, so that the SDK's own frames and dicts
     # never show the token either.
     configuration.api_key["Bearer"] = ""
-    configuration.refresh_api_key_hook = lambda c: c.api_key.__setitem__("Bearer", _header(auth, c.host))
+    # The SDK leaves the hook's attribute unannotated, set to None, so its declared type is None.
+    configuration.refresh_api_key_hook = lambda c: c.api_key.__setitem__(  # type: ignore[assignment]
+        "Bearer", _header(auth, c.host)
+    )
     return configuration
 
 
@@ -39,7 +42,7 @@ def _header(auth: KoyebAuth, host: str) -> str:
     return authorization.header if authorization is not None else ""
 
 
-class _RenewingApiClient(koyeb.api.ApiClient):  # type: ignore[misc]  # the SDK has no type information
+class _RenewingApiClient(koyeb.api.ApiClient):
     def __init__(self, auth: KoyebAuth, **options: Any) -> None:
         # No API key: the SDK adds no header; call_api sets the one of the authorization it sends.
         super().__init__(koyeb.api.Configuration(host=auth.settings.api_url), **options)
@@ -58,7 +61,7 @@ class _RenewingApiClient(koyeb.api.ApiClient):  # type: ignore[misc]  # the SDK 
             response = super().call_api(method, url, headers, *args, **kwargs)
             if not authorization.refused(response.status, *_answered(response, method, url, authorization.header)):
                 break
-            authorization = authorization.renew(response.read())
+            authorization = authorization.renew(response.read())  # type: ignore[no-untyped-call]  # unannotated in the SDK
         return response
 
 
