@@ -126,6 +126,12 @@ def source_for(
     validity: float = DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
 ) -> Source | None:
     """The source for these settings, or None for a personal access token used as is."""
+    if settings.session_key:
+        # The session of a password `koyeb-auth login`: renewed, never opened again (no password).
+        from .cli._state import DEFAULT_PROFILE, LastLogin  # noqa: PLC0415
+
+        return LastLogin(settings.api_url, settings.email, settings.organization_id, settings.session_key,
+                         profile=settings.profile or DEFAULT_PROFILE)
     if settings.email:
         return PasswordLogin(settings.api_url, settings.email, settings.password, settings.organization_id, seon_fp)
     if settings.token and settings.organization_id:

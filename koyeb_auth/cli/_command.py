@@ -98,8 +98,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not command:
         raise errors.ConfigurationError("Give the command to run after `--`, e.g. koyeb-auth exec -- koyeb apps list")
     env = {name: value for name, value in os.environ.items() if name not in CREDENTIALS_KEPT_FROM_CHILD}
-    # The child gets a token, never the credentials that made it (as credential-exec tools do).
-    env["KOYEB_TOKEN"] = _account(args).token().value
+    account = _account(args)
+    # The child gets a token, never the credentials that made it (as credential-exec tools do); and
+    # the API URL it is for, wherever it came from (a flag, a login), so a child `koyeb` uses that API.
+    env["KOYEB_TOKEN"] = account.token().value
+    env["KOYEB_URL"] = account.api_url
     try:
         return _run_as_this_process(command, env)
     except OSError as exc:
@@ -121,10 +124,10 @@ def _run_as_this_process(command: list[str], env: dict[str, str]) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from ._login import log_in  # noqa: PLC0415
+    from ._login import describe, log_in  # noqa: PLC0415
 
-    account, token = log_in(_options(args), ENVIRONMENT, sys.stdin, args.password_stdin)
-    print(f"Logged in as {account.email}. {_describe_expiry(token)}")
+    account, token = log_in(_options(args), ENVIRONMENT, sys.stdin, args.how)
+    print(f"{describe(account)} {_describe_expiry(token)}")
     return 0
 
 
@@ -148,7 +151,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     else:
         for name, value in status.items():
-            print(f"{name.replace('_', ' '):>20}: {'-' if value is None else value}")
+            shown = ", ".join(value) if isinstance(value, list) else value  # the profiles
+            print(f"{name.replace('_', ' '):>20}: {'-' if shown is None else shown}")
     return code
 
 
@@ -176,7 +180,7 @@ def _options(args: argparse.Namespace) -> Options:
     from ._account import Options  # noqa: PLC0415
 
     return Options(args.api_url, args.cache_path, args.email, args.organization, args.timeout, args.lock_timeout,
-                   args.store)
+                   args.store, args.profile)
 
 
 def _account(args: argparse.Namespace) -> Account:
@@ -220,8 +224,8 @@ def _stderr_handler() -> logging.StreamHandler[TextIO]:
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "token": (cmd_token, "Print a valid token, logging in or refreshing through the shared cache."),
     "exec": (cmd_exec, "Run a command with KOYEB_TOKEN set to a valid token."),
-    "login": (cmd_login, "Log in with email and password (prompted, no echo), cache the session and remember the "
-                         "account for the other commands."),
+    "login": (cmd_login, "Log in with a personal access token (--token-stdin, --token) or an email and password "
+                         "(prompted, no echo); remember it (--profile NAME) for the other commands and KoyebAuth()."),
     "logout": (cmd_logout, "Log out, remove the session from the shared cache, forget the last login."),
     "status": (cmd_status, "Who is logged in and until when, checked with one call to the API."),
     "fake-api": (cmd_fake_api, "Run the bundled fake Koyeb API in the foreground, for tests."),

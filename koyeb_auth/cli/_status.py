@@ -53,8 +53,19 @@ def report(account: Account, online: bool, explain: Callable[[KoyebAuthError], s
         "credentials_from": account.found_in,
         "kind": account.kind,
         "cache": repr(account.store),
+        **_profiles(account),
     }
     return fields, code
+
+
+def _profiles(account: Account) -> dict[str, Any]:
+    """The profile in use (None if the credentials came from elsewhere), and every profile logged in."""
+    from ..stores._file import FileTokenStore  # noqa: PLC0415
+
+    logins = state.profiles(FileTokenStore(account.options.cache_path).path)
+    return {"profile": account.profile,
+            "profiles": [f"{login.profile} ({login.kind}, {login.email or login.api_url}"
+                         f"{', ' + login.organization_id if login.organization_id else ''})" for login in logins]}
 
 
 def _why_none(account: Account) -> str:
@@ -64,7 +75,7 @@ def _why_none(account: Account) -> str:
     last = state.load(account.state_path)
     # A session is cached under a slow hash of its password: another password finds none. The last
     # login's record tells that case apart, without a login attempt.
-    if (last is not None and source is not None and email and last.email.lower() == email.lower()
+    if (last is not None and source is not None and email and (last.email or "").lower() == email.lower()
             and last.matches(account.api_url, account.organization_id) and last.key != source.key):
         return f"wrong password: not the one the last `koyeb-auth login` used for {last.email}"
     return "no session is cached for these credentials (none opened yet, logged out, or expired)"
