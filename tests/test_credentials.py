@@ -259,3 +259,17 @@ def test_an_api_url_error_names_where_the_url_came_from(fake: FakeKoyebAPI, flag
     assert result.returncode == 3
     assert named in result.stderr
     assert not_named not in result.stderr
+
+
+@pytest.mark.parametrize("profile", [(), ("--profile", "work")])
+def test_a_warm_token_after_a_token_login_loads_only_what_reads_the_login(api: TokenFake,
+                                                                          profile: tuple[str, ...]) -> None:
+    assert login_token(api, *profile).returncode == 0
+    avoidable = {"httpx", "requests", "filelock", "yaml", "logging", "dataclasses", "inspect", "platformdirs",
+                 "tempfile", "koyeb_auth._config", "koyeb_auth._sources"}
+    code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"
+            f"assert main(['token', *{list(profile)!r}]) == 0\n"
+            f"print(sorted(set({sorted(avoidable)!r}) & (set(sys.modules) - before)))")
+    result = python(code, api)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [PAT, "[]"]

@@ -42,6 +42,8 @@ def log_in(options: Options, environ: Mapping[str, str], stdin: TextIO, how: Log
     if options.profile is not None:
         state.profile_name(options.profile, "--profile")
     if how in ("token", "token-stdin"):
+        if options.email:
+            raise ConfigurationError(f"--email is for a password login: drop it, or --{how}.")
         return _log_in_with_token(options, environ, _token_given(stdin, how))
     return _log_in_with_password(options, environ, stdin, how == "password-stdin")
 
@@ -70,20 +72,21 @@ def _log_in_with_token(options: Options, environ: Mapping[str, str], token: Reda
     its tokens, which is cached), then keep it in the profile's login file."""
     given = Credentials(token=token, organization_id=options.organization_id, api_url=options.api_url)
     settings = Config(environ).settings(given)
-    store = store_for(options, environ)
+    profile = options.profile or state.DEFAULT_PROFILE
     account = Account(api_url=settings.api_url, email=None, organization_id=settings.organization_id,
-                      found_in="standard input", source=None, store=store, options=options, personal_token=token,
-                      profile=options.profile or state.DEFAULT_PROFILE)
-    login = state.LastLogin(settings.api_url, None, settings.organization_id, "", token, account.profile or "")
+                      found_in="standard input", source=None, store=store_for(options, environ), options=options,
+                      personal_token=token, profile=profile)
+    login = state.LastLogin(settings.api_url, None, settings.organization_id, "", token, profile)
     if settings.organization_id is None:
         _check_token(settings, options.timeout)
-        with _locked(account, _state_lock(login.profile)):
+        with _locked(account, _state_lock(profile)):
             state.save(account.state_path, login)
         return account, Token(token, obtained_at=0.0)
+    # The access token endpoint, not the deprecated switch: its token is the one `token` then prints.
     source = OrganizationToken(settings.api_url, token, settings.organization_id, mode="access_token")
     token_of_organization = _obtain(source.obtain(frozenset())[0], options.timeout)
     with _locked(account, source.key):
-        store.save(source.key, token_of_organization)
+        account.store.save(source.key, token_of_organization)
         state.save(account.state_path, login)
     return account, token_of_organization
 
