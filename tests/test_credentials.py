@@ -219,6 +219,17 @@ def test_logout_forgets_a_token_login(api: TokenFake) -> None:
     assert shown(cli("token", "--profile", "work"), api).returncode == 3
 
 
+def test_a_refused_password_login_names_where_the_email_and_password_came_from(fake: FakeKoyebAPI) -> None:
+    wrong = shown(cli("login", "--email", fake.EMAIL, "--password-stdin", "--api-url", fake.url, stdin="nope\n"),
+                  fake)
+    assert wrong.returncode == 4
+    assert "Check the email (--email) and the password (standard input (--password-stdin))." in wrong.stderr
+    assert "KOYEB_PASSWORD" not in wrong.stderr
+    from_env = shown(cli("login", "--api-url", fake.url, env={"KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": "nope"}),
+                     fake)
+    assert "Check the email (KOYEB_EMAIL) and the password (KOYEB_PASSWORD)." in from_env.stderr
+
+
 # --- exec and the API URL ------------------------------------------------------------------------
 
 CHILD = "import os; print(os.environ.get('KOYEB_URL')); print(os.environ['KOYEB_TOKEN'] == os.environ['PAT'])"

@@ -34,6 +34,8 @@ __all__ = ["LoginWith", "ask", "describe", "log_in", "log_out"]
 # How the command was told to log in: a password (flags, environment, prompts), a personal access
 # token from standard input (--token-stdin), or one typed at a prompt (--token).
 LoginWith = Literal["password", "password-stdin", "token-stdin", "token"]
+# How `_session_api` ends the message of a refused login, in the library's terms.
+_LIBRARY_LOGIN_HINT = "Check the email and password (KOYEB_EMAIL, KOYEB_PASSWORD)."
 
 
 def log_in(options: Options, environ: Mapping[str, str], stdin: TextIO, how: LoginWith) -> tuple[Account, Token]:
@@ -114,19 +116,23 @@ def _obtain(call: api.Call, timeout: float) -> Token:
 def _log_in_with_password(options: Options, environ: Mapping[str, str], stdin: TextIO,
                           password_stdin: bool) -> tuple[Account, Token]:
     """Log in with the email and password given (flags, environment, standard input or prompts)."""
+    email_from = "--email" if options.email else "KOYEB_EMAIL" if environ.get("KOYEB_EMAIL") else "the Email: prompt"
     email = options.email or environ.get("KOYEB_EMAIL") or ask("Email: ", "email", "--email or set KOYEB_EMAIL")
     # Redacted as soon as it is read: a traceback's locals never show it.
     if password_stdin:
+        password_from = "standard input (--password-stdin)"
         password = Redacted(stdin.readline().rstrip("\r\n"))
         if not password:
             raise ConfigurationError("--password-stdin read no password: standard input was empty.")
     else:
+        password_from = "KOYEB_PASSWORD" if environ.get("KOYEB_PASSWORD") else "the Password: prompt"
         password = Redacted(environ.get("KOYEB_PASSWORD") or ask("Password: ", "password",
                                                                  "--password-stdin or set KOYEB_PASSWORD", secret=True))
     given = Credentials(email, password, organization_id=options.organization_id, api_url=options.api_url)
     settings = Config(environ).settings(given)
     source = PasswordLogin(settings.api_url, email, password, settings.organization_id)
-    token = _obtain(source.obtain(frozenset())[0], options.timeout)
+    token = _refused_names_the_sources(source, options.timeout, f"the email ({email_from}) and the password "
+                                                                 f"({password_from})")
     account = Account.configured(settings, source, store_for(options, environ), options)
     account.profile = options.profile or state.DEFAULT_PROFILE
     with _locked(account, source.key):
@@ -135,6 +141,18 @@ def _log_in_with_password(options: Options, environ: Mapping[str, str], stdin: T
         state.save(account.state_path, state.LastLogin(settings.api_url, email, settings.organization_id, source.key,
                                                        profile=account.profile))
     return account, token
+
+
+def _refused_names_the_sources(source: PasswordLogin, timeout: float, sources: str) -> Token:
+    """The login's token; a refusal's hint names where the email and password came from (a flag,
+    a variable, a prompt), not the variables the library reads."""
+    try:
+        return _obtain(source.obtain(frozenset())[0], timeout)
+    except InvalidCredentialsError as exc:
+        if not exc.problem.endswith(_LIBRARY_LOGIN_HINT):
+            raise
+        problem = exc.problem.removesuffix(_LIBRARY_LOGIN_HINT) + f"Check {sources}."
+    raise InvalidCredentialsError(problem) from None  # outside the handler: no context to show
 
 
 def _state_lock(profile: str) -> str:
