@@ -133,9 +133,9 @@ class Config:
             raise ConfigurationError("Pass either a profile (profile=, --profile) or credentials, not both.")
         from .cli import _state as state  # noqa: PLC0415 - read only by those who logged in
 
-        name = state.profile_name(given.profile or "", "profile= (--profile)")
+        name = state.profile_name(given.profile or "", "profile=, --profile")
         login = state.chosen(self._cache(given), name, asked_url, self._asked_organization(given),
-                             "profile= (--profile)")
+                             "profile=, --profile")
         assert login is not None  # a named profile that is not there is an error
         return self._from_login(login, given)
 

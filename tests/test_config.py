@@ -129,7 +129,7 @@ def test_a_profile_with_credentials_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("given", "env", "named"), [
-    (Credentials(profile="work"), {}, r"profile= \(--profile\)"),
+    (Credentials(profile="work"), {}, "profile=, --profile"),
     (Credentials(), {"KOYEB_AUTH_PROFILE": "work"}, "KOYEB_AUTH_PROFILE"),
 ])
 def test_a_named_profile_that_is_missing_says_how_to_log_in(tmp_path: Path, given: Credentials, env: dict[str, str],

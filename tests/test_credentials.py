@@ -182,6 +182,9 @@ def test_profiles_keep_accounts_side_by_side(api: TokenFake) -> None:
     assert cli("token", env={"KOYEB_AUTH_PROFILE": "work"}).stdout.strip() == PAT
     in_python = python("from koyeb_auth import KoyebAuth; print(KoyebAuth(profile='work').get_token())", api)
     assert in_python.stdout.strip() == PAT, in_python.stderr
+    by_variable = python("from koyeb_auth import KoyebAuth; print(KoyebAuth().settings.found_in)", api,
+                         {"KOYEB_AUTH_PROFILE": "work"})
+    assert "of the profile 'work'" in by_variable.stdout, by_variable.stderr
     status = shown(cli("status", "--json", "--offline", "--profile", "work"), api)
     report = json.loads(status.stdout)
     assert report["profile"] == "work"
@@ -199,7 +202,7 @@ def test_a_profile_that_was_never_logged_in_is_a_clear_error(api: TokenFake) -> 
         assert "koyeb-auth login --profile nope" in shown(result, api).stderr
     bad = shown(cli("token", "--profile", "../x"), api)
     assert bad.returncode == 3
-    assert "The profile name in profile= (--profile) is not one" in bad.stderr
+    assert "The profile name in profile=, --profile is not one" in bad.stderr
 
 
 def test_a_token_login_serves_another_organization_through_the_exchange(api: TokenFake) -> None:

@@ -153,9 +153,10 @@ def _login_of_chain(options: Options, environ: Mapping[str, str]) -> "state.Last
     (`_config`) then decides, and says what is wrong."""
     if options.email or (options.profile is None and any(environ.get(name) for name in _ACCOUNT_VARIABLES)):
         return None
-    named = options.profile or environ.get(state.PROFILE_VARIABLE)
+    named = options.profile or environ.get(state.PROFILE_VARIABLE) or None
     if named is not None and not state.PROFILE_NAME.fullmatch(named):
         return None
+    named = str(named) if named else None  # the environment's values are Redacted: a name is not secret
     try:
         url = _asked_url(options, environ)
     except ValueError:

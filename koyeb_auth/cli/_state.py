@@ -88,7 +88,7 @@ def _flag(profile: str) -> str:
 def profile_name(value: str, given_in: str) -> str:
     """`value` if it can name a profile; ConfigurationError naming `given_in` if not."""
     if PROFILE_NAME.fullmatch(value):
-        return value
+        return str(value)  # a plain str: one read from the environment is Redacted, and would show as such
     raise ConfigurationError(f"The profile name in {given_in} is not one: use 1 to 64 ASCII letters, digits, "
                              "'-' or '_'.")
 
