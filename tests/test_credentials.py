@@ -251,6 +251,17 @@ def test_exec_passes_the_api_url_to_the_child(api: TokenFake, came_from: str) ->
     assert result.stdout.split() == [api.url, "True"]
 
 
+def test_exec_gives_the_child_the_token_under_the_sdk_s_names_too_never_the_personal_token(
+        fake: FakeKoyebAPI) -> None:
+    env = {"KOYEB_API_TOKEN": PAT, "KOYEB_API_HOST": fake.url, "KOYEB_ORGANIZATION": fake.ORGANIZATION_ID}
+    child = ("import os; e = os.environ; "
+             "print(e['KOYEB_API_TOKEN'] == e['KOYEB_TOKEN'] != 'k' * 64, e['KOYEB_API_HOST'])")
+    result = cli("exec", "--", sys.executable, "-c", child, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", fake.url]
+    assert fake.stats.get("switch", 0) + fake.stats.get("access_token", 0) == 1  # an organization's token
+
+
 @pytest.mark.parametrize("how", ["flag", "KOYEB_URL", "KOYEB_API_HOST"])
 def test_an_api_url_ending_in_v1_does_not_make_v1_v1(fake: FakeKoyebAPI, how: str) -> None:
     env = {"KOYEB_EMAIL": fake.EMAIL, "KOYEB_PASSWORD": fake.PASSWORD}

@@ -98,16 +98,24 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not command:
         raise errors.ConfigurationError("Give the command to run after `--`, e.g. koyeb-auth exec -- koyeb apps list")
     env = {name: value for name, value in os.environ.items() if name not in CREDENTIALS_KEPT_FROM_CHILD}
-    account = _account(args)
-    # The child gets a token, never the credentials that made it (as credential-exec tools do); and
-    # the API URL it is for, wherever it came from (a flag, a login), so a child `koyeb` uses that API.
-    env["KOYEB_TOKEN"] = account.token().value
-    env["KOYEB_URL"] = account.api_url
+    env.update(_for_the_child(_account(args)))
     try:
         return _run_as_this_process(command, env)
     except OSError as exc:
         failure = errors.ConfigurationError(f"Could not run {command[0]!r}: {exc.strerror or exc}")
     raise failure
+
+
+def _for_the_child(account: Account) -> dict[str, str]:
+    """The child gets a token, never the credentials that made it (as credential-exec tools do), and
+    the API URL it is for, wherever it came from (a flag, a login): a child `koyeb` uses that API.
+    The names of Koyeb's Python SDK are replaced too where they were set: its KOYEB_API_TOKEN may
+    be the personal access token that made this token."""
+    token = account.token().value
+    child = {"KOYEB_TOKEN": token, "KOYEB_URL": account.api_url}
+    child.update({"KOYEB_API_TOKEN": token} if os.environ.get("KOYEB_API_TOKEN") else {})
+    child.update({"KOYEB_API_HOST": account.api_url} if os.environ.get("KOYEB_API_HOST") else {})
+    return child
 
 
 def _run_as_this_process(command: list[str], env: dict[str, str]) -> int:
