@@ -298,3 +298,19 @@ def test_a_warm_token_after_a_token_login_loads_only_what_reads_the_login(api: T
     result = python(code, api)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [PAT, "[]"]
+
+
+def test_a_warm_organization_token_loads_no_session_api(fake: FakeKoyebAPI) -> None:
+    # A personal access token with an organization goes through the chain and its source, for the
+    # store key only: the session API module (14 ms of imports, email.utils among them) waits for a call.
+    assert login_token(fake, "--profile", "work", "--organization", fake.ORGANIZATION_ID).returncode == 0
+    avoidable = {"httpx", "requests", "filelock", "yaml", "koyeb_auth._session_api", "email.utils"}
+    code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"
+            "assert main(['token', '--profile', 'work']) == 0\n"
+            f"print(sorted(set({sorted(avoidable)!r}) & (set(sys.modules) - before)))")
+    result = python(code, fake)
+    assert result.returncode == 0, result.stderr
+    token, loaded = result.stdout.splitlines()
+    assert token in fake.live_tokens()
+    assert loaded == "[]"
+    assert fake.stats == {"access_token": 1}
