@@ -194,6 +194,18 @@ def test_profiles_keep_accounts_side_by_side(api: TokenFake) -> None:
     assert api.stats == {"login": 1, "api": 1}
 
 
+def test_koyeb_auth_profile_chooses_the_profile_of_login_too(api: TokenFake, tmp_path: Path) -> None:
+    cache = ("--cache-path", str(tmp_path / "odd[1]" / "tok[en].json"))  # a glob's special characters
+    assert login_token(api, *cache, token=PAT).returncode == 0
+    ci = shown(cli("login", "--token-stdin", "--api-url", api.url, *cache, stdin=PAT + "\n",
+                   env={"KOYEB_AUTH_PROFILE": "ci"}), api)
+    assert ci.returncode == 0, ci.stderr
+    assert "profile 'ci'" in ci.stdout
+    assert (tmp_path / "odd[1]" / "tok[en].json.profile-ci.login").exists()
+    report = json.loads(shown(cli("status", "--json", "--offline", *cache, "--profile", "ci"), api).stdout)
+    assert [entry.split(" ")[0] for entry in report["profiles"]] == ["default", "ci"]
+
+
 def test_a_profile_that_was_never_logged_in_is_a_clear_error(api: TokenFake) -> None:
     assert login_token(api).returncode == 0
     for result in (cli("token", "--profile", "nope"), cli("token", env={"KOYEB_AUTH_PROFILE": "nope"}),

@@ -41,8 +41,11 @@ _LIBRARY_LOGIN_HINT = "Check the email and password (KOYEB_EMAIL, KOYEB_PASSWORD
 def log_in(options: Options, environ: Mapping[str, str], stdin: TextIO, how: LoginWith) -> tuple[Account, Token]:
     """Log in as `how` says, cache the new token for every process, and remember the login (in
     `options.profile`, else the default profile) for the next commands and `KoyebAuth()`."""
-    if options.profile is not None:
-        state.profile_name(options.profile, "--profile")
+    # The profile is chosen as for every command: --profile, else $KOYEB_AUTH_PROFILE, else the default.
+    if options.profile:
+        options = options._replace(profile=state.profile_name(options.profile, "--profile"))
+    elif named := environ.get(state.PROFILE_VARIABLE):
+        options = options._replace(profile=state.profile_name(named, state.PROFILE_VARIABLE))
     if how in ("token", "token-stdin"):
         if options.email:
             raise ConfigurationError(f"--email is for a password login: drop it, or --{how}.")

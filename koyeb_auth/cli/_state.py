@@ -13,6 +13,7 @@ personal access token itself: it is the credential, kept as privately as the cac
 # No `from __future__ import annotations`: with it, NamedTuple compiles each field's annotation
 # into a ForwardRef, a millisecond of every warm `koyeb-auth token`.
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -100,8 +101,13 @@ def path_for(cache: Path, profile: str = DEFAULT_PROFILE) -> Path:
 
 def profiles(cache: Path) -> "list[LastLogin]":
     """The logins kept beside the token cache `cache`, the default profile first."""
-    names = [path.name[len(cache.name) + len(".profile-"):-len(".login")]
-             for path in cache.parent.glob(f"{cache.name}.profile-*.login")]
+    prefix, suffix = f"{cache.name}.profile-", ".login"
+    try:
+        # Not glob(): the cache's name is the user's, and may hold a glob's special characters.
+        names = [name[len(prefix):-len(suffix)] for name in os.listdir(cache.parent)
+                 if name.startswith(prefix) and name.endswith(suffix)]
+    except OSError:  # no directory yet, or one we may not list: no profile to show
+        names = []
     found = [load(path_for(cache, name), name) for name in [DEFAULT_PROFILE, *sorted(names)]
              if PROFILE_NAME.fullmatch(name)]
     return [login for login in found if login is not None]
