@@ -33,6 +33,8 @@ __all__ = ["Config", "Credentials", "Settings"]
 STORE_VARIABLE = "KOYEB_AUTH_STORE"
 # The variables of a personal access token, in order: the Koyeb CLI's, then Koyeb's Python SDK's.
 TOKEN_VARIABLES = ("KOYEB_TOKEN", "KOYEB_API_TOKEN")
+# The profile of `koyeb-auth login` to use (also in cli._state, which a warm `koyeb-auth token`
+# reads without this module).
 PROFILE_VARIABLE = "KOYEB_AUTH_PROFILE"
 # An organization id goes into the path of the switch and access token URLs: characters that are
 # not unreserved in a URL would change the request (`/`, `?`), or make the HTTP client refuse it
@@ -151,9 +153,7 @@ class Config:
     def _from_login(self, login: LastLogin, given: Credentials) -> Settings:
         from .cli import _state as state  # noqa: PLC0415
 
-        path = state.path_for(self._cache(given), login.profile)
-        found_in = (f"the last `koyeb-auth login` ({path})" if login.profile == state.DEFAULT_PROFILE
-                    else f"the `koyeb-auth login` of the profile {login.profile!r} ({path})")
+        found_in = state.found_in(self._cache(given), login)
         if login.token:
             # A personal access token may be used for another of its organizations than its login's.
             return Settings(login.api_url, token=Redacted(login.token), found_in=found_in, profile=login.profile,

@@ -131,11 +131,9 @@ def resolve(options: Options, environ: Mapping[str, str]) -> Account:
     """
     store = store_for(options, environ)
     if (last := _login_of_chain(options, environ)) is not None:
-        path = state.path_for(FileTokenStore(options.cache_path).path, last.profile)
-        found_in = (f"the last `koyeb-auth login` ({path})" if last.profile == state.DEFAULT_PROFILE
-                    else f"the `koyeb-auth login` of the profile {last.profile!r} ({path})")
         return Account(api_url=last.api_url, email=last.email, organization_id=last.organization_id,
-                       found_in=found_in, source=None if last.token else last, store=store, options=options,
+                       found_in=state.found_in(FileTokenStore(options.cache_path).path, last),
+                       source=None if last.token else last, store=store, options=options,
                        personal_token=last.token, profile=last.profile)
     # Credentials named elsewhere: a password's store key costs a slow hash (see `_sources`).
     from .._config import Config, Credentials  # noqa: PLC0415 - not needed after a login
@@ -153,17 +151,17 @@ def _login_of_chain(options: Options, environ: Mapping[str, str]) -> "state.Last
     (`_config`) then decides, and says what is wrong."""
     if options.email or (options.profile is None and any(environ.get(name) for name in _ACCOUNT_VARIABLES)):
         return None
-    named = options.profile or environ.get(state.PROFILE_VARIABLE) or None
-    if named is not None and not state.PROFILE_NAME.fullmatch(named):
+    named = options.profile or environ.get(state.PROFILE_VARIABLE)
+    # str(): the environment's values are Redacted, and a profile's name is no secret.
+    profile = str(named) if named else state.DEFAULT_PROFILE
+    if not state.PROFILE_NAME.fullmatch(profile):
         return None
-    named = str(named) if named else None  # the environment's values are Redacted: a name is not secret
     try:
         url = _asked_url(options, environ)
     except ValueError:
         return None
     asked_organization = options.organization_id or environ.get("KOYEB_ORGANIZATION") or None
-    last = state.load(state.path_for(FileTokenStore(options.cache_path).path, named or state.DEFAULT_PROFILE),
-                      named or state.DEFAULT_PROFILE)
+    last = state.load(state.path_for(FileTokenStore(options.cache_path).path, profile), profile)
     if last is None or not last.matches(url, asked_organization):
         return None
     if last.token and (asked_organization or last.organization_id):

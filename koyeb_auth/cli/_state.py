@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .. import _session_api as api
     from .._token import Token
 
-__all__ = ["DEFAULT_PROFILE", "LastLogin", "chosen", "forget", "load", "path_for", "profile_name", "profiles", "save"]
+__all__ = ["DEFAULT_PROFILE", "LastLogin", "chosen", "forget", "found_in", "load", "path_for", "profile_name",
+           "profiles", "save"]
 
 FORMAT_VERSION = 1
 MAX_STATE_BYTES = 4096
@@ -84,6 +85,14 @@ class LastLogin(NamedTuple):
 
 def _flag(profile: str) -> str:
     return "" if profile == DEFAULT_PROFILE else f" --profile {profile}"
+
+
+def found_in(cache: Path, login: LastLogin) -> str:
+    """Where a login is, in the words of `status` (its `credentials_from`)."""
+    path = path_for(cache, login.profile)
+    if login.profile == DEFAULT_PROFILE:
+        return f"the last `koyeb-auth login` ({path})"
+    return f"the `koyeb-auth login` of the profile {login.profile!r} ({path})"
 
 
 def profile_name(value: str, given_in: str) -> str:
