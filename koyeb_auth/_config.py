@@ -166,7 +166,18 @@ class Config:
             found_in = str(self.cli_path)
             return Settings(self._url(asked_url), token=personal_token(pat, f"the `token` of {found_in}"),
                             organization_id=self._organization(given), found_in=found_in)
-        raise ConfigurationError("No Koyeb credentials found.", Hint.CREDENTIALS)
+        raise ConfigurationError(f"No Koyeb credentials found.{self._login_elsewhere(given)}", Hint.CREDENTIALS)
+
+    def _login_elsewhere(self, given: Credentials) -> str:
+        """What the default login is for, when it was passed over for another API URL or organization."""
+        from .cli import _state as state  # noqa: PLC0415
+
+        login = state.load(state.path_for(self._cache(given)))
+        if login is None:
+            return ""
+        organization = f", organization {login.organization_id}" if login.organization_id else ""
+        return (f" (The last `koyeb-auth login` is for {login.api_url}{organization}, not the API URL or "
+                "organization asked for: log in to that one too, with --profile NAME to keep both.)")
 
     def _env(self, name: str) -> str | None:
         return self.environ.get(name) or None

@@ -226,6 +226,19 @@ def test_a_token_login_serves_another_organization_through_the_exchange(api: Tok
     assert api.stats.get("switch", 0) + api.stats.get("access_token", 0) == 1
 
 
+def test_a_password_login_passed_over_for_another_organization_says_so(fake: FakeKoyebAPI) -> None:
+    assert login_password(fake).returncode == 0
+    other = shown(cli("token", "--organization", "org-other"), fake)
+    assert other.returncode == 3
+    assert f"The last `koyeb-auth login` is for {fake.url}, not the API URL or organization" in other.stderr
+    assert "--profile NAME to keep both" in other.stderr
+    assert login_password(fake, "--profile", "other", "--organization", "org-other").returncode == 0
+    both = [cli("token", *flags) for flags in [(), ("--profile", "other")]]
+    assert all(result.returncode == 0 for result in both)
+    assert both[0].stdout != both[1].stdout
+    assert fake.stats == {"login": 2}
+
+
 def test_logout_forgets_a_token_login(api: TokenFake) -> None:
     assert login_token(api, "--profile", "work").returncode == 0
     logout = shown(cli("logout", "--profile", "work"), api)
