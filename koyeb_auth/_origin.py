@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from ._secrets import Redacted
 from .errors import ConfigurationError
 
-__all__ = ["Origin", "normalize_api_url"]
+__all__ = ["Origin", "api_url_of_environment", "normalize_api_url"]
 
 DEFAULT_API_URL = "https://app.koyeb.com"
 # The variables of the API URL, in order: the Koyeb CLI's, then Koyeb's Python SDK's (`koyeb.sandbox`).
