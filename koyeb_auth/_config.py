@@ -1,7 +1,10 @@
-"""Where the settings come from: arguments, then the environment, then the Koyeb CLI's config.
+"""Where the settings come from: the one credential chain of the library and the command.
 
-The order per key is the CLI's own (flag > environment > `~/.koyeb.yaml`), so a machine set up
-for the `koyeb` command works here unchanged.
+In order (docs/configuration.md has it as a table): explicit arguments (flags), a profile named
+by argument (`--profile`), the environment, the login of `koyeb-auth login` (the profile named by
+$KOYEB_AUTH_PROFILE, else the default one), then the Koyeb CLI's `~/.koyeb.yaml` (or
+$KOYEB_CONFIG). The environment and the CLI file are read with the CLI's own names, and those of
+Koyeb's Python SDK, so a machine set up for either works here unchanged.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ._origin import DEFAULT_API_URL, normalize_api_url
+from ._origin import DEFAULT_API_URL, api_url_of_environment, normalize_api_url
 from ._secrets import Redacted
 from ._token import usable_bearer
 from .errors import ConfigurationError, Hint
 
 if TYPE_CHECKING:
+    from .cli._state import LastLogin
     from .stores._protocol import TokenStore
 
 __all__ = ["Config", "Credentials", "Settings"]
@@ -27,6 +31,11 @@ __all__ = ["Config", "Credentials", "Settings"]
 # Where KoyebAuth shares its tokens when given neither store= nor cache_path=: a Redis URL, so that
 # a fleet (and the `koyeb-auth` command) can choose the Redis store without code.
 STORE_VARIABLE = "KOYEB_AUTH_STORE"
+# The variables of a personal access token, in order: the Koyeb CLI's, then Koyeb's Python SDK's.
+TOKEN_VARIABLES = ("KOYEB_TOKEN", "KOYEB_API_TOKEN")
+# The profile of `koyeb-auth login` to use (also in cli._state, which a warm `koyeb-auth token`
+# reads without this module).
+PROFILE_VARIABLE = "KOYEB_AUTH_PROFILE"
 # An organization id goes into the path of the switch and access token URLs: characters that are
 # not unreserved in a URL would change the request (`/`, `?`), or make the HTTP client refuse it
 # with an error raised from frames that hold the token (a CR from a .env written on Windows).
@@ -35,18 +44,24 @@ _ORGANIZATION_ID = re.compile(r"[A-Za-z0-9._~-]+")
 
 @dataclass(frozen=True)
 class Credentials:
-    """What the caller passed to KoyebAuth; None for what is left to the environment."""
+    """What the caller passed to KoyebAuth (or the command's flags); None for what is left to the chain."""
 
     email: str | None = None
     password: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)
     organization_id: str | None = None
     api_url: str | None = field(default=None, repr=False)  # a mistyped one may hold a password
+    profile: str | None = None
+    # Where the logins of `koyeb-auth login` are: beside this token cache (None: the default one).
+    cache_path: str | os.PathLike[str] | None = None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Resolved credentials. `found_in` says where the credentials were found, for `status`."""
+    """Resolved credentials. `found_in` says where the credentials were found, for `status`.
+
+    `session_key` is set for the session of a password `koyeb-auth login`: it is renewed, never
+    opened again (there is no password)."""
 
     api_url: str
     email: str | None = None
@@ -54,10 +69,12 @@ class Settings:
     token: str | None = field(default=None, repr=False)
     organization_id: str | None = None
     found_in: str = "arguments"
+    session_key: str | None = None
+    profile: str | None = None
 
 
 class Config:
-    """Settings from arguments, the environment and the CLI config, which is read at most once."""
+    """Settings from arguments, the environment, the logins and the CLI config, which is read at most once."""
 
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
@@ -70,44 +87,128 @@ class Config:
         return self._cli
 
     def settings(self, given: Credentials) -> Settings:
-        """Pick each setting from the first place that has it; ConfigurationError if nothing does.
+        """Pick the credentials from the first place in the chain that has them; ConfigurationError if none does.
 
         Secrets are held as `Redacted` strings from the moment they are read, and the environment
         is never held in a local: a traceback's locals then show neither (Sentry renders them).
         """
-        for name in ("email", "password", "token", "organization_id", "api_url"):
+        for name in ("email", "password", "token", "organization_id", "api_url", "profile"):
             _check_text(getattr(given, name), f"{name}=")
-        for name in ("KOYEB_EMAIL", "KOYEB_PASSWORD"):
+        for name in ("KOYEB_EMAIL", "KOYEB_PASSWORD", *TOKEN_VARIABLES, PROFILE_VARIABLE):
             _check_text(self._env(name), name)
-        url = normalize_api_url(given.api_url or self._env("KOYEB_URL") or self.cli().get("url") or DEFAULT_API_URL)
-        org = self._organization(given)
-        env_password = _secret(self._env("KOYEB_PASSWORD"))
-        for found_in, mail, secret, pat in (
-            ("arguments", given.email, _secret(given.password), _secret(given.token)),
-            ("environment", self._env("KOYEB_EMAIL"), env_password, _secret(self._env("KOYEB_TOKEN"))),
-        ):
-            if mail or secret:
-                if not mail:
-                    raise ConfigurationError(f"A password was given without an email, in the {found_in}.")
-                # The password may come from the environment when the email is an argument. Without
-                # one, a login says what is missing.
-                return Settings(url, email=mail.strip(), password=secret or env_password, organization_id=org,
-                                found_in=found_in)
-            if pat:
-                return Settings(url, token=personal_token(pat, found_in), organization_id=org, found_in=found_in)
-        if pat := _secret(self.cli().get("token")):
+        asked_url = self._asked_url(given)
+        if given.profile:
+            return self._named_profile(given, asked_url)
+        return (self._given(given, asked_url) or self._environment(given, asked_url)
+                or self._last_login(given, asked_url) or self._cli_file(given, asked_url))
+
+    def _given(self, given: Credentials, asked_url: str | None) -> Settings | None:
+        if given.email or given.password:
+            if not given.email:
+                raise ConfigurationError("A password was given without an email, in the arguments (password=).")
+            # The password may come from the environment when the email is an argument. Without
+            # one, a login says what is missing.
+            return Settings(self._url(asked_url), email=given.email.strip(),
+                            password=_secret(given.password) or _secret(self._env("KOYEB_PASSWORD")),
+                            organization_id=self._organization(given))
+        if given.token:
+            return Settings(self._url(asked_url), token=personal_token(given.token, "the arguments (token=)"),
+                            organization_id=self._organization(given))
+        return None
+
+    def _environment(self, given: Credentials, asked_url: str | None) -> Settings | None:
+        if self._env("KOYEB_EMAIL") or self._env("KOYEB_PASSWORD"):
+            if not self._env("KOYEB_EMAIL"):
+                raise ConfigurationError("A password was given without an email, in the environment: KOYEB_PASSWORD "
+                                         "is set, KOYEB_EMAIL is not.")
+            return Settings(self._url(asked_url), email=self.environ["KOYEB_EMAIL"].strip(),
+                            password=_secret(self._env("KOYEB_PASSWORD")), organization_id=self._organization(given),
+                            found_in="environment")
+        for name in TOKEN_VARIABLES:
+            if self._env(name):
+                return Settings(self._url(asked_url), token=personal_token(self.environ[name], name),
+                                organization_id=self._organization(given), found_in="environment")
+        return None
+
+    def _named_profile(self, given: Credentials, asked_url: str | None) -> Settings:
+        if given.email or given.password or given.token:
+            raise ConfigurationError("Pass either a profile (profile=, --profile) or credentials, not both.")
+        from .cli import _state as state  # noqa: PLC0415 - read only by those who logged in
+
+        name = state.profile_name(given.profile or "", "profile=, --profile")
+        login = state.chosen(self._cache(given), name, asked_url, self._asked_organization(given),
+                             "profile=, --profile")
+        assert login is not None  # a named profile that is not there is an error
+        return self._from_login(login, given)
+
+    def _last_login(self, given: Credentials, asked_url: str | None) -> Settings | None:
+        from .cli import _state as state  # noqa: PLC0415 - read only by those who logged in
+
+        named = self._env(PROFILE_VARIABLE)
+        profile = state.profile_name(named, PROFILE_VARIABLE) if named else None
+        login = state.chosen(self._cache(given), profile, asked_url, self._asked_organization(given),
+                             PROFILE_VARIABLE)
+        return None if login is None else self._from_login(login, given)
+
+    def _from_login(self, login: LastLogin, given: Credentials) -> Settings:
+        from .cli import _state as state  # noqa: PLC0415
+
+        found_in = state.found_in(self._cache(given), login)
+        if login.token:
+            # A personal access token may be used for another of its organizations than its login's.
+            return Settings(login.api_url, token=Redacted(login.token), found_in=found_in, profile=login.profile,
+                            organization_id=self._asked_organization(given) or login.organization_id)
+        return Settings(login.api_url, email=login.email, organization_id=login.organization_id, found_in=found_in,
+                        session_key=login.key, profile=login.profile)
+
+    def _cli_file(self, given: Credentials, asked_url: str | None) -> Settings:
+        if pat := self.cli().get("token"):
             found_in = str(self.cli_path)
-            return Settings(url, token=personal_token(pat, found_in), organization_id=org, found_in=found_in)
-        raise ConfigurationError("No Koyeb credentials found.", Hint.CREDENTIALS)
+            return Settings(self._url(asked_url), token=personal_token(pat, f"the `token` of {found_in}"),
+                            organization_id=self._organization(given), found_in=found_in)
+        raise ConfigurationError(f"No Koyeb credentials found.{self._login_elsewhere(given)}", Hint.CREDENTIALS)
+
+    def _login_elsewhere(self, given: Credentials) -> str:
+        """What the default login is for, when it was passed over for another API URL or organization."""
+        from .cli import _state as state  # noqa: PLC0415
+
+        login = state.load(state.path_for(self._cache(given)))
+        if login is None:
+            return ""
+        organization = f", organization {login.organization_id}" if login.organization_id else ""
+        return (f" (The last `koyeb-auth login` is for {login.api_url}{organization}, not the API URL or "
+                "organization asked for: log in to that one too, with --profile NAME to keep both.)")
 
     def _env(self, name: str) -> str | None:
         return self.environ.get(name) or None
 
-    def _organization(self, given: Credentials) -> str | None:
+    def _cache(self, given: Credentials) -> Path:
+        from .stores._file import FileTokenStore  # noqa: PLC0415 - finds the default cache path
+
+        return FileTokenStore(given.cache_path).path
+
+    def _asked_url(self, given: Credentials) -> str | None:
+        """The API URL the arguments or the environment ask for, normalized; None if neither does."""
+        if given.api_url:
+            return normalize_api_url(given.api_url, "api_url=, --api-url")
+        return api_url_of_environment(self.environ)
+
+    def _url(self, asked_url: str | None) -> str:
+        if asked_url:
+            return asked_url
+        from_file = self.cli().get("url")
+        return normalize_api_url(from_file, f"the `url` of {self.cli_path}") if from_file else DEFAULT_API_URL
+
+    def _asked_organization(self, given: Credentials) -> str | None:
         if given.organization_id:
             return organization_id(given.organization_id, "organization_id= (--organization)")
         if from_env := self._env("KOYEB_ORGANIZATION"):
             return organization_id(from_env, "KOYEB_ORGANIZATION")
+        return None
+
+    def _organization(self, given: Credentials) -> str | None:
+        if asked := self._asked_organization(given):
+            return asked
         from_file = self.cli().get("organization")
         return organization_id(from_file, f"the `organization` of {self.cli_path}") if from_file else None
 
@@ -146,13 +247,14 @@ def _secret(value: str | None) -> Redacted | None:
     return Redacted(value) if value else None
 
 
-def personal_token(value: str, found_in: str) -> Redacted:
+def personal_token(value: str, given_in: str) -> Redacted:
     """The token without the white space a file or a secret mount leaves around it; it must then be
-    fit for an HTTP header, or every request would fail with an error that quotes it."""
+    fit for an HTTP header, or every request would fail with an error that quotes it. Errors name
+    `given_in`, where it came from (a variable, a file, standard input)."""
     token = Redacted(value.strip())
     if not usable_bearer(token):
         raise ConfigurationError(
-            f"The personal access token in the {found_in} is not a token: it holds spaces, control or "
+            f"The personal access token in {given_in} is not a token: it holds spaces, control or "
             "non-ASCII characters. Copy it again from the Koyeb console (the token itself is not shown here)."
         )
     return token

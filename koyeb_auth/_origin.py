@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ._secrets import Redacted
 from .errors import ConfigurationError
 
-__all__ = ["Origin", "normalize_api_url"]
+__all__ = ["Origin", "api_url_of_environment", "normalize_api_url"]
 
 DEFAULT_API_URL = "https://app.koyeb.com"
+# The variables of the API URL, in order: the Koyeb CLI's, then Koyeb's Python SDK's (`koyeb.sandbox`).
+URL_VARIABLES = ("KOYEB_URL", "KOYEB_API_HOST")
 LOGIN_PATH = "/v1/account/login"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -34,30 +37,45 @@ Key = tuple[str, str, int]
 _NOT_LOGIN = frozenset({"GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
-def normalize_api_url(url: str) -> str:
-    """The API URL with its scheme and host in lower case and no trailing slash.
+def normalize_api_url(url: str, given_in: str = "api_url=, KOYEB_URL") -> str:
+    """The API URL with its scheme and host in lower case, no trailing slash and no trailing `/v1`
+    (every call adds its own `/v1/...`: the base URL of Koyeb's OpenAPI document is the host alone).
 
     Done once, where the URL is read: every later check (TLS, origin) then compares plain strings.
+    Errors name `given_in`, where the URL came from (a flag, a variable, a file).
     """
     url = Redacted(url.strip())  # a mistyped URL may hold a password: never in a traceback's locals
     # Refused before it is parsed, and without the URL: a user part may hold a password, cut
     # anywhere by a "/", "?" or "#" in it, so no "@" at all. (An API's base URL has none.)
     if "@" in url:
-        raise ConfigurationError(f"The API URL must hold no user name or password; use one such as {DEFAULT_API_URL}.")
+        raise ConfigurationError(f"The API URL ({given_in}) must hold no user name or password; use one such as "
+                                 f"{DEFAULT_API_URL}.")
     key, path = key_of(url), _path(url)
     if key is None or path is None:
-        raise ConfigurationError(f"The API URL (api_url=, KOYEB_URL) is not an http(s) URL with a plain host name "
+        raise ConfigurationError(f"The API URL ({given_in}) is not an http(s) URL with a plain host name "
                                  f"or address, such as {DEFAULT_API_URL}.")
     scheme, host, port = key
     if scheme == "http" and not _loopback(host):
         raise ConfigurationError(
-            f"The API URL http://{host} is plain http: the password and tokens would cross the network in clear. "
+            f"The API URL http://{host} ({given_in}) is plain http: the password and tokens would cross the network "
+            "in clear. "
             "Use https (plain http is only for localhost or a loopback address such as 127.0.0.1 or [::1], "
             "as for the bundled fake API; a name under .localhost may be looked up in DNS)."
         )
     shown_host = f"[{host}]" if ":" in host else host
     netloc = shown_host if port == _DEFAULT_PORTS[scheme] else f"{shown_host}:{port}"
-    return f"{scheme}://{netloc}{path}".rstrip("/")
+    path = path.rstrip("/")
+    path = path[:-3] if path.lower().endswith("/v1") else path
+    return f"{scheme}://{netloc}{path}"
+
+
+def api_url_of_environment(environ: Mapping[str, str]) -> str | None:
+    """The API URL the environment asks for, normalized; None if it asks for none. (The SDK's
+    KOYEB_API_HOST may be a bare host name.)"""
+    for name in URL_VARIABLES:
+        if value := environ.get(name):
+            return normalize_api_url(value if "://" in value else f"https://{value}", name)
+    return None
 
 
 def _path(url: str) -> str | None:

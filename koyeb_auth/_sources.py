@@ -19,12 +19,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Set
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
-from . import _session_api as api
 from ._config import Settings
-from ._token import Token
 from .errors import ConfigurationError, Hint
+
+if TYPE_CHECKING:
+    # Loaded by the calls that build requests: a `koyeb-auth token` that finds its token cached
+    # needs only the store key (the session API module costs 14 ms of imports, email.utils among them).
+    from . import _session_api as api
+    from ._token import Token
 
 OrganizationTokenMode = Literal["auto", "switch", "access_token"]
 ORGANIZATION_TOKEN_MODES: tuple[str, ...] = get_args(OrganizationTokenMode)
@@ -73,12 +77,16 @@ class PasswordLogin:
         return cache_key(self.api_url, "email", email, self.organization_id, credential)
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
+        from . import _session_api as api  # noqa: PLC0415 - see the imports
+
         if not self.password:
             raise ConfigurationError(f"No password for {self.email}.", Hint.PASSWORD)
         # No way around a withdrawn login: its error says to use a personal access token.
         return (api.login(self.api_url, self.email, self.password, self.organization_id, self.seon_fp),)
 
     def renew(self, token: Token, withdrawn: Set[str]) -> api.Call | None:
+        from . import _session_api as api  # noqa: PLC0415 - see the imports
+
         # An expired session cannot be refreshed (the API answers 401): log in again instead. So
         # does a session whose refresh endpoint is gone, without asking it again each time.
         return None if "refresh" in withdrawn else api.refresh(self.api_url, token.value)
@@ -107,6 +115,8 @@ class OrganizationToken:
         return cache_key(self.api_url, "token", identity, self.organization_id, "")
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
+        from . import _session_api as api  # noqa: PLC0415 - see the imports
+
         switch = api.switch(self.api_url, self.organization_id, self.personal_token, self.seon_fp)
         access = api.access_token(self.api_url, self.organization_id, self.personal_token, self.validity)
         calls = {"auto": (switch, access), "switch": (switch,), "access_token": (access,)}[self.mode]
@@ -126,6 +136,12 @@ def source_for(
     validity: float = DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
 ) -> Source | None:
     """The source for these settings, or None for a personal access token used as is."""
+    if settings.session_key:
+        # The session of a password `koyeb-auth login`: renewed, never opened again (no password).
+        from .cli._state import DEFAULT_PROFILE, LastLogin  # noqa: PLC0415
+
+        return LastLogin(settings.api_url, settings.email, settings.organization_id, settings.session_key,
+                         profile=settings.profile or DEFAULT_PROFILE)
     if settings.email:
         return PasswordLogin(settings.api_url, settings.email, settings.password, settings.organization_id, seon_fp)
     if settings.token and settings.organization_id:

@@ -150,6 +150,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         token: str | None = None,
         organization_id: str | None = None,
         api_url: str | None = None,
+        profile: str | None = None,
         cache_path: str | os.PathLike[str] | None = None,
         refresh_margin: float | timedelta = DEFAULT_REFRESH_MARGIN,
         seon_fp: str | None = None,
@@ -174,7 +175,8 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         validity = seconds(organization_token_validity)
         check_organization_token(organization_token, validity)
         self._organization_token = (organization_token, validity)
-        self._credentials = Credentials(email, password, token, organization_id, api_url)
+        # The logins of `koyeb-auth login` (the default one, or `profile`'s) are beside the cache file.
+        self._credentials = Credentials(email, password, token, organization_id, api_url, profile, cache_path)
         self._timing = Timing.checked(refresh_margin, timeout, lock_timeout)
         self._network = Network(verify, proxy, transport, async_transport)
         # A store of the environment's ($KOYEB_AUTH_STORE, else the default cache file) is not pickled:

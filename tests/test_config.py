@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,41 @@ def test_an_ordinary_organization_id_is_kept(tmp_path: Path) -> None:
     organization = "2b6a8f1c-7a8e-4d6b-9c1f-0d2e3f4a5b6c"
     assert config(tmp_path, KOYEB_ORGANIZATION=organization).settings(Credentials(token="t")).organization_id == (
         organization)
+
+
+# --- the chain of issue 24: the SDK's variables, profiles, the login ---------------------------------
+
+
+def test_the_sdk_variables_come_after_the_cli_ones(tmp_path: Path) -> None:
+    cfg = config(tmp_path, KOYEB_TOKEN="cli-token", KOYEB_API_TOKEN="sdk-token", KOYEB_URL="https://cli.example",
+                 KOYEB_API_HOST="https://sdk.example")
+    settings = cfg.settings(Credentials())
+    assert (settings.token, settings.api_url) == ("cli-token", "https://cli.example")
+    sdk = config(tmp_path, KOYEB_API_TOKEN="sdk-token", KOYEB_API_HOST="sdk.example").settings(Credentials())
+    assert (sdk.token, sdk.api_url, sdk.found_in) == ("sdk-token", "https://sdk.example", "environment")
+
+
+@pytest.mark.parametrize("url", ["https://h.example/v1", "https://h.example/v1/", "https://h.example/V1"])
+def test_an_api_url_ending_in_v1_is_the_api_itself(tmp_path: Path, url: str) -> None:
+    assert config(tmp_path).settings(Credentials(token="t", api_url=url)).api_url == "https://h.example"
+
+
+def test_a_profile_with_credentials_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="either a profile"):
+        config(tmp_path).settings(Credentials(token="t", profile="work"))
+
+
+@pytest.mark.parametrize(("given", "env", "named"), [
+    (Credentials(profile="work"), {}, "profile=, --profile"),
+    (Credentials(), {"KOYEB_AUTH_PROFILE": "work"}, "KOYEB_AUTH_PROFILE"),
+])
+def test_a_named_profile_that_is_missing_says_how_to_log_in(tmp_path: Path, given: Credentials, env: dict[str, str],
+                                                            named: str) -> None:
+    with pytest.raises(ConfigurationError, match=rf"No login for the profile 'work' \({named}\).*--profile work"):
+        config(tmp_path, "token: file-token\n", **env).settings(given)
+
+
+def test_a_koyeb_auth_with_a_profile_pickles_with_it(tmp_path: Path) -> None:
+    auth = KoyebAuth(profile="work", cache_path=tmp_path / "tokens.json")
+    with pytest.raises(ConfigurationError, match="No login for the profile 'work'"):
+        pickle.loads(pickle.dumps(auth)).get_token()

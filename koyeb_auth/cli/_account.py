@@ -1,10 +1,12 @@
 """Which session a `koyeb-auth` command works with, found without loading an HTTP client.
 
-The account comes from the flags, then the environment, then the last `koyeb-auth login` (see
+The account comes from the library's chain (`_config`): the flags, then a `--profile`, then the
+environment, then the `koyeb-auth login` of $KOYEB_AUTH_PROFILE or the default profile (see
 `state`), then the Koyeb CLI's ~/.koyeb.yaml. Finding its cached token needs no network and no
 HTTP client: `Account.fresh()` is the whole of a warm `koyeb-auth token`, which after a login loads
-neither `config` nor `sources` (nor the dataclasses module they use). Only a token that is not
-FRESH loads httpx, through `Account.provider()`.
+neither `config` nor `sources` (nor the dataclasses module they use): `resolve` reads the login
+itself when the chain would come to it. Only a token that is not FRESH loads httpx, through
+`Account.provider()`.
 """
 
 # No `from __future__ import annotations`: with it, NamedTuple compiles each field's annotation
@@ -27,8 +29,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Account", "Options", "resolve", "store_for"]
 
-# Any of these names an account in the environment, which then wins over the last login.
-_ACCOUNT_VARIABLES = ("KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB_TOKEN")
+# Any of these names an account in the environment, which then wins over the last login
+# (`_config.Config._environment` reads them).
+_ACCOUNT_VARIABLES = ("KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB_TOKEN", "KOYEB_API_TOKEN")
 
 
 class Options(NamedTuple):
@@ -41,6 +44,7 @@ class Options(NamedTuple):
     timeout: float = 15.0
     lock_timeout: float = 60.0
     store: str | None = None  # a Redis URL (--store); else $KOYEB_AUTH_STORE, else the cache file
+    profile: str | None = None  # the login of `koyeb-auth login --profile NAME` (--profile)
 
 
 class Account:
@@ -52,7 +56,7 @@ class Account:
 
     def __init__(self, *, api_url: str, email: str | None, organization_id: str | None, found_in: str,
                  source: "Source | None", store: "TokenStore", options: Options,
-                 personal_token: str | None = None) -> None:
+                 personal_token: str | None = None, profile: str | None = None) -> None:
         self.api_url = api_url
         self.email = email
         self.organization_id = organization_id
@@ -61,6 +65,7 @@ class Account:
         self.store = store
         self.options = options
         self._personal_token = personal_token
+        self.profile = profile  # the profile of the login it comes from, if it does
 
     @classmethod
     def configured(cls, settings: "Settings", source: "Source | None", store: "TokenStore",
@@ -68,7 +73,7 @@ class Account:
         """The account that resolved settings name."""
         return cls(api_url=settings.api_url, email=settings.email, organization_id=settings.organization_id,
                    found_in=settings.found_in, source=source, store=store, options=options,
-                   personal_token=settings.token if source is None else None)
+                   personal_token=settings.token if source is None else None, profile=settings.profile)
 
     def __repr__(self) -> str:
         return f"Account({self.kind}, email={self.email!r}, api_url={self.api_url!r}, {self.store!r})"
@@ -82,7 +87,7 @@ class Account:
     @property
     def state_path(self) -> Path:
         # Beside the cache file, even when the session lives in Redis: it names the account.
-        return state.path_for(FileTokenStore(self.options.cache_path).path)
+        return state.path_for(FileTokenStore(self.options.cache_path).path, self.profile or state.DEFAULT_PROFILE)
 
     def cached(self) -> Token | None:
         """The token that would be sent now, from the cache (or the personal token); no network."""
@@ -120,24 +125,48 @@ class Account:
 
 
 def resolve(options: Options, environ: Mapping[str, str]) -> Account:
-    """The account the flags, the environment, the last login or ~/.koyeb.yaml name, in that order.
+    """The account the flags, the environment, a login or ~/.koyeb.yaml name (see `_config`).
 
     ConfigurationError if none does.
     """
     store = store_for(options, environ)
-    if not options.email and not any(environ.get(name) for name in _ACCOUNT_VARIABLES):
-        path = state.path_for(FileTokenStore(options.cache_path).path)
-        last = state.load(path)
-        if last is not None and _wanted(last, options, environ):
-            return Account(api_url=last.api_url, email=last.email, organization_id=last.organization_id,
-                           found_in=f"the last `koyeb-auth login` ({path})", source=last, store=store, options=options)
+    if (last := _login_of_chain(options, environ)) is not None:
+        return Account(api_url=last.api_url, email=last.email, organization_id=last.organization_id,
+                       found_in=state.found_in(FileTokenStore(options.cache_path).path, last),
+                       source=None if last.token else last, store=store, options=options,
+                       personal_token=last.token, profile=last.profile)
     # Credentials named elsewhere: a password's store key costs a slow hash (see `_sources`).
     from .._config import Config, Credentials  # noqa: PLC0415 - not needed after a login
     from .._sources import source_for  # noqa: PLC0415
 
-    given = Credentials(email=options.email, organization_id=options.organization_id, api_url=options.api_url)
+    given = Credentials(email=options.email, organization_id=options.organization_id, api_url=options.api_url,
+                        profile=options.profile, cache_path=options.cache_path)
     settings = Config(environ).settings(given)
     return Account.configured(settings, source_for(settings, None), store, options)
+
+
+def _login_of_chain(options: Options, environ: Mapping[str, str]) -> "state.LastLogin | None":
+    """The login the chain would come to, if its token needs no source (`_sources`) to be used: a
+    password session, or a personal access token used as is. None for anything else: the chain
+    (`_config`) then decides, and says what is wrong."""
+    if options.email or (options.profile is None and any(environ.get(name) for name in _ACCOUNT_VARIABLES)):
+        return None
+    named = options.profile or environ.get(state.PROFILE_VARIABLE)
+    # str(): the environment's values are Redacted, and a profile's name is no secret.
+    profile = str(named) if named else state.DEFAULT_PROFILE
+    if not state.PROFILE_NAME.fullmatch(profile):
+        return None
+    try:
+        url = _asked_url(options, environ)
+    except ValueError:
+        return None
+    asked_organization = options.organization_id or environ.get("KOYEB_ORGANIZATION") or None
+    last = state.load(state.path_for(FileTokenStore(options.cache_path).path, profile), profile)
+    if last is None or not last.matches(url, asked_organization):
+        return None
+    if last.token and (asked_organization or last.organization_id):
+        return None  # a personal access token exchanged for an organization's: a source does that
+    return last
 
 
 def store_for(options: Options, environ: Mapping[str, str]) -> "TokenStore":
@@ -149,11 +178,15 @@ def store_for(options: Options, environ: Mapping[str, str]) -> "TokenStore":
     return FileTokenStore(options.cache_path)
 
 
-def _wanted(last: state.LastLogin, options: Options, environ: Mapping[str, str]) -> bool:
-    """False if the flags or the environment ask for another API URL or organization than the last login's."""
-    url = options.api_url or environ.get("KOYEB_URL")
-    if url:
-        from .._origin import normalize_api_url  # noqa: PLC0415
+def _asked_url(options: Options, environ: Mapping[str, str]) -> str | None:
+    """The API URL the flag or the environment ask for, normalized as the chain does; ValueError
+    if it is one the chain would refuse (it then says why)."""
+    if not options.api_url and not any(environ.get(name) for name in ("KOYEB_URL", "KOYEB_API_HOST")):
+        return None
+    from .._origin import api_url_of_environment, normalize_api_url  # noqa: PLC0415
+    from ..errors import ConfigurationError  # noqa: PLC0415
 
-        url = normalize_api_url(url)
-    return last.matches(url, options.organization_id or environ.get("KOYEB_ORGANIZATION"))
+    try:
+        return normalize_api_url(options.api_url) if options.api_url else api_url_of_environment(environ)
+    except ConfigurationError:
+        raise ValueError from None

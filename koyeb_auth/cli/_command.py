@@ -150,8 +150,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if not command:
         raise errors.ConfigurationError("Give the command to run after `--`, e.g. koyeb-auth exec -- koyeb apps list")
     env = {name: value for name, value in os.environ.items() if name not in CREDENTIALS_KEPT_FROM_CHILD}
-    # The child gets a token, never the credentials that made it (as credential-exec tools do).
-    env["KOYEB_TOKEN"] = _account(args).token().value
+    env.update(_for_the_child(_account(args)))
     try:
         return _run_as_this_process(command, env)
     except FileNotFoundError:
@@ -161,6 +160,18 @@ def cmd_exec(args: argparse.Namespace) -> int:
     except OSError as exc:  # not executable, a directory, not a format the system runs
         print(f"koyeb-auth: {command[0]}: cannot run: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CANNOT_RUN
+
+
+def _for_the_child(account: Account) -> dict[str, str]:
+    """The child gets a token, never the credentials that made it (as credential-exec tools do), and
+    the API URL it is for, wherever it came from (a flag, a login): a child `koyeb` uses that API.
+    The names of Koyeb's Python SDK are replaced too where they were set: its KOYEB_API_TOKEN may
+    be the personal access token that made this token."""
+    token = account.token().value
+    child = {"KOYEB_TOKEN": token, "KOYEB_URL": account.api_url}
+    child.update({"KOYEB_API_TOKEN": token} if os.environ.get("KOYEB_API_TOKEN") else {})
+    child.update({"KOYEB_API_HOST": account.api_url} if os.environ.get("KOYEB_API_HOST") else {})
+    return child
 
 
 def _run_as_this_process(command: list[str], env: dict[str, str]) -> int:
@@ -177,10 +188,10 @@ def _run_as_this_process(command: list[str], env: dict[str, str]) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
-    from ._login import log_in  # noqa: PLC0415
+    from ._login import describe, log_in  # noqa: PLC0415
 
-    account, token = log_in(_options(args), ENVIRONMENT, sys.stdin, args.password_stdin)
-    print(f"Logged in as {account.email}. {_describe_expiry(token)}")
+    account, token = log_in(_options(args), ENVIRONMENT, sys.stdin, args.how)
+    print(f"{describe(account)} {_describe_expiry(token)}")
     return 0
 
 
@@ -220,7 +231,7 @@ def _forget_here(account: Account) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ._status import report, unconfigured  # noqa: PLC0415
+    from ._status import profile_line, report, unconfigured  # noqa: PLC0415
 
     account = _configured(args)
     if isinstance(account, errors.ConfigurationError):  # still a report, in the shape scripts read
@@ -231,7 +242,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2))
     else:
         for name, value in status.items():
-            print(f"{name.replace('_', ' '):>20}: {'-' if value is None else value}")
+            shown = ", ".join(map(profile_line, value)) if isinstance(value, list) else value
+            print(f"{name.replace('_', ' '):>20}: {'-' if shown is None else shown}")
     return code
 
 
@@ -254,7 +266,7 @@ def _options(args: argparse.Namespace) -> Options:
     from ._account import Options  # noqa: PLC0415
 
     return Options(args.api_url, args.cache_path, args.email, args.organization, args.timeout, args.lock_timeout,
-                   args.store)
+                   args.store, args.profile)
 
 
 def _account(args: argparse.Namespace) -> Account:
@@ -309,8 +321,8 @@ def _stderr_handler() -> logging.StreamHandler[TextIO]:
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "token": (cmd_token, "Print a valid token, logging in or refreshing through the shared cache."),
     "exec": (cmd_exec, "Run a command with KOYEB_TOKEN set to a valid token."),
-    "login": (cmd_login, "Log in with email and password (prompted, no echo), cache the session and remember the "
-                         "account for the other commands."),
+    "login": (cmd_login, "Log in with a personal access token (--token-stdin, --token) or an email and password "
+                         "(prompted, no echo); remember it (--profile NAME) for the other commands and KoyebAuth()."),
     "logout": (cmd_logout, "Log out, remove the session from the shared cache, forget the last login."),
     "status": (cmd_status, "Who is logged in and until when, checked with one call to the API."),
     "fake-api": (cmd_fake_api, "Run the bundled fake Koyeb API in the foreground, for tests."),

@@ -97,11 +97,15 @@ def _columns() -> int:
 
 def _account_options(sub: argparse.ArgumentParser) -> None:
     """The options of every command that works with an account."""
-    sub.add_argument("--api-url", help="API URL (default $KOYEB_URL, ~/.koyeb.yaml, https://app.koyeb.com)")
+    sub.add_argument("--api-url", help="API URL (default $KOYEB_URL, $KOYEB_API_HOST, the login's, ~/.koyeb.yaml, "
+                                       "https://app.koyeb.com)")
     sub.add_argument("--cache-path", help="the shared token cache file (default: in the user cache directory)")
     sub.add_argument("--email", help="account email (default $KOYEB_EMAIL, else the last `koyeb-auth login`); "
                                      "the password comes from $KOYEB_PASSWORD")
     sub.add_argument("--organization", help="organization id (default $KOYEB_ORGANIZATION)")
+    sub.add_argument("--profile", metavar="NAME", help="the login of `koyeb-auth login --profile NAME`, where "
+                                                       "`login` keeps it (default $KOYEB_AUTH_PROFILE, else the "
+                                                       "default profile)")
     sub.add_argument("--store", metavar="URL", help="share the token through the Redis at this redis:// or "
                                                     "rediss:// URL (default $KOYEB_AUTH_STORE)")
     sub.add_argument("--timeout", type=_seconds, default=15.0, metavar="SECONDS",
@@ -126,7 +130,15 @@ def _exec_options(sub: argparse.ArgumentParser) -> None:
 
 def _login_options(sub: argparse.ArgumentParser) -> None:
     _account_options(sub)
-    sub.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    how = sub.add_mutually_exclusive_group()
+    how.add_argument("--token-stdin", dest="how", action="store_const", const="token-stdin",
+                     help="log in with a personal access token read from standard input (checked with the API, "
+                          "kept in a private file)")
+    how.add_argument("--token", dest="how", action="store_const", const="token",
+                     help="log in with a personal access token typed at a prompt (no echo)")
+    how.add_argument("--password-stdin", dest="how", action="store_const", const="password-stdin",
+                     help="read the password from standard input")
+    sub.set_defaults(how="password")
 
 
 def _status_options(sub: argparse.ArgumentParser) -> None:

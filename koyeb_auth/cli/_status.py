@@ -18,13 +18,13 @@ from ..cli import _state as state
 from ..errors import KoyebAuthError
 from ._account import Account
 
-__all__ = ["EXIT_NO_TOKEN", "FIELDS", "report", "unconfigured"]
+__all__ = ["EXIT_NO_TOKEN", "FIELDS", "profile_line", "report", "unconfigured"]
 
 # Exit codes of `status`: beyond these, 5 (rate limited) and 6 (the API could not say).
 EXIT_NO_TOKEN = 1
 _EXIT_RATE_LIMITED, _EXIT_UNANSWERED = 5, 6
 FIELDS = ("logged_in", "problem", "checked_with_api", "api_url", "email", "user_id", "organization_id", "expires_at",
-          "expires_in_seconds", "credentials_from", "kind", "cache")
+          "expires_in_seconds", "credentials_from", "kind", "cache", "profile", "profiles")
 
 
 def report(account: Account, online: bool, explain: Callable[[KoyebAuthError], str]) -> tuple[dict[str, Any], int]:
@@ -58,6 +58,7 @@ def report(account: Account, online: bool, explain: Callable[[KoyebAuthError], s
         "credentials_from": account.found_in,
         "kind": account.kind,
         "cache": repr(account.store),
+        **_profiles(account),
     }
     return fields, code
 
@@ -67,6 +68,22 @@ def unconfigured(problem: str) -> dict[str, Any]:
     return {**dict.fromkeys(FIELDS), "logged_in": False, "problem": problem, "checked_with_api": False}
 
 
+def _profiles(account: Account) -> dict[str, Any]:
+    """The profile in use (None if the credentials came from elsewhere), and every profile logged in."""
+    from ..stores._file import FileTokenStore  # noqa: PLC0415
+
+    logins = state.profiles(FileTokenStore(account.options.cache_path).path)
+    return {"profile": account.profile,
+            "profiles": [{"name": login.profile, "kind": login.kind, "api_url": login.api_url, "email": login.email,
+                          "organization_id": login.organization_id} for login in logins]}
+
+
+def profile_line(profile: dict[str, Any]) -> str:
+    """A profile of `profiles`, in a line of the text report."""
+    details = [profile["kind"], profile["email"] or profile["api_url"], profile["organization_id"]]
+    return f"{profile['name']} ({', '.join(d for d in details if d)})"
+
+
 def _why_none(account: Account) -> str:
     source, email = account.source, account.email
     if isinstance(source, state.LastLogin):
@@ -74,7 +91,7 @@ def _why_none(account: Account) -> str:
     last = state.load(account.state_path)
     # A session is cached under a slow hash of its password: another password finds none. The last
     # login's record tells that case apart, without a login attempt.
-    if (last is not None and source is not None and email and last.email.lower() == email.lower()
+    if (last is not None and source is not None and email and (last.email or "").lower() == email.lower()
             and last.matches(account.api_url, account.organization_id) and last.key != source.key):
         return f"wrong password: not the one the last `koyeb-auth login` used for {last.email}"
     return "no session is cached for these credentials (none opened yet, logged out, or expired)"
