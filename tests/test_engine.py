@@ -22,6 +22,14 @@ The rules of docs/how-it-works.md covered here, in its order:
   token, threads and asyncio tasks wait for the one login; the store is re-read under the lock
   and a peer's token adopted with no network call; a caller waiting for a peer's lock adopts the
   token the peer saves; lock_timeout bounds the wait (a peer's lock, or a thread of the process).
+- The wait for the lock (`enter`, driven by hand, effect by effect, on a clock its `Sleep`s move):
+  this process's turn first, then the store's lock; polls back off to _MAX_POLL, the lock tried
+  every _LOCK_RETRY while the store is watched; one deadline, never slept past; one wait log
+  after A_MOMENT; a caller that does not wait is BUSY at the first lock it finds held; a waiter
+  stops when the store's token changes, or, its turn come, when its process already replaced it.
+- The drivers release what a flow holds whatever ends it: callers queued behind one that found
+  the store unavailable fail without trying it; a task cancelled while waiting leaves nothing
+  held; one cancelled with its login in flight releases the locks at once and the login is saved.
 - 401: a token the store already replaced is adopted with no network call (threads and tasks);
   callers refused together cause one renewal and one store read (threads and tasks); a peer's
   token that is due is refreshed rather than retried with (after a resend too); a refused refresh
