@@ -32,7 +32,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, auto
 from functools import cached_property
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -234,7 +234,7 @@ def admission_for(store: TokenStore) -> Admission:
             _every.add(admission)
             try:
                 weakref.finalize(store, _admissions.pop, id(store), None)
-            except TypeError:  # a store that cannot be weakly referenced: locks of this gate's own
+            except TypeError:  # a store that cannot be weakly referenced: turns of this driver's own
                 return admission
             _admissions[id(store)] = admission
         return admission
@@ -352,8 +352,8 @@ _LOCK_RETRY = 0.1
 class Entry(Enum):
     """How an `enter` ended, when it did not see the store's token change (`Seen`)."""
 
-    INSIDE = "the caller holds the turn and the store's lock until its flow ends"
-    BUSY = "someone else holds the turn or the lock, and the caller did not want to wait"
+    INSIDE = auto()  # the caller holds the turn and the store's lock until its flow ends
+    BUSY = auto()  # someone else holds the turn or the lock, and the caller did not want to wait
 
 
 @dataclass(frozen=True)
@@ -666,16 +666,17 @@ def locked(store: TokenStore, lock_timeout: float) -> Iterator[None]:
     held = Held()
     try:
         driver.run(enter(Lock(store, lock_timeout), time.monotonic() + lock_timeout), held)
-        yield
-    except StoreUnavailableError as exc:
-        if held.store:
+        try:
+            yield
+        except StoreUnavailableError as exc:  # those queued behind fail too (Admission.check_store)
             driver.admission.store_failed(exc)
-        raise
+            raise
     finally:
         driver.release(held)
 
 
 # --- cli/_login.py's spelling of `locked`, until it moves to it ----------------------------------
+# (Its deadline is always now + lock_timeout, which `locked` takes itself.)
 
 INSIDE = Entry.INSIDE
 
