@@ -276,7 +276,8 @@ class _Done(Effect[None]):
     outcome = None
 
 
-# A flow: effects out, nothing sent in (see Effect), an R returned.
+# A flow: effects out, nothing sent in (see Effect), an R returned. Effects with fields are
+# dataclasses (eq=False: each is one request, compared by identity).
 Flow = Generator[Effect[object], None, R]
 
 
@@ -290,39 +291,38 @@ class Queue(Effect[bool]):
     block: bool
 
 
-@dataclass(eq=False)
 class TryLock(Effect[bool]):
     """Try the store's lock, once (holding the turn): True if taken."""
 
 
-@dataclass(eq=False)
 class Look(Effect["Token | None"]):
     """The store's token, read while waiting for its lock, to see whether a peer changed it."""
 
 
 @dataclass(eq=False)
 class Sleep(_Done):
+    """Wait this long (time.sleep, or the event loop's sleep)."""
+
     seconds: float
 
 
-@dataclass(eq=False)
 class Unlock(_Done):
     """Release what the flow holds: the store's lock, then the turn."""
 
 
-@dataclass(eq=False)
 class Load(Effect["Token | None"]):
     """The token the store holds, or None."""
 
 
 @dataclass(eq=False)
 class Save(_Done):
+    """Replace the store's token with this one (holding the lock)."""
+
     token: Token
 
 
-@dataclass(eq=False)
 class Delete(_Done):
-    pass
+    """Delete the store's token."""
 
 
 @dataclass(eq=False)
