@@ -257,8 +257,10 @@ class TokenManager:
         # A valid token that is due: one caller refreshes, the rest go on with it (no waiting).
         # No valid token: everyone waits for the one caller that fetches it, or for a peer's.
         block, deadline = held is None, time.monotonic() + self._timing.lock_timeout
-        while (outcome := (yield from enter(self._lock, deadline, block=block, watch=True, known=known))) \
-                is not Entry.INSIDE:
+        while True:
+            outcome = yield from enter(self._lock, deadline, block=block, watch=True, known=known)
+            if outcome is Entry.INSIDE:
+                break
             if outcome is Entry.BUSY:
                 # A peer holds the lock to refresh: go on with the valid token, if it still is one
                 # (a slow store may have taken the attempt past its expiry: then wait like everyone).
@@ -266,10 +268,10 @@ class TokenManager:
                     self._look_again_at = self._monotonic() + PEER_REFRESH_POLL
                     return still
                 block = True
+            elif (adopted := self._adopt(outcome.token)) is not None:
+                return adopted  # Seen: a peer's token, fresh
             else:
-                if (adopted := self._adopt(outcome.token)) is not None:
-                    return adopted
-                known = outcome.token
+                known = outcome.token  # Seen, but not fresh: wait on for the one after it
         # Re-check under the lock: a thread or process that held it before us may have renewed.
         # A token that expired while we waited is not refreshed (that would send it): log in.
         return self._adopt((yield from Load())) or (yield from self._renew_and_share(self._usable(held)))
