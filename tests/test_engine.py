@@ -4,8 +4,8 @@ outcomes, in milliseconds, with no socket, no process and no sleep in a test.
 The API is an `httpx.MockTransport` whose replies each test scripts and whose calls it counts; the
 store is `ScriptedStore` below (busy, failing, or holding a peer's token on cue, and recording every
 call); the wall and monotonic clocks are injected (`Clock`), so expiry and backoff move only when a
-test moves them. Only the lock waits run on the real monotonic clock (`enter`'s deadlines), except in the tests that drive `enter` by hand, with
-short `lock_timeout`s.
+test moves them. Only the lock waits run on the real monotonic clock (`enter`'s deadlines), with
+short `lock_timeout`s, except where a test drives `enter` by hand on a clock of its own.
 
 The rules of docs/how-it-works.md covered here, in its order:
 
