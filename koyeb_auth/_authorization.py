@@ -54,21 +54,18 @@ class Renewer(Protocol):
 class Authorization:
     """The token a request to the API carries, and whether a 401 calls for another one."""
 
-    __slots__ = ("_origin", "_renewer", "resends", "token")
+    __slots__ = ("_origin", "_renewer", "header", "resends", "token")
 
     def __init__(self, token: Token, renewer: Renewer, origin: Origin, *, resends: int = 0) -> None:
         self.token = token
+        # The value of the `Authorization` header: `Bearer <token>` (an attribute: the hot path reads it).
+        self.header = token.header
         self.resends = resends  # how often the request was sent again after a renewal
         self._renewer = renewer
         self._origin = origin
 
     def __repr__(self) -> str:
         return f"Authorization(token={self.token.fingerprint}, resends={self.resends})"
-
-    @property
-    def header(self) -> str:
-        """The value of the `Authorization` header: `Bearer <token>`."""
-        return self.token.header
 
     def refused(self, status: int, url: Any, sent: str | None) -> bool:
         """True if this response is the API refusing this token: read its body and call `renew`.

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import KoyebAuthError, RateLimitedError
@@ -38,10 +39,18 @@ class Backoff:
     def active(self) -> bool:
         return self.error is not None and self.clock() < self.not_before
 
-    def check(self) -> None:
-        """Raise the last failure again, without a network call, while the backoff lasts."""
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Around a call to the API: while the backoff lasts, raise the last failure again instead;
+        else record how the call went."""
         if self.error is not None and self.active():
             raise self.error.with_traceback(None)
+        try:
+            yield
+        except KoyebAuthError as exc:
+            self.failed(exc)
+            raise
+        self.failures, self.not_before, self.error = 0, 0.0, None
 
     def failed(self, error: KoyebAuthError) -> None:
         self.failures += 1
@@ -50,6 +59,3 @@ class Backoff:
         if isinstance(error, RateLimitedError):
             delay = max(delay, error.retry_after)
         self.not_before, self.error = self.clock() + delay, error
-
-    def succeeded(self) -> None:
-        self.failures, self.not_before, self.error = 0, 0.0, None

@@ -1,27 +1,23 @@
-"""The effects a token flow asks for, and the drivers that carry them out: locks, store, network.
+"""The effects a token flow asks for, the wait for the token lock, and the drivers that carry them out.
 
-A flow (see `_manager`) is a generator that yields what it needs done: `Enter` (take the
-in-process and cross-process locks), `Load`, `Save` or `Delete` (the shared store), or a `Call`
-(send a session request), and gets each outcome back. `run` does the steps blocking, `arun` with
-awaits, in the style of httpx's sans-I/O auth flows, so a store with a network round trip (Redis)
-never blocks an event loop. The locks a flow entered are released when it ends, whatever ended it,
-cancellation included.
+A flow (the decisions, see `_manager`) is a generator of effects. `outcome = yield from Load()`
+hands the effect to a driver, which carries it out and puts its outcome in the effect: an
+`Effect[T]` gives its flow a `T` (`Load` a `Token | None`, `TryLock` a `bool`), so a flow is typed
+end to end. There is one protocol level: the wait for the lock (`enter`) is a flow too, which the
+decisions `yield from`. `Driver.run` carries the effects out blocking, `Driver.arun` with awaits,
+in the style of httpx's sans-I/O auth flows, so a store with a network round trip (Redis) never
+blocks an event loop. A driver tracks what the flow holds (this process's turn, the store's lock)
+and releases it when the flow ends, whatever ended it, cancellation included.
 
-Entering is admission to the renewal critical section: one caller per process, then one process
-per store. Order matters: the in-process lock first, then the store's lock. Threads and tasks of
-one process then queue in memory instead of all polling the lock file, and the store lock is only
-ever held by one caller of the process, so it needs no per-thread bookkeeping.
+The lock is taken in two parts, in this order: this process's turn (`Queue`: one thread at a time,
+and one task at a time per event loop), then the store's lock (`TryLock`, polled). Threads and
+tasks of one process then queue in memory instead of all polling the lock file, and the store's
+lock is only ever held by one caller of the process, so it needs no per-thread bookkeeping.
 
-The in-process locks (`Admission`) belong to the store object, not to a gate: KoyebAuth objects
-that share a store share them too. (A filelock object is reentrant within a process: two gates
-with locks of their own would both get in.) Every wait has a deadline, so the in-process queue and
+The turns (`Admission`) belong to the store object, not to a flow's owner: KoyebAuth objects that
+share a store share them too. (A filelock object is reentrant within a process: two owners with
+turns of their own would both get in.) Every wait has one deadline, so the in-process queue and
 the store's lock together never take longer than `lock_timeout`.
-
-A `Gate` entry says what it found: `INSIDE` (the caller holds both locks until the block ends),
-`BUSY` (someone else is inside and the caller did not want to wait), or `Seen(token)` (while
-waiting, the store's token changed, or this process's own did while the caller queued for its
-turn: the caller decides whether that is what it was waiting for). The wait itself is written
-once, as a plan of probes that a blocking and an async driver carry out.
 """
 
 from __future__ import annotations
@@ -34,15 +30,17 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from enum import Enum, auto
+from functools import cached_property
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from . import _session_api as api
 from ._logs import logger
 from ._token import Token
 from .errors import Hint, LockTimeoutError, StoreUnavailableError, TokenStoreError
-from .stores._protocol import TokenStore, async_face
+from .stores._protocol import AsyncTokenStore, TokenStore, async_face
 
 if TYPE_CHECKING:
     from anyio.lowlevel import RunVar
@@ -143,25 +141,24 @@ def _expire(turn: asyncio.Future[bool]) -> None:
         turn.set_result(False)
 
 
+@dataclass(eq=False)
 class Admission:
     """The in-process locks of one store: one thread at a time, and one task at a time per loop."""
 
-    def __init__(self) -> None:
-        self.reset()
-        _every.add(self)
+    thread_lock: threading.Lock = field(default_factory=threading.Lock)
+    # The thread whose caller holds thread_lock (a thread's, or a task's of its event loop).
+    holder: int | None = None
+    # How many times a caller holding the locks found the store unavailable, and the last error.
+    failures: int = 0
+    last_failure: StoreUnavailableError | None = None
+    # One queue per event loop: its futures belong to the loop that waits on them.
+    loop_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopQueue] = field(
+        default_factory=weakref.WeakKeyDictionary)
+    run_queues: RunVar[RunQueue] | None = None  # made on first use off asyncio
 
     def reset(self) -> None:
-        self.thread_lock = threading.Lock()
-        # The thread whose caller holds thread_lock (a thread's, or a task's of its event loop).
-        self.holder: int | None = None
-        # How many times a caller holding the locks found the store unavailable, and the last error.
-        self.failures = 0
-        self.last_failure: StoreUnavailableError | None = None
-        # One queue per event loop: its futures belong to the loop that waits on them.
-        self.loop_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopQueue] = (
-            weakref.WeakKeyDictionary()
-        )
-        self.run_queues: RunVar[RunQueue] | None = None  # made on first use off asyncio
+        """Start afresh: in a forked child, a lock held by a thread of the parent is never released."""
+        vars(self).update(vars(Admission()))
 
     def take(self, timeout: float | None) -> bool:
         """Take thread_lock, waiting up to `timeout` seconds (None: not at all)."""
@@ -190,7 +187,8 @@ class Admission:
         self.failures += 1
 
     def check_store(self, seen: int) -> None:
-        """Raise the store's failure if a caller ahead found it unavailable since `seen` failures.
+        """Raise the store's failure if a caller ahead found it unavailable since `seen` failures
+        (call it when `failures` is no longer `seen`).
 
         Otherwise each queued caller would try the dead store in turn, and the n-th would get its
         error only after n store timeouts (or its lock_timeout), far beyond its own deadline.
@@ -233,9 +231,10 @@ def admission_for(store: TokenStore) -> Admission:
         admission = _admissions.get(id(store))
         if admission is None:
             admission = Admission()
+            _every.add(admission)
             try:
                 weakref.finalize(store, _admissions.pop, id(store), None)
-            except TypeError:  # a store that cannot be weakly referenced: locks of this gate's own
+            except TypeError:  # a store that cannot be weakly referenced: turns of this driver's own
                 return admission
             _admissions[id(store)] = admission
         return admission
@@ -251,7 +250,89 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-# --- the gate: in-process lock, then the store's --------------------------------------------------
+# --- the effects ----------------------------------------------------------------------------------
+
+T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R")
+
+
+class Effect(Generic[T_co]):
+    """Something a flow needs done: `outcome = yield from effect` has the driver do it.
+
+    The driver puts the outcome in the effect before the flow resumes: the generator protocol's
+    `send` has one type for every yield, while each effect has an outcome of its own type.
+    """
+
+    outcome: T_co
+
+    def __iter__(self) -> Generator[Effect[object], None, T_co]:
+        yield self
+        return self.outcome
+
+
+class _Done(Effect[None]):
+    """An effect that has no outcome: its flow only needs it done."""
+
+    outcome = None
+
+
+# A flow: effects out, nothing sent in (see Effect), an R returned. Effects with fields are
+# dataclasses (eq=False: each is one request, compared by identity).
+Flow = Generator[Effect[object], None, R]
+
+
+@dataclass(eq=False)
+class Queue(Effect[bool]):
+    """Take this process's turn: one thread at a time, one task at a time per event loop. Wait for
+    it until `deadline` (time.monotonic()) if `block`, else take it only if it is free. False if not
+    taken."""
+
+    deadline: float
+    block: bool
+
+
+class TryLock(Effect[bool]):
+    """Try the store's lock, once (holding the turn): True if taken."""
+
+
+class Look(Effect["Token | None"]):
+    """The store's token, read while waiting for its lock, to see whether a peer changed it."""
+
+
+@dataclass(eq=False)
+class Sleep(_Done):
+    """Wait this long (time.sleep, or the event loop's sleep)."""
+
+    seconds: float
+
+
+class Unlock(_Done):
+    """Release what the flow holds: the store's lock, then the turn."""
+
+
+class Load(Effect["Token | None"]):
+    """The token the store holds, or None."""
+
+
+@dataclass(eq=False)
+class Save(_Done):
+    """Replace the store's token with this one (holding the lock)."""
+
+    token: Token
+
+
+class Delete(_Done):
+    """Delete the store's token."""
+
+
+@dataclass(eq=False)
+class Send(Effect["api.Reply"]):
+    """Send a session call; the outcome is its reply."""
+
+    call: api.Call
+
+
+# --- the wait for the lock, a flow ----------------------------------------------------------------
 
 log = logger()
 # One INFO record per wait that lasts longer than a moment, on a logger of its own so that an
@@ -262,250 +343,304 @@ A_MOMENT = 1.0
 # Waiters poll the store lock. In async code a blocking flock() would stall the event loop, and a
 # helper thread could still win the lock after its task was cancelled. Polls back off to this.
 _MAX_POLL = 0.02
+# When the store is watched (a stat of the cache file while it is unchanged), that is done on
+# every poll, and the lock, which costs far more to try, is tried on the first poll and then every
+# _LOCK_RETRY. With 32 waiting processes on 2 cores, that keeps the wait from being CPU-bound.
 _LOCK_RETRY = 0.1
+
+
+class Entry(Enum):
+    """How an `enter` ended, when it did not see the store's token change (`Seen`)."""
+
+    INSIDE = auto()  # the caller holds the turn and the store's lock until its flow ends
+    BUSY = auto()  # someone else holds the turn or the lock, and the caller did not want to wait
 
 
 @dataclass(frozen=True)
 class Seen:
-    """While waiting, the store's token became this one (None: the store lost its token)."""
+    """While waiting, the token became this one (None: the store lost its token)."""
 
     token: Token | None
 
 
-INSIDE = "inside"
-BUSY = "busy"
-Admitted = Seen | str
-
-# The probes of a wait plan: try the locks, look at the store, or sleep this long.
-_TRY, _LOOK = "try", "look"
-
-
 @dataclass(frozen=True)
-class Wait:
-    """How to enter: wait until `deadline` (time.monotonic()) or not at all; if `watch`, stop
-    early when the store's token is no longer `known`. With `mine` (the token this process holds),
-    a caller whose in-process turn comes after another caller changed it gets `Seen` at once,
-    without a store round trip."""
+class Lock:
+    """The token lock of `store`, and how long a caller waits for it."""
 
-    wait: bool
-    deadline: float
-    watch: bool = False
-    known: Token | None = None
-    mine: Callable[[], Token | None] | None = None
+    store: TokenStore
+    timeout: float
+
+    @property
+    def name(self) -> str:
+        return f"the token lock of {self.store!r}"
+
+    def timed_out(self) -> LockTimeoutError:
+        return LockTimeoutError(
+            f"Waited {self.timeout:g} s for {self.name}: another thread or process is still logging "
+            "in. Check that the Koyeb API answers.", Hint.LOCK_TIMEOUT
+        )
 
 
-def _moved(how: Wait) -> Seen | None:
-    """Seen(the process's token) if it is no longer the one the caller knew (see Wait.mine)."""
-    if how.mine is None:
-        return None
-    mine = how.mine()
-    return Seen(mine) if _value(mine) != _value(how.known) else None
+def enter(
+    lock: Lock, deadline: float, *, block: bool = True, watch: bool = False, known: Token | None = None,
+    mine: Callable[[], Token | None] | None = None,
+) -> Flow[Entry | Seen]:
+    """Take the turn, then the store's lock; LockTimeoutError at `deadline`.
+
+    Entry.INSIDE: both are held until the flow ends. Entry.BUSY (not `block`): someone else holds
+    one of them. Seen(token), holding nothing: while waiting (`watch`), the store's token stopped
+    being `known`; or, with `mine` (the token this process holds), this process's token was no
+    longer `known` when the caller's turn came: a caller queued behind the one that replaced it
+    learns it without a store round trip. A wait that outlasts A_MOMENT is logged once (INFO on
+    `koyeb_auth.wait`).
+    """
+    if not (yield from Queue(deadline, block)):
+        if block:
+            raise lock.timed_out()
+        return Entry.BUSY
+    known_value = known.value if known is not None else None
+    if mine is not None and _value(moved := mine()) != known_value:
+        yield from Unlock()
+        return Seen(moved)
+    outcome: Entry | Seen | None = None
+    announce_at, next_try, delay = time.monotonic() + A_MOMENT, 0.0, 0.001
+    while outcome is None:
+        if time.monotonic() >= next_try:
+            next_try = time.monotonic() + (_LOCK_RETRY if watch else 0.0)
+            if (yield from TryLock()):
+                return Entry.INSIDE
+        if not block:
+            outcome = Entry.BUSY
+        elif watch and _value(stored := (yield from Look())) != known_value:
+            outcome = Seen(stored)
+        elif time.monotonic() >= deadline:
+            yield from Unlock()
+            raise lock.timed_out()
+        else:
+            if time.monotonic() >= announce_at:
+                announce_at = float("inf")
+                wait_log.info("Waiting for %s, up to %.0f s more: another thread or process is logging in "
+                              "or refreshing", lock.name, max(deadline - time.monotonic(), 0.0))
+            yield from Sleep(delay)
+            delay = min(delay * 2, _MAX_POLL, max(deadline - time.monotonic(), 0.0))
+    yield from Unlock()
+    return outcome
 
 
 def _value(token: Token | None) -> str | None:
     return token.value if token is not None else None
 
 
-def _plan(how: Wait, waiting_for: str) -> Generator[str | float, Any, Admitted | None]:
-    """The one order of a wait: try the locks, then look at the store, then sleep; None at the deadline.
+# --- the drivers ------------------------------------------------------------------------------------
 
-    A wait that outlasts A_MOMENT is logged once (INFO on `koyeb_auth.wait`), naming `waiting_for`.
-    """
-    known = _value(how.known)
-    announce_at = time.monotonic() + A_MOMENT
-    for delay, attempt in _polls(how.deadline, spaced=how.watch):
-        if attempt and (yield _TRY):
-            return INSIDE
-        if not how.wait:
-            return BUSY
-        if how.watch:
-            stored: Token | None = yield _LOOK
-            if _value(stored) != known:
-                return Seen(stored)
-        if time.monotonic() >= announce_at:
-            announce_at = float("inf")
-            wait_log.info("Waiting for %s, up to %.0f s more: another thread or process is logging in or "
-                          "refreshing", waiting_for, max(how.deadline - time.monotonic(), 0.0))
-        yield delay
-    return None
+@dataclass
+class Held:
+    """What a flow holds, for its driver to release: this process's turn (blocking code: the thread
+    lock; async code: its loop's queue), the store's lock (async code: with the thread lock, taken
+    with it), and what the driver notes on the way."""
+
+    turn: bool = False
+    queue: LoopQueue | RunQueue | None = None
+    store: bool = False
+    seen: int = 0  # the store failures counted when the caller queued (see Admission.check_store)
+    sent: bool = False  # a session call has gone out
 
 
-def _polls(deadline: float, spaced: bool) -> Iterator[tuple[float, bool]]:
-    """For each poll until `deadline`: the sleep after it, and whether it tries the lock.
+@dataclass
+class Driver:
+    """Carries out the effects of the flows of one token: `key` in `store`, renewed through `session`."""
 
-    When the store is watched (a stat of the cache file while it is unchanged), that is done on
-    every poll, and the lock, which costs far more to try, is tried on the first poll and then
-    every _LOCK_RETRY. With 32 waiting processes on 2 cores, that keeps the wait from being
-    CPU-bound.
-    """
-    every = _LOCK_RETRY if spaced else 0.0
-    delay, next_attempt = 0.001, 0.0
-    while True:
-        now = time.monotonic()
-        attempt = now >= next_attempt
-        if attempt:
-            next_attempt = now + every
-        yield delay, attempt
-        if time.monotonic() >= deadline:
-            return
-        delay = min(delay * 2, _MAX_POLL, max(deadline - time.monotonic(), 0.0))
+    store: TokenStore
+    key: str
+    session: SessionClient | None
+    admission: Admission
 
+    @cached_property
+    def astore(self) -> AsyncTokenStore:
+        return async_face(self.store)
 
-class Gate:
-    """The locks guarding the renewal of `key`'s token in `store`."""
-
-    def __init__(self, store: TokenStore, key: str, lock_timeout: float) -> None:
-        self._store = store
-        self._astore = async_face(store)
-        self._key = key
-        self._lock_timeout = lock_timeout
-        self._admission = admission_for(store)
-        self._waiting_for = f"the token lock of {store!r}"
-
-    @contextlib.contextmanager
-    def entry(self, how: Wait) -> Iterator[Admitted]:
-        """Enter, blocking; the locks are held for the block if the admission is INSIDE."""
-        admission = self._admission
-        seen = admission.failures
-        if not admission.take(max(how.deadline - time.monotonic(), 0.0) if how.wait else None):
-            if how.wait:
-                raise self._timed_out()
-            yield BUSY
-            return
+    def run(self, flow: Flow[R], held: Held | None = None) -> R:
+        """Carry out `flow`'s effects, blocking, and return what it returns. What it holds is released
+        when it ends, unless the caller passes `held`: then the caller releases it (see `locked`)."""
+        mine = held is None
+        held = held or Held()
         try:
-            outcome = _moved(how) or self._carry_out(how, seen)
-        except BaseException:
-            admission.give()
-            raise
-        if outcome != INSIDE:
-            admission.give()
-            yield outcome
-            return
-        try:
-            yield INSIDE
-        except StoreUnavailableError as exc:
-            admission.store_failed(exc)
-            raise
-        finally:
-            self._leave()
-
-    @contextlib.asynccontextmanager
-    async def aentry(self, how: Wait) -> AsyncIterator[Admitted]:
-        """`entry` for coroutines: never blocks the event loop; cancellation leaves nothing held."""
-        queue = self._admission.loop_queue()
-        if not how.wait and queue.busy:
-            yield BUSY
-            return
-        seen = self._admission.failures
-        # Tasks of one loop queue here without polling; only the first polls the locks below.
-        if not await queue.acquire(how.deadline):
-            raise self._timed_out()
-        try:
-            outcome = _moved(how) or await self._acarry_out(how, seen)
-        except BaseException:
-            queue.release()
-            raise
-        if outcome != INSIDE:
-            queue.release()
-            yield outcome
-            return
-        try:
-            yield INSIDE
-        except StoreUnavailableError as exc:
-            self._admission.store_failed(exc)
-            raise
-        finally:
-            try:
-                await self._aleave()
-            finally:
-                queue.release()
-
-    def _carry_out(self, how: Wait, seen: int) -> Admitted:
-        """The wait, holding thread_lock; `seen`: the store failures counted when the caller came."""
-        plan, answer = _plan(how, self._waiting_for), None  # type: Generator[str | float, Any, Admitted | None], Any
-        try:
+            effect = next(flow)
             while True:
-                probe = plan.send(answer)
-                if isinstance(probe, float):
-                    time.sleep(probe)
-                    answer = None
-                    continue
-                self._admission.check_store(seen)
-                with self._reporting_outage():
-                    answer = self._store.try_lock() if probe == _TRY else self._store.load(self._key)
-        except StopIteration as stop:
-            return self._admission_or_timeout(stop.value)
-
-    async def _acarry_out(self, how: Wait, seen: int) -> Admitted:
-        plan, answer = _plan(how, self._waiting_for), None  # type: Generator[str | float, Any, Admitted | None], Any
-        try:
-            while True:
-                probe = plan.send(answer)
-                if isinstance(probe, float):
-                    await pause(probe)
-                    answer = None
-                    continue
-                self._admission.check_store(seen)
-                if probe == _TRY:
-                    answer = await self._atry_locks()
+                try:
+                    self._carry_out(effect, held)
+                except BaseException as exc:  # the flow decides, then what is held is released
+                    effect = flow.throw(exc)
                 else:
-                    with self._reporting_outage():
-                        answer = await self._astore.aload(self._key)
+                    effect = next(flow)
         except StopIteration as stop:
-            return self._admission_or_timeout(stop.value)
-
-    @contextlib.contextmanager
-    def _reporting_outage(self) -> Iterator[None]:
-        try:
-            yield
+            result: R = stop.value  # what the flow returned: an R, as its type says
+            return result
         except StoreUnavailableError as exc:
-            self._admission.store_failed(exc)
+            if held.store:
+                self.admission.store_failed(exc)
+            raise
+        finally:
+            flow.close()
+            if mine:
+                self.release(held)
+
+    def _carry_out(self, effect: Effect[object], held: Held) -> None:
+        store, admission = self.store, self.admission
+        if isinstance(effect, Load):
+            effect.outcome = store.load(self.key)
+        elif isinstance(effect, Send):
+            held.sent = True
+            assert self.session is not None, "a flow that sends runs on a driver with a session"
+            effect.outcome = self.session.send(effect.call)
+        elif isinstance(effect, Save):
+            store.save(self.key, effect.token)
+        elif isinstance(effect, Delete):
+            store.delete(self.key)
+        elif isinstance(effect, Queue):
+            held.seen = admission.failures
+            held.turn = effect.outcome = admission.take(
+                max(effect.deadline - time.monotonic(), 0.0) if effect.block else None)
+        elif isinstance(effect, TryLock | Look):
+            if admission.failures != held.seen:
+                admission.check_store(held.seen)
+            try:
+                if isinstance(effect, TryLock):
+                    held.store = effect.outcome = store.try_lock()
+                else:
+                    effect.outcome = store.load(self.key)
+            except StoreUnavailableError as exc:
+                admission.store_failed(exc)
+                raise
+        elif isinstance(effect, Sleep):
+            time.sleep(effect.seconds)
+        elif isinstance(effect, Unlock):
+            self.release(held)
+
+    def release(self, held: Held) -> None:
+        try:
+            if held.store:
+                held.store = False
+                self.store.unlock()
+        except TokenStoreError as exc:
+            _unlock_failed(self.store, exc)
+        finally:
+            if held.turn:
+                held.turn = False
+                self.admission.give()
+
+    async def arun(self, flow: Flow[R]) -> R:
+        """`run` with awaits. Under asyncio, a flow whose caller is cancelled once it has sent a
+        session call runs on in a task of its own until it has saved the result: a refresh the API
+        carried out has revoked the old token, and the new one must not be lost. What it holds is
+        released when the caller is cancelled, not when that task ends: a loop that is not run again
+        (a `run_until_complete` given a `wait_for`) would otherwise hold the locks for good."""
+        held = Held()
+        if not on_asyncio():
+            return await self._arun(flow, held)
+        task = asyncio.ensure_future(self._arun(flow, held))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if held.sent:
+                _finishing.add(task)
+                task.add_done_callback(_finished)
+                # Peers may renew meanwhile: the late save only replaces a token with another valid one.
+                await self._arelease(held)
+            else:
+                task.cancel()
+                await asyncio.wait([task])  # released what it held, as the caller's cancellation expects
             raise
 
-    def _admission_or_timeout(self, outcome: Admitted | None) -> Admitted:
-        if outcome is None:
-            raise self._timed_out()
-        return outcome
+    async def _arun(self, flow: Flow[R], held: Held) -> R:
+        try:
+            effect = next(flow)
+            while True:
+                try:
+                    await self._acarry_out(effect, held)
+                except BaseException as exc:  # CancelledError too: the flow decides, then we release
+                    effect = flow.throw(exc)
+                else:
+                    effect = next(flow)
+        except StopIteration as stop:
+            result: R = stop.value  # what the flow returned: an R, as its type says
+            return result
+        except StoreUnavailableError as exc:
+            if held.store:
+                self.admission.store_failed(exc)
+            raise
+        finally:
+            flow.close()
+            await self._arelease(held)
 
-    async def _atry_locks(self) -> bool:
+    async def _acarry_out(self, effect: Effect[object], held: Held) -> None:
+        astore, admission = self.astore, self.admission
+        if isinstance(effect, Load):
+            effect.outcome = await astore.aload(self.key)
+        elif isinstance(effect, Send):
+            held.sent = True
+            assert self.session is not None, "a flow that sends runs on a driver with a session"
+            effect.outcome = await self.session.asend(effect.call)
+        elif isinstance(effect, Save):
+            await astore.asave(self.key, effect.token)
+        elif isinstance(effect, Delete):
+            await astore.adelete(self.key)
+        elif isinstance(effect, Queue):
+            queue = admission.loop_queue()
+            held.seen = admission.failures
+            # Tasks of one loop queue here without polling; only the first polls the store's lock.
+            effect.outcome = (effect.block or not queue.busy) and await queue.acquire(effect.deadline)
+            held.queue = queue if effect.outcome else None
+        elif isinstance(effect, TryLock):
+            if admission.failures != held.seen:
+                admission.check_store(held.seen)
+            held.store = effect.outcome = await self._atry_lock()
+        elif isinstance(effect, Look):
+            if admission.failures != held.seen:
+                admission.check_store(held.seen)
+            try:
+                effect.outcome = await astore.aload(self.key)
+            except StoreUnavailableError as exc:
+                admission.store_failed(exc)
+                raise
+        elif isinstance(effect, Sleep):
+            await pause(effect.seconds)
+        elif isinstance(effect, Unlock):
+            await self._arelease(held)
+
+    async def _atry_lock(self) -> bool:
         # Threads of this process take the thread lock by blocking; tasks try it, so as never to
-        # block the loop.
-        admission = self._admission
+        # block the loop, and hold it with the store's lock.
+        admission = self.admission
         if not admission.take(None):
             return False
         try:
             # Cancelled mid-call, a networked store may have granted the lock anyway: releasing
             # what a failed attempt may have taken is the store's job (see RedisTokenStore).
-            with self._reporting_outage():
-                entered = await self._astore.atry_lock()
-        except BaseException:
+            entered = await self.astore.atry_lock()
+        except BaseException as exc:
             admission.give()
+            if isinstance(exc, StoreUnavailableError):
+                admission.store_failed(exc)
             raise
         if not entered:
             admission.give()
         return entered
 
-    def _leave(self) -> None:
+    async def _arelease(self, held: Held) -> None:
         try:
-            self._store.unlock()
-        except TokenStoreError as exc:
-            _unlock_failed(self._store, exc)
+            if held.store:
+                held.store = False
+                try:
+                    await self.astore.aunlock()
+                except TokenStoreError as exc:
+                    _unlock_failed(self.store, exc)
+                finally:
+                    self.admission.give()
         finally:
-            self._admission.give()
-
-    async def _aleave(self) -> None:
-        try:
-            await self._astore.aunlock()
-        except TokenStoreError as exc:
-            _unlock_failed(self._store, exc)
-        finally:
-            self._admission.give()
-
-    def _timed_out(self) -> LockTimeoutError:
-        return LockTimeoutError(
-            f"Waited {self._lock_timeout:g} s for {self._waiting_for}: another thread or process "
-            "is still logging in. Check that the Koyeb API answers.", Hint.LOCK_TIMEOUT
-        )
+            if (queue := held.queue) is not None:
+                held.queue = None
+                queue.release()
 
 
 def _unlock_failed(store: TokenStore, exc: TokenStoreError) -> None:
@@ -513,148 +648,50 @@ def _unlock_failed(store: TokenStore, exc: TokenStoreError) -> None:
     log.warning("Could not release the token lock of %r (%s); it ends when its lease runs out", store, exc)
 
 
-# --- the steps a flow yields, and the drivers -----------------------------------------------------
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Enter:
-    """Take the locks as `how` says; the outcome is a `Admitted`."""
-
-    how: Wait
-
-
-@dataclass(frozen=True)
-class Load:
-    """The token the store holds, or None."""
-
-
-@dataclass(frozen=True)
-class Save:
-    token: Token
-
-
-@dataclass(frozen=True)
-class Delete:
-    pass
-
-
-Step = Enter | Load | Save | Delete | api.Call
-Flow = Generator[Step, Any, T]
-
-
-class Driver:
-    """Carries out the steps of the flows of one token (`key` in `store`)."""
-
-    def __init__(self, store: TokenStore, key: str, gate: Gate, session: SessionClient) -> None:
-        self._store = store
-        self._astore = async_face(store)
-        self._key = key
-        self._gate = gate
-        self._session = session
-
-    def run(self, flow: Flow[T]) -> T:
-        steps = _Steps(flow)
-        with contextlib.ExitStack() as held:
-            for step in steps:
-                try:
-                    if isinstance(step, Enter):
-                        steps.done(held.enter_context(self._gate.entry(step.how)))
-                    elif isinstance(step, api.Call):
-                        steps.done(self._session.send(step))
-                    elif isinstance(step, Load):
-                        steps.done(self._store.load(self._key))
-                    elif isinstance(step, Save):
-                        self._store.save(self._key, step.token)
-                        steps.done(None)
-                    else:
-                        self._store.delete(self._key)
-                        steps.done(None)
-                except BaseException as exc:
-                    steps.failed(exc)
-        return steps.result
-
-    async def arun(self, flow: Flow[T]) -> T:
-        """`run` with awaits. Under asyncio, a flow whose caller is cancelled once it has sent a
-        session call runs on in a task of its own until it has saved the result: a refresh the API
-        carried out has revoked the old token, and the new one must not be lost. The locks are left
-        when the caller is cancelled, not when that task ends: a loop that is not run again (a
-        `run_until_complete` given a `wait_for`) would otherwise hold them for good."""
-        if not on_asyncio():
-            return await self._arun(flow, [], contextlib.AsyncExitStack())
-        sent: list[bool] = []
-        held = contextlib.AsyncExitStack()
-        task = asyncio.ensure_future(self._arun(flow, sent, held))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if sent:
-                _finishing.add(task)
-                task.add_done_callback(_finished)
-                # Peers may renew meanwhile: the late save only replaces a token with another valid one.
-                await held.aclose()
-            else:
-                task.cancel()
-                await asyncio.wait([task])  # released what it held, as the caller's cancellation expects
-            raise
-
-    async def _arun(self, flow: Flow[T], sent: list[bool], held: contextlib.AsyncExitStack) -> T:
-        steps = _Steps(flow)
-        async with held:
-            for step in steps:
-                try:
-                    if isinstance(step, Enter):
-                        steps.done(await held.enter_async_context(self._gate.aentry(step.how)))
-                    elif isinstance(step, api.Call):
-                        sent.append(True)
-                        steps.done(await self._session.asend(step))
-                    elif isinstance(step, Load):
-                        steps.done(await self._astore.aload(self._key))
-                    elif isinstance(step, Save):
-                        await self._astore.asave(self._key, step.token)
-                        steps.done(None)
-                    else:
-                        await self._astore.adelete(self._key)
-                        steps.done(None)
-                except BaseException as exc:  # CancelledError too: the flow decides, then we release
-                    steps.failed(exc)
-        return steps.result
-
-
 # The flows finishing for a cancelled caller: the loop holds only weak references to its tasks.
-_finishing: set[asyncio.Future[Any]] = set()
+_finishing: set[object] = set()
 
 
-def _finished(task: asyncio.Future[Any]) -> None:
+def _finished(task: asyncio.Future[R]) -> None:
     _finishing.discard(task)
     if not task.cancelled():
         task.exception()  # retrieved: the flow has logged and reported its failure; no one awaits it
 
 
-class _Steps(Generic[T]):
-    """Iterates over the steps a flow asks for, feeding each one's outcome back into the flow."""
-
-    def __init__(self, flow: Flow[T]) -> None:
-        self._flow = flow
-        self._outcome: tuple[bool, Any] = (True, None)
-        self.result: T
-
-    def __iter__(self) -> Iterator[Step]:
+@contextlib.contextmanager
+def locked(store: TokenStore, lock_timeout: float) -> Iterator[None]:
+    """Hold `store`'s token lock (this process's turn, then the store's) for the block, blocking:
+    what every writer of the cache takes. LockTimeoutError after `lock_timeout` seconds."""
+    driver = Driver(store, "", None, admission_for(store))
+    held = Held()
+    try:
+        driver.run(enter(Lock(store, lock_timeout), time.monotonic() + lock_timeout), held)
         try:
-            while True:
-                succeeded, value = self._outcome
-                try:
-                    step = self._flow.send(value) if succeeded else self._flow.throw(value)
-                except StopIteration as stop:
-                    self.result = stop.value
-                    return
-                yield step
-        finally:
-            self._flow.close()
+            yield
+        except StoreUnavailableError as exc:  # those queued behind fail too (Admission.check_store)
+            driver.admission.store_failed(exc)
+            raise
+    finally:
+        driver.release(held)
 
-    def done(self, value: object) -> None:
-        self._outcome = (True, value)
 
-    def failed(self, error: BaseException) -> None:
-        self._outcome = (False, error)
+# --- cli/_login.py's spelling of `locked`, until it moves to it ----------------------------------
+# (Its deadline is always now + lock_timeout, which `locked` takes itself.)
+
+INSIDE = Entry.INSIDE
+
+
+@dataclass(frozen=True)
+class Wait:
+    block: bool
+    deadline: float
+
+
+class Gate:
+    def __init__(self, store: TokenStore, key: str, lock_timeout: float) -> None:
+        self._store, self._lock_timeout = store, lock_timeout
+
+    @contextlib.contextmanager
+    def entry(self, how: Wait) -> Iterator[Entry]:
+        with locked(self._store, self._lock_timeout):
+            yield Entry.INSIDE

@@ -1,8 +1,9 @@
 """The decisions: memory, then the shared store, then the network, as single-flight flows.
 
-The decisions are written once, as flows: generators that yield the steps they need done (see
-`_engine`), run by a blocking or an async driver. The hot path does not get that far: it reads one
-tuple from memory.
+The decisions are written once, as flows: generators of the effects they need done (see
+`_engine`: `token = yield from Load()`), run by a blocking or an async driver. The wait for the
+token lock is a flow of `_engine`'s, `enter`, which these `yield from`. The hot path does not get
+that far: it reads one tuple from memory.
 
 Also here: what supplies KoyebAuth's tokens (the `TokenProvider` protocol, the personal access
 token used as is, and the `Timing` a renewing provider runs on). How long to stay away from the API
@@ -20,7 +21,7 @@ from typing import Protocol
 from . import _session_api as api
 from ._backoff import Backoff
 from ._backoff import monotonic as monotonic_clock
-from ._engine import BUSY, INSIDE, Delete, Driver, Enter, Flow, Gate, Load, Save, Seen, Wait
+from ._engine import Delete, Driver, Entry, Flow, Load, Lock, Save, Send, admission_for, enter
 from ._logs import logger
 from ._sources import Source
 from ._token import Token, TokenState
@@ -169,8 +170,8 @@ class TokenManager:
         self._clock = clock  # expiries: the wall clock, which every process shares
         self._monotonic = monotonic  # intervals: a stepped wall clock must not stretch them
         self._on_event = on_event
-        gate = Gate(store, self._key, timing.lock_timeout)
-        self._driver = Driver(store, self._key, gate, SessionClient(network, timing.timeout))
+        self._lock = Lock(store, timing.lock_timeout)
+        self._driver = Driver(store, self._key, SessionClient(network, timing.timeout), admission_for(store))
         self._backoff = Backoff(monotonic)
         self._token: Token | None = None
         # The hot path reads this one tuple: the token and when it falls due. Replaced as a whole,
@@ -191,26 +192,26 @@ class TokenManager:
 
     def get_token(self) -> Token:
         token = self.peek()
-        return token if token is not None else self._driver.run(self._token_flow())
+        return token if token is not None else self._driver.run(self._token_to_send())
 
     async def aget_token(self) -> Token:
         token = self.peek()
-        return token if token is not None else await self._driver.arun(self._token_flow())
+        return token if token is not None else await self._driver.arun(self._token_to_send())
 
     def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
-        return self._driver.run(self._reported(self._rejection_flow(rejected, resent), rejected))
+        return self._driver.run(self._reported(self._replace_rejected(rejected, resent), rejected))
 
     async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
-        return await self._driver.arun(self._reported(self._rejection_flow(rejected, resent), rejected))
+        return await self._driver.arun(self._reported(self._replace_rejected(rejected, resent), rejected))
 
     def suspect(self, renewed: Token) -> None:
         self._suspect = (renewed, self._monotonic())
 
     def logout(self) -> bool:
-        return self._driver.run(self._logout_flow())
+        return self._driver.run(self._end_session())
 
     async def alogout(self) -> bool:
-        return await self._driver.arun(self._logout_flow())
+        return await self._driver.arun(self._end_session())
 
     def cached(self) -> Token | None:
         """The token this process would use now, from memory or the store, with no network call."""
@@ -218,14 +219,15 @@ class TokenManager:
 
     # --- the flows ------------------------------------------------------------------------------
 
-    def _token_flow(self) -> Flow[Token]:
+    def _token_to_send(self) -> Flow[Token]:
+        """The token a request carries, when memory has no fresh one: adopted, renewed or kept."""
         held = self._usable(self._token)
         known = held
         if held is None:
             # A process that has no token yet adopts a peer's without any lock: the store is
             # replaced atomically, so this read never sees half a token.
             try:
-                known = yield Load()
+                known = yield from Load()
             except KoyebAuthError as exc:  # a store that cannot be read: a failure like any other
                 emit(self._on_event, "failed", None, error=exc)
                 raise
@@ -239,7 +241,7 @@ class TokenManager:
         elif self._backoff.active() or self._monotonic() < self._look_again_at:
             return held  # a renewal failed moments ago, or a peer is refreshing: still good
         try:
-            return (yield from self._renew_due(held, known))
+            return (yield from self._renew_or_adopt(held, known))
         except KoyebAuthError as exc:
             if held is None or self._usable(held) is None:
                 emit(self._on_event, "failed", held, error=exc)
@@ -250,38 +252,42 @@ class TokenManager:
             emit(self._on_event, "failed", held, error=exc, kept=True)
             return held
 
-    def _renew_due(self, held: Token | None, known: Token | None) -> Flow[Token]:
+    def _renew_or_adopt(self, held: Token | None, known: Token | None) -> Flow[Token]:
+        """Under the lock, a peer's fresh token or a renewed one; without it, a peer's or `held`."""
         # A valid token that is due: one caller refreshes, the rest go on with it (no waiting).
         # No valid token: everyone waits for the one caller that fetches it, or for a peer's.
-        how = Wait(wait=held is None, deadline=self._deadline(), watch=True, known=known)
-        while (outcome := (yield Enter(how))) != INSIDE:
-            if outcome == BUSY:
+        block, deadline = held is None, time.monotonic() + self._timing.lock_timeout
+        while True:
+            outcome = yield from enter(self._lock, deadline, block=block, watch=True, known=known)
+            if outcome is Entry.INSIDE:
+                break
+            if outcome is Entry.BUSY:
                 # A peer holds the lock to refresh: go on with the valid token, if it still is one
                 # (a slow store may have taken the attempt past its expiry: then wait like everyone).
                 if (still := self._usable(held)) is not None:
                     self._look_again_at = self._monotonic() + PEER_REFRESH_POLL
                     return still
-                how = Wait(wait=True, deadline=how.deadline, watch=True, known=known)
-                continue
-            assert isinstance(outcome, Seen)
-            if (adopted := self._adopt(outcome.token)) is not None:
-                return adopted
-            how = Wait(wait=True, deadline=how.deadline, watch=True, known=outcome.token)
+                block = True
+            elif (adopted := self._adopt(outcome.token)) is not None:
+                return adopted  # Seen: a peer's token, fresh
+            else:
+                known = outcome.token  # Seen, but not fresh: wait on for the one after it
         # Re-check under the lock: a thread or process that held it before us may have renewed.
         # A token that expired while we waited is not refreshed (that would send it): log in.
-        return self._adopt((yield Load())) or (yield from self._network(self._usable(held)))
+        return self._adopt((yield from Load())) or (yield from self._renew_and_share(self._usable(held)))
 
-    def _rejection_flow(self, rejected: Token, resent: bool) -> Flow[Token | None]:
+    def _replace_rejected(self, rejected: Token, resent: bool) -> Flow[Token | None]:
+        """The token to send a refused request again with, or None to return the 401."""
         # Threads that sent the refused token together get their 401s together: the first renews
         # or adopts a token, the others retry with it, with no store round trip.
-        how = Wait(wait=True, deadline=self._deadline(), known=rejected, mine=lambda: self._token)
-        if (yield Enter(how)) != INSIDE:
+        deadline = time.monotonic() + self._timing.lock_timeout
+        if (yield from enter(self._lock, deadline, known=rejected, mine=lambda: self._token)) is not Entry.INSIDE:
             if (adopted := self._adopt(None, refused=rejected)) is not None:
                 return adopted
             # No early exit while waiting: whoever holds the lock may be refreshing the very token
             # the store holds now, and a server that revokes on refresh would refuse the retry with it.
-            yield Enter(Wait(wait=True, deadline=how.deadline))
-        stored = yield Load()
+            yield from enter(self._lock, deadline)
+        stored = yield from Load()
         # Compare-and-renew: if a peer already replaced the refused token, retry with theirs.
         if (token := self._adopt(stored, refused=rejected)) is not None:
             return token
@@ -300,7 +306,7 @@ class TokenManager:
         current = current or (valid[0] if valid else None)
         log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
         emit(self._on_event, "rejected", rejected)
-        return (yield from self._network(current))
+        return (yield from self._renew_and_share(current))
 
     def _reported(self, flow: Flow[Token | None], renewing: Token) -> Flow[Token | None]:
         """`flow`, whose failure is reported as a "failed" event on its way to the caller."""
@@ -310,17 +316,18 @@ class TokenManager:
             emit(self._on_event, "failed", renewing, error=exc)
             raise
 
-    def _logout_flow(self) -> Flow[bool]:
-        yield Enter(Wait(wait=True, deadline=self._deadline()))
-        token = self._usable(self._token or (yield Load()))
+    def _end_session(self) -> Flow[bool]:
+        """Log out: end the session of the token in use, if any, and delete it from the store."""
+        yield from enter(self._lock, time.monotonic() + self._timing.lock_timeout)
+        token = self._usable(self._token or (yield from Load()))
         if token is not None:
             call = api.logout(self._source.api_url, token.value)
             try:
-                api.check_logout(call, (yield call))
+                api.check_logout(call, (yield from Send(call)))
             except EndpointWithdrawnError as exc:
                 log.warning("Could not end the session of token %s: %s", token.fingerprint, exc)
         self._remember(None)
-        yield Delete()
+        yield from Delete()
         return token is not None
 
     # --- decisions --------------------------------------------------------------------------------
@@ -330,10 +337,6 @@ class TokenManager:
 
     def _usable(self, token: Token | None) -> Token | None:
         return token if token is not None and token.usable(self._clock()) else None
-
-    def _deadline(self) -> float:
-        # One deadline for the whole wait: the in-process queue and the store's lock together.
-        return time.monotonic() + self._timing.lock_timeout
 
     def _remember(self, token: Token | None) -> None:
         self._token = token
@@ -354,18 +357,14 @@ class TokenManager:
                 return candidate
         return None
 
-    def _network(self, current: Token | None) -> Flow[Token]:
-        """Renew `current` (or open a new session), then share the result."""
-        self._backoff.check()
-        try:
-            token, action = yield from self._fetch(current)
-        except KoyebAuthError as exc:
-            self._backoff.failed(exc)
-            raise
-        self._backoff.succeeded()
+    def _renew_and_share(self, current: Token | None) -> Flow[Token]:
+        """Renew `current` (or open a new session) unless backed off; then remember, save and
+        announce the new token."""
+        with self._backoff.attempt():
+            token, action = yield from self._fetch_token(current)
         self._remember(token)
         try:
-            yield Save(token)
+            yield from Save(token)
         except (OSError, TokenStoreError) as exc:
             # The token is good; only sharing it failed. Keep working from memory.
             log.warning("Could not share the token through %r (%s); other processes will renew themselves",
@@ -374,12 +373,13 @@ class TokenManager:
         emit(self._on_event, "refreshed" if action == "refresh" else "obtained", token, action=action)
         return token
 
-    def _fetch(self, current: Token | None) -> Flow[tuple[Token, api.Action]]:
-        """A token from the first session call that answers, and which call gave it."""
+    def _fetch_token(self, current: Token | None) -> Flow[tuple[Token, api.Action]]:
+        """A token from the first session call that answers, and which call gave it: the renewal of
+        `current` (refused: log in again), then the calls that open a session."""
         renewal = self._source.renew(current, self._withdrawn) if current is not None else None
         if renewal is not None:
             try:
-                return (yield from self._session(renewal)), renewal.action
+                return (yield from self._token_from(renewal)), renewal.action
             except InvalidCredentialsError:
                 log.info("The API refused to refresh token %s; logging in again",
                          current.fingerprint if current else "")
@@ -388,14 +388,15 @@ class TokenManager:
         *others, last = self._source.obtain(self._withdrawn)
         for call in others:
             try:
-                return (yield from self._session(call)), call.action
+                return (yield from self._token_from(call)), call.action
             except EndpointWithdrawnError as exc:
                 self._withdraw(exc)
-        return (yield from self._session(last)), last.action
+        return (yield from self._token_from(last)), last.action
 
-    def _session(self, call: api.Call) -> Flow[Token]:
+    def _token_from(self, call: api.Call) -> Flow[Token]:
+        """Send a session call; the token its reply carries."""
         sent = self._clock()
-        token = api.session_token(call, (yield call), sent, self._clock())
+        token = api.session_token(call, (yield from Send(call)), sent, self._clock())
         # The token carries what we know is gone, so the peers that adopt it skip it too.
         return token.withdrawing(frozenset(self._withdrawn)) if self._withdrawn else token
 

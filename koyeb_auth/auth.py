@@ -277,21 +277,24 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         origin, _, provider = self._setup()
         if not origin.authorizes(method, url):
             return None
-        return self._authorization(provider.peek() or provider.get_token())
+        token = provider.peek() or provider.get_token()
+        last = self._last
+        if last is None or last.token is not token:
+            # One Authorization per token, reused by every request that carries it: the hot path
+            # then builds nothing.
+            last = self._last = Authorization(token, provider, origin)
+        return last
 
     async def aauthorize(self, method: str, url: Any) -> Authorization | None:
         """`authorize` for coroutines: never blocks the event loop."""
         origin, _, provider = self._setup()
         if not origin.authorizes(method, url):
             return None
-        return self._authorization(provider.peek() or await provider.aget_token())
-
-    def _authorization(self, token: Token) -> Authorization:
-        # One Authorization per token, reused by every request that carries it: the hot path
-        # then builds nothing.
+        token = provider.peek() or await provider.aget_token()
         last = self._last
         if last is None or last.token is not token:
-            origin, _, provider = self._setup()
+            # One Authorization per token, reused by every request that carries it: the hot path
+            # then builds nothing.
             last = self._last = Authorization(token, provider, origin)
         return last
 

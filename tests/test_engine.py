@@ -4,8 +4,8 @@ outcomes, in milliseconds, with no socket, no process and no sleep in a test.
 The API is an `httpx.MockTransport` whose replies each test scripts and whose calls it counts; the
 store is `ScriptedStore` below (busy, failing, or holding a peer's token on cue, and recording every
 call); the wall and monotonic clocks are injected (`Clock`), so expiry and backoff move only when a
-test moves them. Only the lock waits run on the real monotonic clock (the gate's deadlines), with
-short `lock_timeout`s.
+test moves them. Only the lock waits run on the real monotonic clock (`enter`'s deadlines), with
+short `lock_timeout`s, except where a test drives `enter` by hand on a clock of its own.
 
 The rules of docs/how-it-works.md covered here, in its order:
 
@@ -22,6 +22,14 @@ The rules of docs/how-it-works.md covered here, in its order:
   token, threads and asyncio tasks wait for the one login; the store is re-read under the lock
   and a peer's token adopted with no network call; a caller waiting for a peer's lock adopts the
   token the peer saves; lock_timeout bounds the wait (a peer's lock, or a thread of the process).
+- The wait for the lock (`enter`, driven by hand, effect by effect, on a clock its `Sleep`s move):
+  this process's turn first, then the store's lock; polls back off to _MAX_POLL, the lock tried
+  every _LOCK_RETRY while the store is watched; one deadline, never slept past; one wait log
+  after A_MOMENT; a caller that does not wait is BUSY at the first lock it finds held; a waiter
+  stops when the store's token changes, or, its turn come, when its process already replaced it.
+- The drivers release what a flow holds whatever ends it: callers queued behind one that found
+  the store unavailable fail without trying it; a task cancelled while waiting leaves nothing
+  held; one cancelled with its login in flight releases the locks at once and the login is saved.
 - 401: a token the store already replaced is adopted with no network call (threads and tasks);
   callers refused together cause one renewal and one store read (threads and tasks); a peer's
   token that is due is refreshed rather than retried with (after a resend too); a refused refresh
@@ -50,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import random
 import threading
 import time
@@ -64,6 +73,7 @@ import pytest
 from koyeb_auth import Token
 from koyeb_auth._authorization import MAX_RESENDS, Authorization
 from koyeb_auth._backoff import MAX_DELAY
+from koyeb_auth._engine import Effect, Entry, Flow, Lock, Look, Queue, Seen, Sleep, TryLock, enter
 from koyeb_auth._manager import PEER_REFRESH_POLL, RETRY_AFTER_FAILURE, SUSPECT_INTERVAL, Timing, TokenManager
 from koyeb_auth._origin import Origin
 from koyeb_auth._session_api import MAX_RETRY_AFTER
@@ -540,6 +550,160 @@ def test_lock_timeout_bounds_the_wait_behind_a_thread_of_the_process() -> None:
             rig.manager.get_token()
         hold.set()
         assert logging_in.result(JOIN).value == "tok-1"
+    assert rig.api.actions() == ["login"]
+
+
+# --- the wait for the lock: `enter`'s effects, driven by hand ---------------------------------------
+
+
+class ByHand:
+    """Drives a flow without a driver: each effect's outcome from `outcomes` (by effect type), and a
+    monotonic clock (patched in) that only the flow's `Sleep`s move."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, outcomes: dict[type, object]) -> None:
+        self.now = M0
+        self.outcomes = outcomes
+        self.effects: list[Effect[object]] = []
+        monkeypatch.setattr(time, "monotonic", lambda: self.now)
+
+    def run(self, flow: Flow[Entry | Seen]) -> Entry | Seen:
+        try:
+            effect = next(flow)
+            while True:
+                self.effects.append(effect)
+                if isinstance(effect, Sleep):
+                    self.now += effect.seconds
+                effect.outcome = self.outcomes.get(type(effect))
+                effect = next(flow)
+        except StopIteration as stop:
+            entry: Entry | Seen = stop.value
+            return entry
+
+    def kinds(self) -> list[str]:
+        return [type(effect).__name__ for effect in self.effects]
+
+    def count(self, kind: type) -> int:
+        return sum(isinstance(effect, kind) for effect in self.effects)
+
+
+LOCK = Lock(ScriptedStore(), 2.0)
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["watching-the-store", "lock-only"])
+def test_the_wait_takes_the_turn_first_then_polls_the_store_backing_off_until_its_deadline(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, watch: bool
+) -> None:
+    by_hand = ByHand(monkeypatch, {Queue: True, TryLock: False, Look: None})
+    with caplog.at_level(logging.INFO, "koyeb_auth.wait"), pytest.raises(LockTimeoutError):
+        by_hand.run(enter(LOCK, by_hand.now + 2.0, watch=watch))
+    kinds = by_hand.kinds()
+    assert kinds[:3] == ["Queue", "TryLock", "Look" if watch else "Sleep"]  # this process's turn first
+    assert kinds[-1] == "Unlock"  # the turn is given back before the LockTimeoutError
+    sleeps = [effect.seconds for effect in by_hand.effects if isinstance(effect, Sleep)]
+    assert sleeps[:6] == pytest.approx([0.001, 0.002, 0.004, 0.008, 0.016, 0.02])
+    assert max(sleeps) == pytest.approx(0.02)
+    assert sum(sleeps) == pytest.approx(2.0)  # the deadline, never slept past
+    if watch:  # the cheap look on every poll, the lock every _LOCK_RETRY (0.1 s): 20 in 2 s
+        assert by_hand.count(Look) == len(sleeps) + 1 and 19 <= by_hand.count(TryLock) <= 21
+    else:
+        assert by_hand.count(TryLock) == len(sleeps) + 1
+    waits = [record.getMessage() for record in caplog.records if record.name == "koyeb_auth.wait"]
+    assert len(waits) == 1 and "ScriptedStore()" in waits[0]  # once, after A_MOMENT
+
+
+def test_a_caller_that_does_not_wait_is_busy_at_the_first_lock_it_finds_held(monkeypatch: pytest.MonkeyPatch) -> None:
+    turn_taken = ByHand(monkeypatch, {Queue: False})
+    assert turn_taken.run(enter(LOCK, turn_taken.now + 2.0, block=False, watch=True)) is Entry.BUSY
+    assert turn_taken.kinds() == ["Queue"]
+    store_locked = ByHand(monkeypatch, {Queue: True, TryLock: False})
+    assert store_locked.run(enter(LOCK, store_locked.now + 2.0, block=False, watch=True)) is Entry.BUSY
+    assert store_locked.kinds() == ["Queue", "TryLock", "Unlock"]
+
+
+def test_a_blocking_caller_whose_turn_does_not_come_times_out_holding_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    by_hand = ByHand(monkeypatch, {Queue: False})
+    with pytest.raises(LockTimeoutError):
+        by_hand.run(enter(LOCK, by_hand.now + 2.0))
+    assert by_hand.kinds() == ["Queue"]
+
+
+def test_a_waiter_that_sees_the_stores_token_change_stops_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    peer = Token("peer", obtained_at=T0, expires_at=T0 + HOUR)
+    by_hand = ByHand(monkeypatch, {Queue: True, TryLock: False, Look: peer})
+    known = Token("known", obtained_at=T0, expires_at=T0 + HOUR)
+    assert by_hand.run(enter(LOCK, by_hand.now + 2.0, watch=True, known=known)) == Seen(peer)
+    assert by_hand.kinds() == ["Queue", "TryLock", "Look", "Unlock"]
+
+
+def test_a_caller_whose_turn_comes_after_its_process_replaced_the_token_learns_it_with_no_store_call(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    replaced = Token("replaced", obtained_at=T0, expires_at=T0 + HOUR)
+    renewed = Token("renewed", obtained_at=T0, expires_at=T0 + HOUR)
+    by_hand = ByHand(monkeypatch, {Queue: True})
+    assert by_hand.run(enter(LOCK, by_hand.now + 2.0, known=replaced, mine=lambda: renewed)) == Seen(renewed)
+    assert by_hand.kinds() == ["Queue", "Unlock"]
+    unchanged = ByHand(monkeypatch, {Queue: True, TryLock: True})
+    assert unchanged.run(enter(LOCK, unchanged.now + 2.0, known=replaced, mine=lambda: replaced)) is Entry.INSIDE
+    assert unchanged.kinds() == ["Queue", "TryLock"]
+
+
+# --- the drivers: what a flow holds is released, whatever ends it -----------------------------------
+
+
+def test_callers_queued_behind_one_that_found_the_store_unavailable_fail_without_trying_it() -> None:
+    rig = make_rig()
+    rig.store.busy = True  # a peer process holds the lock: the first task polls it, the second queues
+    # The first task's second look at the store (the 4th load) finds it gone.
+    rig.store.before[("load", 4)] = lambda: setattr(rig.store, "load_error", StoreUnavailableError)
+
+    async def main() -> list[Token | BaseException]:
+        tasks = [asyncio.create_task(rig.manager.aget_token()) for _ in range(2)]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert [type(outcome) for outcome in outcomes] == [StoreUnavailableError] * 2
+    # After the failing look, the second task did not call the store: it got the first one's error.
+    assert (rig.store.count("load"), rig.store.calls[-1]) == (4, "load")
+    assert not rig.store.locked
+
+
+def test_a_caller_cancelled_while_waiting_for_the_lock_leaves_nothing_held() -> None:
+    rig = make_rig(lock_timeout=1.0)
+    rig.store.busy = True
+
+    async def main() -> Token:
+        caller = asyncio.create_task(rig.manager.aget_token())
+        while rig.store.count("try_lock") == 0:
+            await asyncio.sleep(0)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        rig.store.busy = False
+        return await rig.manager.aget_token()  # the turn is free: no LockTimeoutError
+
+    assert asyncio.run(main()).value == "tok-1"
+    assert not rig.store.locked and rig.api.actions() == ["login"]
+
+
+def test_a_caller_cancelled_while_its_login_is_in_flight_releases_the_locks_and_the_login_is_saved() -> None:
+    rig = make_rig()
+
+    async def main() -> None:
+        caller = asyncio.create_task(rig.manager.aget_token())
+        async with rig.api.acalls_held():
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            assert not rig.store.locked  # released at the cancel, not when the login ends
+        for _ in range(1000):  # the login finishes in a task of its own
+            if rig.store.token is not None:
+                break
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert rig.store.token is not None and rig.store.token.value == "tok-1"
+    assert rig.manager.peek() == rig.store.token
     assert rig.api.actions() == ["login"]
 
 
