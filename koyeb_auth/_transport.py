@@ -60,22 +60,6 @@ class Network:
             )
 
 
-def _environment_proxy_problem() -> ConfigurationError | None:
-    """The error for a proxy of the environment (HTTPS_PROXY...) that httpx would refuse, or None.
-
-    httpx reads them as it builds a client, for every scheme whatever the call's, and fails with
-    ValueError, InvalidURL or ImportError from frames whose locals hold the URL and its password.
-    """
-    proxies = getproxies()  # what httpx reads: lower-case variables first, then the system's settings
-    if "*" in (host.strip() for host in proxies.get("no", "").split(",")):
-        return None  # httpx then uses no proxy at all
-    for scheme in ("http", "https", "all"):
-        url = proxies.get(scheme)
-        if url and (fault := _proxy_fault(url if "://" in url else f"http://{url}")):  # as httpx reads them
-            return _unusable_proxy(_variable(scheme, url), fault)
-    return None
-
-
 def _variable(scheme: str, url: str) -> str:
     named = (name for name, value in os.environ.items() if name.lower() == f"{scheme}_proxy" and value == url)
     return next(named, "the system's proxy settings")
@@ -113,11 +97,12 @@ class SessionClient:
                 self._client(call, deadline) as client,
                 client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
             ):
-                body = _Body()
+                body = b""
                 for chunk in response.iter_bytes():
-                    if body.full(chunk):
+                    body += chunk
+                    if len(body) > MAX_REPLY_BYTES:
                         break
-                return body.reply(response)
+                return _reply(response, body)
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
         except Exception as exc:  # httpx raises others too: InvalidURL, ValueError...
@@ -153,17 +138,31 @@ class SessionClient:
             httpx.AsyncClient(timeout=self._timeout, **self._async_options(call)) as client,
             client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
         ):
-            body = _Body()
+            body = b""
             async for chunk in response.aiter_bytes():
-                if body.full(chunk):
+                body += chunk
+                if len(body) > MAX_REPLY_BYTES:
                     break
-            return body.reply(response)
+            return _reply(response, body)
 
     def _proxy_problem(self, transport: object) -> ConfigurationError | None:
-        # A transport of the caller's, or proxy=, checked when given, leave the environment unread.
+        """The error for a proxy of the environment (HTTPS_PROXY...) that httpx would refuse, or None.
+
+        httpx reads them as it builds a client, for every scheme whatever the call's, and fails with
+        ValueError, InvalidURL or ImportError from frames whose locals hold the URL and its password:
+        so the error is returned, and raised by a caller whose frame holds no URL. A transport of the
+        caller's, or proxy= (checked when given), leaves the environment unread.
+        """
         if transport is not None or self._network.proxy is not None:
             return None
-        return _environment_proxy_problem()
+        proxies = getproxies()  # what httpx reads: lower-case variables first, then the system's settings
+        if "*" in map(str.strip, proxies.get("no", "").split(",")):
+            return None  # httpx then uses no proxy at all
+        for scheme in ("http", "https", "all"):
+            url = proxies.get(scheme)
+            if url and (fault := _proxy_fault(url if "://" in url else f"http://{url}")):  # as httpx reads them
+                return _unusable_proxy(_variable(scheme, url), fault)
+        return None
 
     def _client(self, call: Call, deadline: float) -> httpx.Client:
         network = self._network
@@ -241,39 +240,26 @@ def _tls_context(url: str, verify: ssl.SSLContext | str | os.PathLike[str] | Non
     """
     if isinstance(verify, ssl.SSLContext):
         return verify
-    if verify is not None:
-        return _ca_bundle(os.fspath(verify))
-    return _trust_store() if url.startswith("https://") else _trusts_nothing()
+    return _loaded_context(url.startswith("https://"), None if verify is None else os.fspath(verify))
 
 
 @functools.cache
-def _ca_bundle(path: str) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=path) if os.path.isfile(path) else ssl.create_default_context(capath=path)
+def _loaded_context(https: bool, ca_bundle: str | None) -> ssl.SSLContext:
+    if ca_bundle is not None:  # a file of certificates, or a directory of them
+        if os.path.isfile(ca_bundle):
+            return ssl.create_default_context(cafile=ca_bundle)
+        return ssl.create_default_context(capath=ca_bundle)
+    if https:
+        return httpx.create_ssl_context()
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # trusts nothing; verifies certificates and host names
 
 
-@functools.cache
-def _trust_store() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
-
-
-@functools.cache
-def _trusts_nothing() -> ssl.SSLContext:
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
-
-
-class _Body:
-    """A reply body read up to MAX_REPLY_BYTES."""
-
-    def __init__(self) -> None:
-        self._data = b""
-
-    def full(self, chunk: bytes) -> bool:
-        self._data += chunk
-        return len(self._data) > MAX_REPLY_BYTES
-
-    def reply(self, response: httpx.Response) -> Reply:
-        headers = {name.lower(): value for name, value in response.headers.items()}
-        return Reply(response.status_code, headers, self._data[:MAX_REPLY_BYTES])
+def _reply(response: httpx.Response, body: bytes) -> Reply:
+    """The reply, its body cut at MAX_REPLY_BYTES."""
+    headers = {}
+    for name, value in response.headers.items():
+        headers[name.lower()] = value
+    return Reply(response.status_code, headers, body[:MAX_REPLY_BYTES])
 
 
 def _failure(call: Call, exc: httpx.HTTPError, timeout: float) -> KoyebAuthError:
