@@ -44,7 +44,11 @@ def normalize_api_url(url: str) -> str:
     # anywhere by a "/", "?" or "#" in it, so no "@" at all. (An API's base URL has none.)
     if "@" in url:
         raise ConfigurationError(f"The API URL must hold no user name or password; use one such as {DEFAULT_API_URL}.")
-    key, path = key_of(url), _path(url)
+    try:
+        path: str | None = urlsplit(url).path  # the path alone: no parse result is left in this frame's locals
+    except ValueError:  # a bracketed host that is not an IPv6 address
+        path = None
+    key = key_of(url)
     if key is None or path is None:
         raise ConfigurationError(f"The API URL (api_url=, KOYEB_URL) is not an http(s) URL with a plain host name "
                                  f"or address, such as {DEFAULT_API_URL}.")
@@ -58,14 +62,6 @@ def normalize_api_url(url: str) -> str:
     shown_host = f"[{host}]" if ":" in host else host
     netloc = shown_host if port == _DEFAULT_PORTS[scheme] else f"{shown_host}:{port}"
     return f"{scheme}://{netloc}{path}".rstrip("/")
-
-
-def _path(url: str) -> str | None:
-    """The path of a URL; None if it cannot be read. (No parse result is left in the caller's locals.)"""
-    try:
-        return urlsplit(url).path
-    except ValueError:  # a bracketed host that is not an IPv6 address
-        return None
 
 
 def shown(url: str) -> str:
