@@ -16,6 +16,7 @@ import importlib.util
 import os
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.request import getproxies
@@ -97,12 +98,7 @@ class SessionClient:
                 self._client(call, deadline) as client,
                 client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
             ):
-                body = b""
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_REPLY_BYTES:
-                        break
-                return _reply(response, body)
+                return _reply(response, response.iter_bytes())
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
         except Exception as exc:  # httpx raises others too: InvalidURL, ValueError...
@@ -143,7 +139,7 @@ class SessionClient:
                 body += chunk
                 if len(body) > MAX_REPLY_BYTES:
                     break
-            return _reply(response, body)
+            return _reply(response, (body,))
 
     def _proxy_problem(self, transport: object) -> ConfigurationError | None:
         """The error for a proxy of the environment (HTTPS_PROXY...) that httpx would refuse, or None.
@@ -254,8 +250,17 @@ def _loaded_context(https: bool, ca_bundle: str | None) -> ssl.SSLContext:
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # trusts nothing; verifies certificates and host names
 
 
-def _reply(response: httpx.Response, body: bytes) -> Reply:
-    """The reply, its body cut at MAX_REPLY_BYTES."""
+def _reply(response: httpx.Response, chunks: Iterable[bytes]) -> Reply:
+    """The reply, its body read from `chunks` up to MAX_REPLY_BYTES.
+
+    Read here, not in send(): the error a read raises halfway is replaced by one raised from send(),
+    whose traceback's frames must not hold the part of the body (a token) read so far.
+    """
+    body = b""
+    for chunk in chunks:
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            break
     headers = {}
     for name, value in response.headers.items():
         headers[name.lower()] = value
