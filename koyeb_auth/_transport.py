@@ -54,7 +54,9 @@ class Network:
     def __post_init__(self) -> None:
         if self.proxy is not None and (fault := _proxy_fault(self.proxy)):
             raise _unusable_proxy("proxy=", fault)
-        if isinstance(self.verify, bool):  # verify=False would turn TLS checks off: never
+        # verify=False would turn TLS checks off: never. Anything but a context or a path is refused
+        # here too, rather than by the first call that tries to use it.
+        if self.verify is not None and not isinstance(self.verify, (ssl.SSLContext, str, bytes, os.PathLike)):
             raise ConfigurationError(
                 "verify= takes an ssl.SSLContext or the path of a CA bundle: koyeb-auth always verifies TLS "
                 "certificates (leave it out for the system's trust store)."
@@ -88,6 +90,14 @@ class SessionClient:
     def __init__(self, network: Network, timeout: float) -> None:
         self._network = network
         self._timeout = timeout
+        # `verify` sorted once: the caller's TLS context, or the CA bundle `_loaded_context` loads
+        # (None: the defaults).
+        self._context: ssl.SSLContext | None = None
+        self._ca_bundle: str | None = None
+        if isinstance(network.verify, ssl.SSLContext):
+            self._context = network.verify
+        elif network.verify is not None:
+            self._ca_bundle = os.fspath(network.verify)
 
     def send(self, call: Call) -> Reply:
         if (problem := self._proxy_problem(self._network.transport)) is not None:
@@ -164,8 +174,8 @@ class SessionClient:
         network = self._network
         if network.transport is not None:
             return httpx.Client(timeout=self._timeout, transport=network.transport)
-        client = httpx.Client(timeout=self._timeout, verify=_tls_context(call.url, network.verify),
-                              proxy=network.proxy)
+        verify = self._context or _loaded_context(call.url.startswith("https://"), self._ca_bundle)
+        client = httpx.Client(timeout=self._timeout, verify=verify, proxy=network.proxy)
         # httpx builds one transport, and one per proxy of the environment (HTTPS_PROXY...): bound
         # each one's connections by the deadline. httpx has no public hook for httpcore's backend.
         for transport in (client._transport, *client._mounts.values()):
@@ -178,7 +188,8 @@ class SessionClient:
         network = self._network
         if network.async_transport is not None:
             return {"transport": network.async_transport}
-        return {"verify": _tls_context(call.url, network.verify), "proxy": network.proxy}
+        verify = self._context or _loaded_context(call.url.startswith("https://"), self._ca_bundle)
+        return {"verify": verify, "proxy": network.proxy}
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -228,19 +239,14 @@ def _left(deadline: float, timeout: float | None) -> float:
     return left if timeout is None else min(timeout, left)
 
 
-def _tls_context(url: str, verify: ssl.SSLContext | str | os.PathLike[str] | None) -> ssl.SSLContext:
-    """Always a verifying context: the user's, else the trust store over TLS, and none at all otherwise.
+@functools.cache
+def _loaded_context(https: bool, ca_bundle: str | None) -> ssl.SSLContext:
+    """A verifying context when the caller gave none: the CA bundle's, else the trust store over TLS,
+    and none at all otherwise.
 
     Loading the trust store is slow, so it is done once per process, and not for a plain-http
     API (a local fake): there a context that trusts nothing stands in, never one that checks nothing.
     """
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    return _loaded_context(url.startswith("https://"), None if verify is None else os.fspath(verify))
-
-
-@functools.cache
-def _loaded_context(https: bool, ca_bundle: str | None) -> ssl.SSLContext:
     if ca_bundle is not None:  # a file of certificates, or a directory of them
         if os.path.isfile(ca_bundle):
             return ssl.create_default_context(cafile=ca_bundle)
