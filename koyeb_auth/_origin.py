@@ -50,7 +50,11 @@ def normalize_api_url(url: str, given_in: str = "api_url=, KOYEB_URL") -> str:
     if "@" in url:
         raise ConfigurationError(f"The API URL ({given_in}) must hold no user name or password; use one such as "
                                  f"{DEFAULT_API_URL}.")
-    key, path = key_of(url), _path(url)
+    try:
+        path: str | None = urlsplit(url).path  # the path alone: no parse result is left in this frame's locals
+    except ValueError:  # a bracketed host that is not an IPv6 address
+        path = None
+    key = key_of(url)
     if key is None or path is None:
         raise ConfigurationError(f"The API URL ({given_in}) is not an http(s) URL with a plain host name "
                                  f"or address, such as {DEFAULT_API_URL}.")
@@ -76,14 +80,6 @@ def api_url_of_environment(environ: Mapping[str, str]) -> str | None:
         if value := environ.get(name):
             return normalize_api_url(value if "://" in value else f"https://{value}", name)
     return None
-
-
-def _path(url: str) -> str | None:
-    """The path of a URL; None if it cannot be read. (No parse result is left in the caller's locals.)"""
-    try:
-        return urlsplit(url).path
-    except ValueError:  # a bracketed host that is not an IPv6 address
-        return None
 
 
 def shown(url: str) -> str:

@@ -54,8 +54,8 @@ class Token:
 
     # Written out rather than a frozen dataclass: a warm `koyeb-auth token` reads a Token and loads
     # no dataclasses module (nor the inspect and ast modules it loads).
-    __slots__ = ("__weakref__", "expires_at", "header", "obtained_at", "organization_id", "user_id", "value",
-                 "withdrawn")
+    __slots__ = ("__weakref__", "expires_at", "expires_at_latest", "header", "obtained_at", "organization_id",
+                 "user_id", "value", "withdrawn")
 
     value: str
     obtained_at: float
@@ -67,13 +67,20 @@ class Token:
     withdrawn: frozenset[str]
     # The `Authorization` header value that carries this token (built once: the hot path reads it).
     header: str
+    # The last moment the token is sent: a second before expiry (a tenth of the lifetime for tokens
+    # shorter than ten seconds), so it cannot expire on its way to the API. Computed once, here.
+    expires_at_latest: float
 
     # The dataclass's signature, kept: every field may be given by position.
     def __init__(self, value: str, obtained_at: float, expires_at: float | None = None,  # noqa: PLR0917
                  user_id: str | None = None, organization_id: str | None = None,
                  withdrawn: frozenset[str] = frozenset()) -> None:
+        latest = math.inf
+        if expires_at is not None:
+            latest = expires_at - min(SEND_MARGIN, max(expires_at - obtained_at, 0.0) / 10)
         fields = {"value": value, "obtained_at": obtained_at, "expires_at": expires_at, "user_id": user_id,
-                  "organization_id": organization_id, "withdrawn": withdrawn, "header": Redacted(f"Bearer {value}")}
+                  "organization_id": organization_id, "withdrawn": withdrawn, "header": Redacted(f"Bearer {value}"),
+                  "expires_at_latest": latest}
         for name, field_value in fields.items():
             object.__setattr__(self, name, field_value)  # past our own __setattr__, which refuses
 
@@ -121,14 +128,6 @@ class Token:
         """True while the token may still be sent (FRESH or DUE)."""
         return now < self.expires_at_latest
 
-    @property
-    def expires_at_latest(self) -> float:
-        """The last moment the token is sent: a second before expiry (a tenth of the lifetime for
-        tokens shorter than ten seconds), so it cannot expire on its way to the API."""
-        if self.expires_at is None:
-            return math.inf
-        return self.expires_at - min(SEND_MARGIN, self._lifetime / 10)
-
     def due_at(self, margin: float) -> float:
         """When the refresh window opens: `min(margin, lifetime / 2)` before expiry.
 
@@ -137,12 +136,8 @@ class Token:
         """
         if self.expires_at is None:
             return math.inf
-        window = max(min(margin, self._lifetime / 2), min(SEND_MARGIN, self._lifetime / 10))
-        return self.expires_at - window
-
-    @property
-    def _lifetime(self) -> float:
-        return max(self.expires_at - self.obtained_at, 0.0) if self.expires_at is not None else math.inf
+        lifetime = max(self.expires_at - self.obtained_at, 0.0)
+        return self.expires_at - max(min(margin, lifetime / 2), min(SEND_MARGIN, lifetime / 10))
 
 
 def fingerprint(secret: str) -> str:
@@ -162,7 +157,7 @@ def parse_timestamp(text: str) -> float:
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         raise ValueError("not an RFC 3339 timestamp")
-    year, month, day, hour, minute, second = (int(part) for part in match.groups()[:6])
+    year, month, day, hour, minute, second = map(int, match.groups()[:6])
     fraction, zulu, sign, off_hours, off_minutes = match.groups()[6:]
     offset = timedelta(0)
     if not zulu:
@@ -244,23 +239,20 @@ def token_from_reply(body: object, now: float, skew: float = 0.0) -> Token:
     else:
         raise ValueError("the reply's `token.expires_at` is not a timestamp")
     if expires_at is not None:
-        expires_at = _in_our_clock(expires_at, now, skew)
+        expires_at -= skew  # into our clock
+        if not math.isfinite(expires_at):
+            raise ValueError("the token's expiry is not a finite time")
+        if expires_at - now > MAX_LIFETIME:
+            years = (expires_at - now) / _YEAR
+            raise ValueError(f"the token's expiry is {years:.0f} years away, and no session lasts 10")
+    user, org = token.get("user_id"), token.get("organization_id")
     return Token(
         value=value,
         obtained_at=now,
         expires_at=expires_at,
-        user_id=_optional_str(token.get("user_id")),
-        organization_id=_optional_str(token.get("organization_id")),
+        user_id=user if isinstance(user, str) and user else None,
+        organization_id=org if isinstance(org, str) and org else None,
     )
-
-
-def _in_our_clock(expires_at: float, now: float, skew: float) -> float:
-    ours = expires_at - skew
-    if not math.isfinite(ours):
-        raise ValueError("the token's expiry is not a finite time")
-    if ours - now > MAX_LIFETIME:
-        raise ValueError(f"the token's expiry is {(ours - now) / _YEAR:.0f} years away, and no session lasts 10")
-    return ours
 
 
 def usable_bearer(value: str) -> bool:
@@ -268,10 +260,6 @@ def usable_bearer(value: str) -> bool:
     no space, and not too long to be a token (from the API, or from a shared store that someone
     else can write). Anything else makes the HTTP client raise an error that quotes the header."""
     return 0 < len(value) <= MAX_TOKEN_CHARS and value.isascii() and value.isprintable() and " " not in value
-
-
-def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 # --- the form a token takes in a shared store ------------------------------------------------------

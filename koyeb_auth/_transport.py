@@ -16,6 +16,7 @@ import importlib.util
 import os
 import ssl
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.request import getproxies
@@ -53,27 +54,13 @@ class Network:
     def __post_init__(self) -> None:
         if self.proxy is not None and (fault := _proxy_fault(self.proxy)):
             raise _unusable_proxy("proxy=", fault)
-        if isinstance(self.verify, bool):  # verify=False would turn TLS checks off: never
+        # verify=False would turn TLS checks off: never. Anything but a context or a path is refused
+        # here too, rather than by the first call that tries to use it.
+        if self.verify is not None and not isinstance(self.verify, (ssl.SSLContext, str, bytes, os.PathLike)):
             raise ConfigurationError(
                 "verify= takes an ssl.SSLContext or the path of a CA bundle: koyeb-auth always verifies TLS "
                 "certificates (leave it out for the system's trust store)."
             )
-
-
-def _environment_proxy_problem() -> ConfigurationError | None:
-    """The error for a proxy of the environment (HTTPS_PROXY...) that httpx would refuse, or None.
-
-    httpx reads them as it builds a client, for every scheme whatever the call's, and fails with
-    ValueError, InvalidURL or ImportError from frames whose locals hold the URL and its password.
-    """
-    proxies = getproxies()  # what httpx reads: lower-case variables first, then the system's settings
-    if "*" in (host.strip() for host in proxies.get("no", "").split(",")):
-        return None  # httpx then uses no proxy at all
-    for scheme in ("http", "https", "all"):
-        url = proxies.get(scheme)
-        if url and (fault := _proxy_fault(url if "://" in url else f"http://{url}")):  # as httpx reads them
-            return _unusable_proxy(_variable(scheme, url), fault)
-    return None
 
 
 def _variable(scheme: str, url: str) -> str:
@@ -103,6 +90,14 @@ class SessionClient:
     def __init__(self, network: Network, timeout: float) -> None:
         self._network = network
         self._timeout = timeout
+        # `verify` sorted once: the caller's TLS context, or the CA bundle `_loaded_context` loads
+        # (None: the defaults).
+        self._context: ssl.SSLContext | None = None
+        self._ca_bundle: str | None = None
+        if isinstance(network.verify, ssl.SSLContext):
+            self._context = network.verify
+        elif network.verify is not None:
+            self._ca_bundle = os.fspath(network.verify)
 
     def send(self, call: Call) -> Reply:
         if (problem := self._proxy_problem(self._network.transport)) is not None:
@@ -113,11 +108,7 @@ class SessionClient:
                 self._client(call, deadline) as client,
                 client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
             ):
-                body = _Body()
-                for chunk in response.iter_bytes():
-                    if body.full(chunk):
-                        break
-                return body.reply(response)
+                return _reply(response, response.iter_bytes())
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
         except Exception as exc:  # httpx raises others too: InvalidURL, ValueError...
@@ -153,24 +144,38 @@ class SessionClient:
             httpx.AsyncClient(timeout=self._timeout, **self._async_options(call)) as client,
             client.stream(call.method, call.url, headers=call.headers, json=call.body) as response,
         ):
-            body = _Body()
+            body = b""
             async for chunk in response.aiter_bytes():
-                if body.full(chunk):
+                body += chunk
+                if len(body) > MAX_REPLY_BYTES:
                     break
-            return body.reply(response)
+            return _reply(response, (body,))
 
     def _proxy_problem(self, transport: object) -> ConfigurationError | None:
-        # A transport of the caller's, or proxy=, checked when given, leave the environment unread.
+        """The error for a proxy of the environment (HTTPS_PROXY...) that httpx would refuse, or None.
+
+        httpx reads them as it builds a client, for every scheme whatever the call's, and fails with
+        ValueError, InvalidURL or ImportError from frames whose locals hold the URL and its password:
+        so the error is returned, and raised by a caller whose frame holds no URL. A transport of the
+        caller's, or proxy= (checked when given), leaves the environment unread.
+        """
         if transport is not None or self._network.proxy is not None:
             return None
-        return _environment_proxy_problem()
+        proxies = getproxies()  # what httpx reads: lower-case variables first, then the system's settings
+        if "*" in map(str.strip, proxies.get("no", "").split(",")):
+            return None  # httpx then uses no proxy at all
+        for scheme in ("http", "https", "all"):
+            url = proxies.get(scheme)
+            if url and (fault := _proxy_fault(url if "://" in url else f"http://{url}")):  # as httpx reads them
+                return _unusable_proxy(_variable(scheme, url), fault)
+        return None
 
     def _client(self, call: Call, deadline: float) -> httpx.Client:
         network = self._network
         if network.transport is not None:
             return httpx.Client(timeout=self._timeout, transport=network.transport)
-        client = httpx.Client(timeout=self._timeout, verify=_tls_context(call.url, network.verify),
-                              proxy=network.proxy)
+        verify = self._context or _loaded_context(call.url.startswith("https://"), self._ca_bundle)
+        client = httpx.Client(timeout=self._timeout, verify=verify, proxy=network.proxy)
         # httpx builds one transport, and one per proxy of the environment (HTTPS_PROXY...): bound
         # each one's connections by the deadline. httpx has no public hook for httpcore's backend.
         for transport in (client._transport, *client._mounts.values()):
@@ -183,7 +188,8 @@ class SessionClient:
         network = self._network
         if network.async_transport is not None:
             return {"transport": network.async_transport}
-        return {"verify": _tls_context(call.url, network.verify), "proxy": network.proxy}
+        verify = self._context or _loaded_context(call.url.startswith("https://"), self._ca_bundle)
+        return {"verify": verify, "proxy": network.proxy}
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -233,47 +239,38 @@ def _left(deadline: float, timeout: float | None) -> float:
     return left if timeout is None else min(timeout, left)
 
 
-def _tls_context(url: str, verify: ssl.SSLContext | str | os.PathLike[str] | None) -> ssl.SSLContext:
-    """Always a verifying context: the user's, else the trust store over TLS, and none at all otherwise.
+@functools.cache
+def _loaded_context(https: bool, ca_bundle: str | None) -> ssl.SSLContext:
+    """A verifying context when the caller gave none: the CA bundle's, else the trust store over TLS,
+    and none at all otherwise.
 
     Loading the trust store is slow, so it is done once per process, and not for a plain-http
     API (a local fake): there a context that trusts nothing stands in, never one that checks nothing.
     """
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if verify is not None:
-        return _ca_bundle(os.fspath(verify))
-    return _trust_store() if url.startswith("https://") else _trusts_nothing()
+    if ca_bundle is not None:  # a file of certificates, or a directory of them
+        if os.path.isfile(ca_bundle):
+            return ssl.create_default_context(cafile=ca_bundle)
+        return ssl.create_default_context(capath=ca_bundle)
+    if https:
+        return httpx.create_ssl_context()
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # trusts nothing; verifies certificates and host names
 
 
-@functools.cache
-def _ca_bundle(path: str) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=path) if os.path.isfile(path) else ssl.create_default_context(capath=path)
+def _reply(response: httpx.Response, chunks: Iterable[bytes]) -> Reply:
+    """The reply, its body read from `chunks` up to MAX_REPLY_BYTES.
 
-
-@functools.cache
-def _trust_store() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
-
-
-@functools.cache
-def _trusts_nothing() -> ssl.SSLContext:
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
-
-
-class _Body:
-    """A reply body read up to MAX_REPLY_BYTES."""
-
-    def __init__(self) -> None:
-        self._data = b""
-
-    def full(self, chunk: bytes) -> bool:
-        self._data += chunk
-        return len(self._data) > MAX_REPLY_BYTES
-
-    def reply(self, response: httpx.Response) -> Reply:
-        headers = {name.lower(): value for name, value in response.headers.items()}
-        return Reply(response.status_code, headers, self._data[:MAX_REPLY_BYTES])
+    Read here, not in send(): the error a read raises halfway is replaced by one raised from send(),
+    whose traceback's frames must not hold the part of the body (a token) read so far.
+    """
+    body = b""
+    for chunk in chunks:
+        body += chunk
+        if len(body) > MAX_REPLY_BYTES:
+            break
+    headers = {}
+    for name, value in response.headers.items():
+        headers[name.lower()] = value
+    return Reply(response.status_code, headers, body[:MAX_REPLY_BYTES])
 
 
 def _failure(call: Call, exc: httpx.HTTPError, timeout: float) -> KoyebAuthError:

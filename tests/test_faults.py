@@ -62,11 +62,13 @@ def go_and_kill(waiters: list[subprocess.Popen[str]], holder: subprocess.Popen[s
 WRITER = textwrap.dedent("""
     import os, signal, sys, tempfile
     from koyeb_auth import FileTokenStore, Token
-    from koyeb_auth.stores import _private_file as module
     step = sys.argv[2]
     def die(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
-    real_fsync = os.fsync
+    real_replace = os.replace
+    def replace_then_die(*args, **kwargs):
+        real_replace(*args, **kwargs)
+        die()
     if step == "before-temp-file":
         tempfile.mkstemp = die
     elif step == "after-write-before-fsync":
@@ -74,7 +76,7 @@ WRITER = textwrap.dedent("""
     elif step == "before-rename":
         os.replace = die
     elif step == "after-rename":
-        module.fsync_directory = die
+        os.replace = replace_then_die
     FileTokenStore(sys.argv[1]).save("k", Token("new-token", obtained_at=float(sys.argv[3]),
                                                 expires_at=float(sys.argv[4])))
 """)

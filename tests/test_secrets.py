@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import threading
 from collections.abc import Callable
 
 import httpx
@@ -74,6 +76,37 @@ def test_a_session_call_the_http_client_cannot_send_leaves_no_token_in_any_frame
     shown = shown_by_a_traceback(caught.value) + str(caught.value)
     assert fake.PERSONAL_TOKEN not in shown, fingerprint(fake.PERSONAL_TOKEN)  # a failure prints no token
     assert fake.stats == {}  # nothing was sent
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_reply_cut_by_the_deadline_leaves_none_of_its_body_in_any_frame(mode: str) -> None:
+    # A reply whose body starts with a token, then stalls: the whole-call deadline ends the read,
+    # and the error's frames must not hold the part of the body read so far.
+    secret = "session-token-half-read"
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+                               + f'{{"token": {{"id": "{secret}"'.encode())
+            stop.wait(10)
+
+    threading.Thread(target=serve, daemon=True).start()
+    call = api.login(f"http://127.0.0.1:{listener.getsockname()[1]}", "a@b.c", PASSWORD, None, None)
+    client = SessionClient(Network(), timeout=0.5)
+    try:
+        with pytest.raises(KoyebAuthError) as caught:
+            client.send(call) if mode == "sync" else asyncio.run(client.asend(call))
+    finally:
+        stop.set()
+        listener.close()
+    shown = shown_by_a_traceback(caught.value) + str(caught.value)
+    assert "did not answer" in str(caught.value)
+    assert secret not in shown and PASSWORD not in shown
 
 
 def test_a_password_with_a_lone_surrogate_is_a_koyeb_auth_error_that_shows_no_password(

@@ -75,9 +75,10 @@ def test_a_dripping_server_cannot_hold_a_login_past_the_timeout(part: str, mode:
     assert 0.9 < waited < 2.0
 
 
-def test_verify_false_is_refused() -> None:
+@pytest.mark.parametrize("verify", [False, True, 123, 1.5])
+def test_a_verify_that_is_neither_a_context_nor_a_path_is_refused_up_front(verify: object) -> None:
     with pytest.raises(ConfigurationError, match="always verifies TLS"):
-        KoyebAuth("a@b.c", "pw", verify=False)  # type: ignore[arg-type]
+        KoyebAuth("a@b.c", "pw", verify=verify)  # type: ignore[arg-type]
 
 
 def test_a_ca_bundle_given_as_verify_is_trusted(tmp_path: Path, cache_path: Path) -> None:

@@ -117,25 +117,26 @@ class FileTokenStore:
             self._alone = True
             return True
         try:
-            lock = self._file_lock()
-            self._check_lock_file()
-            lock.acquire(timeout=max(timeout, 0.0), blocking=blocking, poll_interval=0.01)
+            self._checked_file_lock().acquire(timeout=max(timeout, 0.0), blocking=blocking, poll_interval=0.01)
+            acquired = True
         except filelock.Timeout:
-            self._usable_again()  # held by a peer: the file itself can be opened
-            return False
+            acquired = False  # held by a peer: the file itself can be opened
         except OSError as exc:
             if exc.errno not in _DIRECTORY_UNUSABLE:  # EMFILE, EIO...: this moment's fault, not the directory's
                 raise self._unusable(exc) from None
             self._go_alone(exc)
             return True
-        self._usable_again()
-        return True
+        if self._retry_at is not None:
+            self._usable_again()
+        return acquired
 
     def unlock(self) -> None:
         if self._alone:
             self._alone = False
-        else:
-            self._file_lock().release()
+        elif self._lock is not None and self._lock_pid == os.getpid():
+            # A lock object inherited through fork() is the parent's, and its descriptor too: releasing
+            # it here would release the parent's flock. (The child never took it.)
+            self._lock.release()
 
     def _go_alone(self, exc: OSError) -> None:
         if self._retry_at is None:  # one warning when the directory fails, none per retry
@@ -151,11 +152,19 @@ class FileTokenStore:
 
     def _usable_again(self) -> None:
         self._alone = False
-        if self._retry_at is not None:
-            self._retry_at = None
-            logger().info("The token cache %s can be used again: tokens are shared through it", self.path)
+        self._retry_at = None
+        logger().info("The token cache %s can be used again: tokens are shared through it", self.path)
 
-    def _file_lock(self) -> filelock.BaseFileLock:
+    def _checked_file_lock(self) -> filelock.BaseFileLock:
+        """This process's file lock, once its lock file is known to be a regular file of ours (or none).
+
+        filelock opens the lock file itself, read-write (filelock 3.x without O_NONBLOCK, so a
+        device there could block it), and would lock a FIFO or another user's file as readily as
+        its own: so it is checked on each attempt, with lstat, which opens nothing. The path can
+        still change between this check and filelock's open, but only by someone who can write to
+        the cache directory (0700 when we create it), and filelock opens with O_NOFOLLOW: at worst
+        we lock a file that is not ours, never follow a link, and the next lock attempt refuses it.
+        """
         # A lock object inherited through fork() belongs to the parent: build a new one in the child.
         if self._lock is None or self._lock_pid != os.getpid():
             import filelock  # noqa: PLC0415 - see lock()
@@ -165,22 +174,10 @@ class FileTokenStore:
             # and an async caller may release from a different thread than it acquired on.
             self._lock = filelock.FileLock(self.lock_path, mode=0o600, thread_local=False)
             self._lock_pid = os.getpid()
-        return self._lock
-
-    def _check_lock_file(self) -> None:
-        """Refuse a lock file that is not a regular file of ours, before filelock opens it.
-
-        filelock opens the lock file itself, read-write (filelock 3.x without O_NONBLOCK, so a
-        device there could block it), and would lock a FIFO or another user's file as readily as
-        its own. lstat opens nothing. The path can still change between this check and filelock's
-        open, but only by someone who can write to the cache directory (0700 when we create it),
-        and filelock opens with O_NOFOLLOW: at worst we lock a file that is not ours, never follow
-        a link, and the next lock attempt refuses it.
-        """
         try:
             info = os.stat(self.lock_path, follow_symlinks=False)
         except FileNotFoundError:
-            return  # filelock creates it, 0600
+            return self._lock  # filelock creates it, 0600
         if not stat.S_ISREG(info.st_mode):
             raise CacheFileError(
                 f"The token lock file {self.lock_path} is {private_file.kind(info.st_mode)}, not a regular file. "
@@ -188,6 +185,7 @@ class FileTokenStore:
                 Hint.CACHE_PATH,
             )
         private_file.check_owner(self.lock_path, "The token lock file", info)
+        return self._lock
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -232,9 +230,12 @@ class FileTokenStore:
         if self._alone:
             # Without the file lock, a write could lose a peer's token or remove its temp file.
             return
-        tokens = self._read()
         # Drop other accounts' tokens that expired before this one was issued, so the file cannot grow.
-        tokens = _Entries({k: v for k, v in tokens.items() if not _expired_entry(v, token.obtained_at)})
+        tokens = _Entries()
+        for other, entry in self._read().items():
+            kept = token_from_entry(entry)
+            if kept is not None and kept.usable(token.obtained_at):
+                tokens[other] = entry
         tokens[key] = entry_from_token(token)
         self._write(tokens)
 
@@ -270,8 +271,3 @@ class _Entries(dict[str, Any]):
 
     def __repr__(self) -> str:
         return f"<{len(self)} token entries>"
-
-
-def _expired_entry(entry: object, now: float) -> bool:
-    token = token_from_entry(entry)
-    return token is None or not token.usable(now)

@@ -88,7 +88,11 @@ def ensure_directory(directory: Path) -> None:
     """Create `directory` 0700 if it is missing, and each missing parent too (mkdir(parents=True)
     would give the parents the umask's mode: 0777 under umask 0). An existing directory is the
     user's choice and is left as it is."""
-    missing = [directory, *(parent for parent in directory.parents if not parent.exists())]
+    missing = [directory]
+    for parent in directory.parents:
+        if parent.exists():
+            break
+        missing.append(parent)
     for each in reversed(missing):
         try:
             each.mkdir(mode=0o700, exist_ok=True)
@@ -125,11 +129,7 @@ def replace(path: Path, render: Callable[[], bytes]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
-    fsync_directory(directory)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` durable across a power loss (not possible on every platform)."""
+    # The rename made durable across a power loss (a directory cannot be opened on every platform).
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:
