@@ -673,25 +673,3 @@ def locked(store: TokenStore, lock_timeout: float) -> Iterator[None]:
             raise
     finally:
         driver.release(held)
-
-
-# --- cli/_login.py's spelling of `locked`, until it moves to it ----------------------------------
-# (Its deadline is always now + lock_timeout, which `locked` takes itself.)
-
-INSIDE = Entry.INSIDE
-
-
-@dataclass(frozen=True)
-class Wait:
-    block: bool
-    deadline: float
-
-
-class Gate:
-    def __init__(self, store: TokenStore, key: str, lock_timeout: float) -> None:
-        self._store, self._lock_timeout = store, lock_timeout
-
-    @contextlib.contextmanager
-    def entry(self, how: Wait) -> Iterator[Entry]:
-        with locked(self._store, self._lock_timeout):
-            yield Entry.INSIDE

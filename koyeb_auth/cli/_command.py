@@ -225,7 +225,7 @@ def _forget_here(account: Account) -> None:
     from ._login import _locked, log_out  # noqa: PLC0415
 
     assert account.source is not None  # log_out refuses a personal token before any call
-    with _locked(account, account.source.key):
+    with _locked(account):
         account.store.delete(account.source.key)
     log_out(account)  # with no session left to revoke, it only forgets the remembered login
 

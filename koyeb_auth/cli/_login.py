@@ -20,7 +20,7 @@ from typing import Literal, TextIO
 
 from .. import _session_api as api
 from .._config import Config, Credentials, Settings, personal_token
-from .._engine import INSIDE, Gate, Wait
+from .._engine import locked
 from .._secrets import Redacted
 from .._sources import OrganizationToken, PasswordLogin
 from .._token import Token
@@ -84,13 +84,13 @@ def _log_in_with_token(options: Options, environ: Mapping[str, str], token: Reda
     login = state.LastLogin(settings.api_url, None, settings.organization_id, "", token, profile)
     if settings.organization_id is None:
         _check_token(settings, options.timeout)
-        with _locked(account, _state_lock(profile)):
+        with _locked(account):
             state.save(account.state_path, login)
         return account, Token(token, obtained_at=0.0)
     # The access token endpoint, not the deprecated switch: its token is the one `token` then prints.
     source = OrganizationToken(settings.api_url, token, settings.organization_id, mode="access_token")
     token_of_organization = _obtain(source.obtain(frozenset())[0], options.timeout)
-    with _locked(account, source.key):
+    with _locked(account):
         account.store.save(source.key, token_of_organization)
         state.save(account.state_path, login)
     return account, token_of_organization
@@ -138,7 +138,7 @@ def _log_in_with_password(options: Options, environ: Mapping[str, str], stdin: T
                                                                  f"({password_from})")
     account = Account.configured(settings, source, store_for(options, environ), options)
     account.profile = options.profile or state.DEFAULT_PROFILE
-    with _locked(account, source.key):
+    with _locked(account):
         account.store.save(source.key, token)
         _check_kept(account, source.key, token)
         state.save(account.state_path, state.LastLogin(settings.api_url, email, settings.organization_id, source.key,
@@ -156,11 +156,6 @@ def _refused_names_the_sources(source: PasswordLogin, timeout: float, sources: s
             raise
         problem = exc.problem.removesuffix(_LIBRARY_LOGIN_HINT) + f"Check {sources}."
     raise InvalidCredentialsError(problem) from None  # outside the handler: no context to show
-
-
-def _state_lock(profile: str) -> str:
-    """The lock key of a profile's login file, for a login that caches no token of its own."""
-    return f"login-profile-{profile}"
 
 
 def _check_kept(account: Account, key: str, token: Token) -> None:
@@ -185,7 +180,7 @@ def log_out(account: Account) -> bool:
                                  "(Settings, API), and unset KOYEB_TOKEN.")
     ended = account.provider().logout()
     key = account.source.key
-    with _locked(account, key):
+    with _locked(account):
         last = state.load(account.state_path)
         if last is not None and last.key == key:
             state.forget(account.state_path)
@@ -193,10 +188,9 @@ def log_out(account: Account) -> bool:
 
 
 def _forget_token_login(account: Account) -> bool:
-    key = account.source.key if account.source is not None else _state_lock(account.profile or "")
-    with _locked(account, key):
+    with _locked(account):
         if account.source is not None:
-            account.store.delete(key)
+            account.store.delete(account.source.key)
         if state.load(account.state_path, account.profile or state.DEFAULT_PROFILE) is None:
             return False
         state.forget(account.state_path)
@@ -204,11 +198,9 @@ def _forget_token_login(account: Account) -> bool:
 
 
 @contextmanager
-def _locked(account: Account, key: str) -> Iterator[None]:
+def _locked(account: Account) -> Iterator[None]:
     """Hold the token lock, which every writer of the cache and of the state file takes."""
-    lock_timeout = account.options.lock_timeout
-    with Gate(account.store, key, lock_timeout).entry(Wait(True, time.monotonic() + lock_timeout)) as admission:
-        assert admission == INSIDE
+    with locked(account.store, account.options.lock_timeout):
         yield
 
 
