@@ -256,7 +256,8 @@ def cmd_fake_api(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo  # noqa: PLC0415
 
-    return run_demo(workers=args.workers, seconds=args.seconds, ttl=args.ttl, without=frozenset(args.without))
+    return run_demo(workers=args.workers, seconds=args.seconds, ttl=args.ttl, without=frozenset(args.without),
+                    password=args.password)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -326,7 +327,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "logout": (cmd_logout, "Log out, remove the session from the shared cache, forget the last login."),
     "status": (cmd_status, "Who is logged in and until when, checked with one call to the API."),
     "fake-api": (cmd_fake_api, "Run the bundled fake Koyeb API in the foreground, for tests."),
-    "demo": (cmd_demo, "Offline demo: N worker processes, one fake API, one login, live refreshes."),
+    "demo": (cmd_demo, "Offline demo: N worker processes sharing tokens from one fake API, renewed live."),
 }
 
 
