@@ -56,7 +56,12 @@ class Authorization:
 
     __slots__ = ("_origin", "_renewer", "header", "resends", "token")
 
+    token: Token
+    header: str
+    resends: int
+
     def __init__(self, token: Token, renewer: Renewer, origin: Origin, *, resends: int = 0) -> None:
+        """`token` for requests to `origin`; `renewer` renews it on a 401. Made by `KoyebAuth.authorize`."""
         self.token = token
         # The value of the `Authorization` header: `Bearer <token>` (an attribute: the hot path reads it).
         self.header = token.header
