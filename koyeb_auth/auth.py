@@ -350,7 +350,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
     # --- httpx ------------------------------------------------------------------------------------
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        """httpx's sync flow: the token on requests to the API, and one renewal and resend on a 401.
+        """httpx's sync flow: the token on requests to the API; on a 401, a renewed token and a resend.
 
         The resend needs a body that can be sent again (bytes, a form, JSON; not a generator): with
         one that cannot, the token is still renewed and the 401 is returned.
@@ -402,7 +402,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
     def __call__(self, r: niquests.PreparedRequest) -> niquests.PreparedRequest: ...
 
     def __call__(self, r: Any) -> Any:
-        """requests' (and niquests' `Session`) auth protocol: the token, and one resend on a 401.
+        """requests' (and niquests' `Session`) auth protocol: the token; on a 401, a renewal and a resend.
 
         Raises ConfigurationError when called on another client's request (httpx2, aiohttp,
         niquests.AsyncSession): each has its own adapter, named in the message.

@@ -48,7 +48,7 @@ class KoyebAuthMiddleware:
         return f"KoyebAuthMiddleware({self.auth!r})"
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
-        """aiohttp's middleware protocol: the token on a chain that started on the API, one resend on a 401.
+        """aiohttp's middleware protocol: the token on a chain that started on the API; a resend on a 401.
 
         The resend needs a body that can be sent again (bytes, a form, a seekable file; not an async
         generator); with one that cannot, the token is still renewed and the 401 is returned.

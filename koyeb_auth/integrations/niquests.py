@@ -37,7 +37,7 @@ class NiquestsAsyncKoyebAuth:
         return f"NiquestsAsyncKoyebAuth({self.auth!r})"
 
     async def __call__(self, r: Any) -> Any:
-        """niquests' async auth protocol: the token on requests to the API, and one resend on a 401.
+        """niquests' async auth protocol: the token on requests to the API; on a 401, a renewal and a resend.
 
         The resend needs a body that can be sent again (bytes, a form, JSON, a seekable file); with one
         that cannot, the token is still renewed and the 401 is returned.
