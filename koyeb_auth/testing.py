@@ -116,10 +116,10 @@ class FakeKoyebAPI:
     PERSONAL_TOKEN = "k" * 64  # the CLI expects 64 characters
     ORGANIZATION_ID = "org-demo"
 
-    #: The accounts a password login accepts: email to password (add your own).
     users: dict[str, str]
-    #: The personal access tokens it accepts for every call until revoked (add your own).
+    """The accounts a password login accepts: email to password (add your own)."""
     personal_tokens: set[str]
+    """The personal access tokens it accepts for every call until revoked (add your own)."""
 
     def __init__(
         self,
@@ -568,10 +568,10 @@ class RedisServer:
     without it. Nothing is written to disk but a log in a temporary directory.
     """
 
-    #: The loopback port it listens on.
     port: int
-    #: `redis://127.0.0.1:<port>/0`, for `RedisTokenStore(url)`.
+    """The loopback port it listens on."""
     url: str
+    """`redis://127.0.0.1:<port>/0`, for `RedisTokenStore(url)`."""
 
     def __init__(self) -> None:
         """Start `redis-server` and wait until it answers (10 s at most).

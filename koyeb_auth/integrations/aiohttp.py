@@ -32,8 +32,8 @@ class KoyebAuthMiddleware:
     environment and ~/.koyeb.yaml if not).
     """
 
-    #: The KoyebAuth whose tokens it sends.
     auth: KoyebAuth
+    """The KoyebAuth whose tokens it sends."""
 
     def __init__(self, auth: KoyebAuth | None = None) -> None:
         """Use `auth`, or a `KoyebAuth()` built from the environment and ~/.koyeb.yaml."""

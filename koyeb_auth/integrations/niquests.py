@@ -26,8 +26,8 @@ class NiquestsAsyncKoyebAuth:
     ```
     """
 
-    #: The KoyebAuth whose tokens it sends.
     auth: KoyebAuth
+    """The KoyebAuth whose tokens it sends."""
 
     def __init__(self, auth: KoyebAuth | None = None) -> None:
         """Wrap `auth`, or a `KoyebAuth()` built from the environment and ~/.koyeb.yaml."""

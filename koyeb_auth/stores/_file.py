@@ -78,10 +78,10 @@ class FileTokenStore:
     seconds, when a renewal asks for it: once it works, tokens are shared through the file again.
     """
 
-    #: The cache file.
     path: Path
-    #: The lock file beside it, never deleted.
+    """The cache file."""
     lock_path: Path
+    """The lock file beside it, never deleted."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         """A store on the cache file `path`; nothing is opened until the first call.

@@ -61,8 +61,8 @@ class RedisTokenStore:
     URL and settings.
     """
 
-    #: Seconds a lock lasts unless its holder's watchdog extends it (KoyebAuth warns when a renewal may outlast it).
     lease: float
+    """Seconds a lock lasts unless its holder's watchdog extends it (KoyebAuth warns when a renewal may outlast it)."""
 
     def __init__(
         self,
