@@ -171,7 +171,8 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
 
         - `email`, `password`: a password login (`POST /v1/account/login`); the session is renewed
           with `PUT /v1/account/refresh`. Koyeb has deprecated it: prefer `token`.
-        - `token`: a personal access token (the Koyeb console, Settings, API), sent as is.
+        - `token`: a personal access token (the Koyeb console, Settings, API), sent as is (with an
+          `organization_id`, exchanged for an organization token).
         - `profile`: the login `koyeb-auth login --profile NAME` saved.
         - none of these: `KOYEB_EMAIL` and `KOYEB_PASSWORD`, `KOYEB_TOKEN` or `KOYEB_API_TOKEN`, then
           the last `koyeb-auth login`, then the Koyeb CLI's `~/.koyeb.yaml` (`KOYEB_CONFIG`).
