@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ._logs import logger
 from ._session_api import Action
 from ._token import Token
 from .errors import KoyebAuthError
 
+if TYPE_CHECKING:
+    import logging  # for the annotation only: _logs loads logging when it makes the logger
+
 __all__ = ["EventKind", "TokenEvent"]
 
-log = logger()
+log: logging.Logger = logger()
 
 EventKind = Literal["obtained", "refreshed", "rejected", "failed"]
 

@@ -64,6 +64,10 @@ CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `koyeb-auth` command with `argv` (default: `sys.argv[1:]`) and return its exit code.
+
+    A KoyebAuthError is printed, not raised, and its kind of failure sets the exit code (see EXIT_CODES).
+    """
     try:
         try:
             return _main(sys.argv[1:] if argv is None else argv)
