@@ -12,6 +12,7 @@ after a failure is `_backoff`'s.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,7 +230,8 @@ class TokenManager:
             try:
                 known = yield from Load()
             except KoyebAuthError as exc:  # a store that cannot be read: a failure like any other
-                emit(self._on_event, "failed", None, error=exc)
+                if self._on_event is not None:
+                    emit(self._on_event, "failed", None, error=exc)
                 raise
             held = self._usable(known)
             if held is not None:
@@ -244,12 +246,14 @@ class TokenManager:
             return (yield from self._renew_or_adopt(held, known))
         except KoyebAuthError as exc:
             if held is None or self._usable(held) is None:
-                emit(self._on_event, "failed", held, error=exc)
+                if self._on_event is not None:
+                    emit(self._on_event, "failed", held, error=exc)
                 raise
             self._look_again_at = self._monotonic() + RETRY_AFTER_FAILURE
             log.warning("Refreshing the Koyeb token %s failed, keeping it until it expires: %s",
                         held.fingerprint, exc)
-            emit(self._on_event, "failed", held, error=exc, kept=True)
+            if self._on_event is not None:
+                emit(self._on_event, "failed", held, error=exc, kept=True)
             return held
 
     def _renew_or_adopt(self, held: Token | None, known: Token | None) -> Flow[Token]:
@@ -305,7 +309,8 @@ class TokenManager:
             return None
         current = current or (valid[0] if valid else None)
         log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
-        emit(self._on_event, "rejected", rejected)
+        if self._on_event is not None:
+            emit(self._on_event, "rejected", rejected)
         return (yield from self._renew_and_share(current))
 
     def _reported(self, flow: Flow[Token | None], renewing: Token) -> Flow[Token | None]:
@@ -313,7 +318,8 @@ class TokenManager:
         try:
             return (yield from flow)
         except KoyebAuthError as exc:
-            emit(self._on_event, "failed", renewing, error=exc)
+            if self._on_event is not None:
+                emit(self._on_event, "failed", renewing, error=exc)
             raise
 
     def _end_session(self) -> Flow[bool]:
@@ -369,8 +375,10 @@ class TokenManager:
             # The token is good; only sharing it failed. Keep working from memory.
             log.warning("Could not share the token through %r (%s); other processes will renew themselves",
                         self._store, exc)
-        log.info("Obtained Koyeb token %s", token.fingerprint)
-        emit(self._on_event, "refreshed" if action == "refresh" else "obtained", token, action=action)
+        if log.isEnabledFor(logging.INFO):  # the fingerprint is a hash: not for a record no one sees
+            log.info("Obtained Koyeb token %s", token.fingerprint)
+        if self._on_event is not None:
+            emit(self._on_event, "refreshed" if action == "refresh" else "obtained", token, action=action)
         return token
 
     def _fetch_token(self, current: Token | None) -> Flow[tuple[Token, api.Action]]:
