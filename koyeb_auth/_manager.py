@@ -6,22 +6,22 @@ token lock is a flow of `_engine`'s, `enter`, which these `yield from`. The hot 
 that far: it reads one tuple from memory.
 
 Also here: what supplies KoyebAuth's tokens (the `TokenProvider` protocol, the personal access
-token used as is, and the `Timing` a renewing provider runs on). How long to stay away from the API
-after a failure is `_backoff`'s.
+token used as is, and the `Timing` a renewing provider runs on), and how long to stay away from the
+API after a failed login or refresh (`Backoff`).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from . import _session_api as api
-from ._backoff import Backoff
-from ._backoff import monotonic as monotonic_clock
 from ._engine import Delete, Driver, Entry, Flow, Load, Lock, Save, Send, admission_for, enter
 from ._logs import logger
 from ._sources import Source
@@ -32,6 +32,7 @@ from .errors import (
     EndpointWithdrawnError,
     InvalidCredentialsError,
     KoyebAuthError,
+    RateLimitedError,
     TokenStoreError,
 )
 from .events import EventHook, emit
@@ -45,6 +46,11 @@ log = logger()
 def wall_clock() -> float:
     # Looked up at call time so that freezegun can move it.
     return time.time()
+
+
+def monotonic_clock() -> float:
+    """time.monotonic(), looked up at each call so that freezegun can move it in tests."""
+    return time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,52 @@ class PersonalTokenProvider:
 
     def cached(self) -> Token | None:
         return self._token
+
+
+# --- how long to stay away from the API after a failed login or refresh ----------------------------
+
+# Exponential with jitter, so a fleet whose API went down does not come back in lockstep, and never
+# shorter than what a 429 asked for (`_session_api.retry_after` caps that at an hour). Every interval
+# runs on a monotonic clock: a wall clock stepped back (NTP, a resumed VM, a user) cannot stretch a
+# backoff, nor a step forward cut it short.
+BASE_DELAY = 1.0
+MAX_DELAY = 60.0
+# 2 ** 6 > MAX_DELAY: the exponent stops there, so a long outage cannot overflow the float.
+_MAX_DOUBLINGS = 6
+
+
+@dataclass
+class Backoff:
+    """The last failure and how long it keeps callers away, on `clock` (monotonic seconds)."""
+
+    clock: Callable[[], float] = monotonic_clock
+    failures: int = 0
+    not_before: float = 0.0
+    error: KoyebAuthError | None = None
+
+    def active(self) -> bool:
+        return self.error is not None and self.clock() < self.not_before
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Around a call to the API: while the backoff lasts, raise the last failure again instead;
+        else record how the call went."""
+        if self.error is not None and self.active():
+            raise self.error.with_traceback(None)
+        try:
+            yield
+        except KoyebAuthError as exc:
+            self.failed(exc)
+            raise
+        self.failures, self.not_before, self.error = 0, 0.0, None
+
+    def failed(self, error: KoyebAuthError) -> None:
+        self.failures += 1
+        ceiling = min(BASE_DELAY * 2 ** min(self.failures - 1, _MAX_DOUBLINGS), MAX_DELAY)
+        delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311  # jitter, not a secret
+        if isinstance(error, RateLimitedError):
+            delay = max(delay, error.retry_after)
+        self.not_before, self.error = self.clock() + delay, error
 
 
 # --- the decisions --------------------------------------------------------------------------------
