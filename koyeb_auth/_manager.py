@@ -244,8 +244,11 @@ class TokenManager:
         return token if self._clock() < due_at else None
 
     def get_token(self) -> Token:
-        token = self.peek()
-        return token if token is not None else self._driver.run(self._token_to_send())
+        """The token in memory if it is fresh (what `peek` reads), else one adopted, renewed or kept."""
+        token, due_at = self._hot
+        if token is not None and self._clock() < due_at:
+            return token
+        return self._driver.run(self._token_to_send())
 
     async def aget_token(self) -> Token:
         token = self.peek()
