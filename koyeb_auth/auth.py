@@ -327,7 +327,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         origin, _, provider = self._setup()
         if not origin.authorizes(method, url):
             return None
-        token = provider.peek() or provider.get_token()
+        token = provider.get_token()
         last = self._last
         if last is None or last.token is not token:
             # One Authorization per token, reused by every request that carries it: the hot path
@@ -340,7 +340,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         origin, _, provider = self._setup()
         if not origin.authorizes(method, url):
             return None
-        token = provider.peek() or await provider.aget_token()
+        token = provider.peek() or await provider.aget_token()  # a fresh token costs no coroutine
         last = self._last
         if last is None or last.token is not token:
             # One Authorization per token, reused by every request that carries it: the hot path
@@ -426,21 +426,19 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
 
     def _setup(self) -> tuple[Origin, Settings, TokenProvider]:
         ready = self._ready
-        if ready is None:
-            with self._setup_lock:
-                ready = self._ready or self._build()
-        return ready
-
-    def _build(self) -> tuple[Origin, Settings, TokenProvider]:
-        settings = self._config.settings(self._credentials)
-        source = source_for(settings, self._seon_fp, *self._organization_token)
-        if source is None:
-            assert settings.token is not None
-            provider: TokenProvider = PersonalTokenProvider(settings.token)
-        else:
-            provider = TokenManager(source, self._store, self._timing, self._network, on_event=self._on_event)
-        self._ready = (Origin(settings.api_url), settings, provider)
-        return self._ready
+        if ready is not None:
+            return ready
+        with self._setup_lock:  # one thread reads the settings (a file, a password hash); the others wait
+            if self._ready is None:
+                settings = self._config.settings(self._credentials)
+                source = source_for(settings, self._seon_fp, *self._organization_token)
+                if source is None:
+                    assert settings.token is not None
+                    provider: TokenProvider = PersonalTokenProvider(settings.token)
+                else:
+                    provider = TokenManager(source, self._store, self._timing, self._network, on_event=self._on_event)
+                self._ready = (Origin(settings.api_url), settings, provider)
+            return self._ready
 
     # --- pickling and copies (see `PicklesAsConfiguration`) ----------------------------------------
 

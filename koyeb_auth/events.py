@@ -57,7 +57,7 @@ EventHook = Callable[[TokenEvent], None]
 
 
 def emit(
-    hook: EventHook | None,
+    hook: EventHook,
     kind: EventKind,
     token: Token | None,
     *,
@@ -65,9 +65,8 @@ def emit(
     error: KoyebAuthError | None = None,
     kept: bool = False,
 ) -> None:
-    """Call `hook` with the event, if there is a hook; log what it raises and go on."""
-    if hook is None:
-        return
+    """Call `hook` with the event; log what it raises and go on. (Callers without a hook skip the
+    call: building the event costs the token's fingerprint.)"""
     event = TokenEvent(kind, token.fingerprint if token else None, token.expires_at if token else None,
                        action, error, kept)
     try:
