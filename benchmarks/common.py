@@ -134,6 +134,6 @@ def cold_starts(
                 summary[f"{name}_{size}_logins"], summary[f"{name}_{size}_ms"] = logins, wall
             rows.append(row)
     headers = ["processes"] + [f"{label} {figure}" for label in variants for figure in ("logins", "ms")]
-    text = (f"Login and exchange latency {LOGIN_DELAY * 1000:.0f} ms. Wall time from the release of the ready processes until "
-            "the last one holds a token.\n\n" + table(headers, rows))
+    text = (f"Login and exchange latency {LOGIN_DELAY * 1000:.0f} ms. Wall time from the release of the ready "
+            "processes until the last one holds a token.\n\n" + table(headers, rows))
     return text, summary

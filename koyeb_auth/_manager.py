@@ -454,7 +454,20 @@ class TokenManager:
                 return (yield from self._token_from(call)), call.action
             except EndpointWithdrawnError as exc:
                 self._withdraw(exc)
-        return (yield from self._token_from(last)), last.action
+        try:
+            return (yield from self._token_from(last)), last.action
+        except InvalidCredentialsError:
+            email = (last.body or {}).get("email", "")
+            if last.action != "login" or not (yield from self._signs_in_through_workos(email)):
+                raise
+        raise api.workos_account(email)  # outside the handler: the plain refusal is no context of it
+
+    def _signs_in_through_workos(self, email: str) -> Flow[bool]:
+        """Whether the API says `email` signs in through WorkOS; False if it cannot tell."""
+        try:
+            return api.signs_in_through_workos((yield from Send(api.login_method(self._source.api_url, email))))
+        except KoyebAuthError:  # unreachable, or the endpoint gone: the refusal stands as it is
+            return False
 
     def _token_from(self, call: api.Call) -> Flow[Token]:
         """Send a session call; the token its reply carries."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Literal
+from urllib.parse import urlencode
 
 from ._logs import logger
 from ._origin import LOGIN_PATH
@@ -34,6 +35,7 @@ from .errors import (
     AccountLockedError,
     APIError,
     EndpointWithdrawnError,
+    Hint,
     InvalidCredentialsError,
     KoyebAuthError,
     OrganizationDeactivatedError,
@@ -42,7 +44,7 @@ from .errors import (
 
 # --- the requests, built with no I/O --------------------------------------------------------------
 
-Action = Literal["login", "refresh", "switch", "access_token", "logout", "check"]
+Action = Literal["login", "refresh", "switch", "access_token", "logout", "check", "login_method"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,30 @@ def check(api_url: str, token: str) -> Call:
     (Organization tokens cannot make calls that need a user, such as /v1/account/profile.)
     """
     return Call("check", "GET", api_url + "/v1/apps?limit=1", bearer(token))
+
+
+def login_method(api_url: str, email: str) -> Call:
+    """How an account signs in: asked once a password login is refused, to tell an account that
+    signs in through WorkOS (it has no password to log in with) from a wrong password."""
+    return Call("login_method", "GET", f"{api_url}/v1/account/login_method?{urlencode({'email': email})}", {})
+
+
+def signs_in_through_workos(reply: Reply) -> bool:
+    """True if a `login_method` reply says WORKOS (`LoginMethodReply`); anything else is no answer."""
+    if reply.status != 200:
+        return False
+    try:
+        answer = json_value(reply.body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("method") == "WORKOS"
+
+
+def workos_account(email: str) -> InvalidCredentialsError:
+    """The refusal of a password login for an account that signs in through WorkOS."""
+    return InvalidCredentialsError(
+        f"The password login of {email} was refused: this account signs in through WorkOS (the Koyeb console's "
+        "sign-in page), so it has no password koyeb-auth can log in with.", Hint.PERSONAL_TOKEN)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -22,8 +22,10 @@ class Hint(enum.Enum):
     """A setting that fixes an error, and the sentence that names it to a Python caller."""
 
     PASSWORD = "Pass password= or set KOYEB_PASSWORD."
-    CREDENTIALS = ("Pass email= and password= or token=, set KOYEB_EMAIL and KOYEB_PASSWORD or KOYEB_TOKEN, "
-                   "or run `koyeb login` to write ~/.koyeb.yaml.")
+    CREDENTIALS = ("Pass token= (or email= and password=), set KOYEB_TOKEN (or KOYEB_EMAIL and KOYEB_PASSWORD), "
+                   "run `koyeb-auth login --token`, or run `koyeb login` to write ~/.koyeb.yaml.")
+    PERSONAL_TOKEN = ("Use a personal access token instead: create one in the Koyeb console (Settings, API) and "
+                      "pass token= or set KOYEB_TOKEN.")
     CACHE_PATH = "Or pass another cache_path."
     LOCK_TIMEOUT = "To wait longer, raise lock_timeout."
     TIMEOUT = "To wait longer, raise timeout."

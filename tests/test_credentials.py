@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from koyeb_auth import InvalidCredentialsError, KoyebAuth
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .test_cli import _read_until, cli, finish, on_a_terminal
@@ -329,3 +330,41 @@ def test_a_warm_organization_token_loads_no_session_api(fake: FakeKoyebAPI) -> N
     assert token in fake.live_tokens()
     assert loaded == "[]"
     assert fake.stats == {"access_token": 1}
+
+
+# --- WorkOS accounts ------------------------------------------------------------------------------
+
+def test_a_workos_account_is_told_it_has_no_password_and_how_to_use_a_token(api: FakeKoyebAPI, tmp_path: Path) -> None:
+    api.workos_users.add(api.EMAIL)
+    auth = KoyebAuth(api.EMAIL, api.PASSWORD, api_url=api.url, cache_path=tmp_path / "tokens.json")
+    with pytest.raises(InvalidCredentialsError) as refused:
+        auth.get_token()
+    message = str(refused.value)
+    assert "signs in through WorkOS" in message and "KOYEB_TOKEN" in message, message
+    assert api.PASSWORD not in message and refused.value.__context__ is None
+    assert api.stats == {"failed_login": 1, "login_method": 1}
+
+
+def test_a_wrong_password_is_still_a_wrong_password(api: FakeKoyebAPI, tmp_path: Path) -> None:
+    auth = KoyebAuth(api.EMAIL, "not-the-password", api_url=api.url, cache_path=tmp_path / "tokens.json")
+    with pytest.raises(InvalidCredentialsError) as refused:
+        auth.get_token()
+    assert "Check the email and password" in str(refused.value) and "WorkOS" not in str(refused.value)
+    assert api.stats == {"failed_login": 1, "login_method": 1}
+
+
+def test_without_the_login_method_endpoint_the_refusal_stands(api: FakeKoyebAPI, tmp_path: Path) -> None:
+    api.workos_users.add(api.EMAIL)
+    api.drop("login_method")
+    auth = KoyebAuth(api.EMAIL, api.PASSWORD, api_url=api.url, cache_path=tmp_path / "tokens.json")
+    with pytest.raises(InvalidCredentialsError) as refused:
+        auth.get_token()
+    assert "Check the email and password" in str(refused.value)
+
+
+def test_the_command_tells_a_workos_account_to_log_in_with_a_token(api: FakeKoyebAPI) -> None:
+    api.workos_users.add(api.EMAIL)
+    result = login_password(api)
+    assert result.returncode == 4
+    assert "signs in through WorkOS" in result.stderr and "koyeb-auth login --token" in result.stderr, result.stderr
+    assert not (cache_dir() / "tokens.json.login").exists()

@@ -49,8 +49,10 @@ EXIT_CODES: tuple[tuple[type[errors.KoyebAuthError], int], ...] = (
 # What the library's hints say to a Python caller, said to a shell user: flags and variables.
 CLI_HINTS = {
     Hint.PASSWORD: "Set KOYEB_PASSWORD, or run `koyeb-auth login`.",
-    Hint.CREDENTIALS: ("Run `koyeb-auth login`, set KOYEB_EMAIL and KOYEB_PASSWORD or KOYEB_TOKEN, or run "
-                       "`koyeb login` to write ~/.koyeb.yaml."),
+    Hint.CREDENTIALS: ("Run `koyeb-auth login --token`, set KOYEB_TOKEN (or KOYEB_EMAIL and KOYEB_PASSWORD), "
+                       "or run `koyeb login` to write ~/.koyeb.yaml."),
+    Hint.PERSONAL_TOKEN: ("Use a personal access token instead: create one in the Koyeb console (Settings, API), "
+                          "then run `koyeb-auth login --token` or set KOYEB_TOKEN."),
     Hint.CACHE_PATH: "Or pass another --cache-path.",
     Hint.LOCK_TIMEOUT: "To wait longer, pass --lock-timeout SECONDS.",
     Hint.TIMEOUT: "To wait longer, pass --timeout SECONDS.",

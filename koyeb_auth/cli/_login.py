@@ -26,7 +26,7 @@ from .._sources import OrganizationToken, PasswordLogin
 from .._token import Token
 from .._transport import Network, SessionClient
 from ..cli import _state as state
-from ..errors import ConfigurationError, Hint, InvalidCredentialsError, TokenStoreError
+from ..errors import ConfigurationError, Hint, InvalidCredentialsError, KoyebAuthError, TokenStoreError
 from ._account import Account, Options, store_for
 
 __all__ = ["LoginWith", "ask", "describe", "log_in", "log_out"]
@@ -110,6 +110,14 @@ def _check_token(settings: Settings, timeout: float) -> None:
         raise api.error_for(call, reply)
 
 
+def _signs_in_through_workos(source: PasswordLogin, timeout: float) -> bool:
+    try:
+        reply = SessionClient(Network(), timeout).send(api.login_method(source.api_url, source.email))
+    except KoyebAuthError:  # unreachable: the refusal stands as it is
+        return False
+    return api.signs_in_through_workos(reply)
+
+
 def _obtain(call: api.Call, timeout: float) -> Token:
     sent = time.time()
     reply = SessionClient(Network(), timeout).send(call)
@@ -148,13 +156,16 @@ def _log_in_with_password(options: Options, environ: Mapping[str, str], stdin: T
 
 def _refused_names_the_sources(source: PasswordLogin, timeout: float, sources: str) -> Token:
     """The login's token; a refusal's hint names where the email and password came from (a flag,
-    a variable, a prompt), not the variables the library reads."""
+    a variable, a prompt), not the variables the library reads, or that the account signs in
+    through WorkOS, which no password can."""
     try:
         return _obtain(source.obtain(frozenset())[0], timeout)
     except InvalidCredentialsError as exc:
         if not exc.problem.endswith(_LIBRARY_LOGIN_HINT):
             raise
         problem = exc.problem.removesuffix(_LIBRARY_LOGIN_HINT) + f"Check {sources}."
+    if _signs_in_through_workos(source, timeout):
+        raise api.workos_account(source.email)
     raise InvalidCredentialsError(problem) from None  # outside the handler: no context to show
 
 
