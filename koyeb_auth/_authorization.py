@@ -44,11 +44,16 @@ MAX_RESENDS = 3
 class Renewer(Protocol):
     """What an Authorization needs from the token provider behind it."""
 
-    def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None: ...
+    def renew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
+        """A token to send a refused request again with (`resent`: the refused token was itself a
+        renewal), or None to return the 401.
+        """
 
-    async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None: ...
+    async def arenew_rejected(self, rejected: Token, *, resent: bool = False) -> Token | None:
+        """`renew_rejected` for coroutines: never blocks the event loop."""
 
-    def suspect(self, renewed: Token) -> None: ...
+    def suspect(self, renewed: Token) -> None:
+        """Note that a request retried with the renewed token got a 401 again."""
 
 
 class Authorization:
@@ -56,7 +61,12 @@ class Authorization:
 
     __slots__ = ("_origin", "_renewer", "header", "resends", "token")
 
+    token: Token
+    header: str
+    resends: int
+
     def __init__(self, token: Token, renewer: Renewer, origin: Origin, *, resends: int = 0) -> None:
+        """`token` for requests to `origin`; `renewer` renews it on a 401. Made by `KoyebAuth.authorize`."""
         self.token = token
         # The value of the `Authorization` header: `Bearer <token>` (an attribute: the hot path reads it).
         self.header = token.header

@@ -6,21 +6,22 @@ token lock is a flow of `_engine`'s, `enter`, which these `yield from`. The hot 
 that far: it reads one tuple from memory.
 
 Also here: what supplies KoyebAuth's tokens (the `TokenProvider` protocol, the personal access
-token used as is, and the `Timing` a renewing provider runs on). How long to stay away from the API
-after a failure is `_backoff`'s.
+token used as is, and the `Timing` a renewing provider runs on), and how long to stay away from the
+API after a failed login or refresh (`Backoff`).
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from . import _session_api as api
-from ._backoff import Backoff
-from ._backoff import monotonic as monotonic_clock
 from ._engine import Delete, Driver, Entry, Flow, Load, Lock, Save, Send, admission_for, enter
 from ._logs import logger
 from ._sources import Source
@@ -31,6 +32,7 @@ from .errors import (
     EndpointWithdrawnError,
     InvalidCredentialsError,
     KoyebAuthError,
+    RateLimitedError,
     TokenStoreError,
 )
 from .events import EventHook, emit
@@ -44,6 +46,11 @@ log = logger()
 def wall_clock() -> float:
     # Looked up at call time so that freezegun can move it.
     return time.time()
+
+
+def monotonic_clock() -> float:
+    """time.monotonic(), looked up at each call so that freezegun can move it in tests."""
+    return time.monotonic()
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,52 @@ class PersonalTokenProvider:
         return self._token
 
 
+# --- how long to stay away from the API after a failed login or refresh ----------------------------
+
+# Exponential with jitter, so a fleet whose API went down does not come back in lockstep, and never
+# shorter than what a 429 asked for (`_session_api.retry_after` caps that at an hour). Every interval
+# runs on a monotonic clock: a wall clock stepped back (NTP, a resumed VM, a user) cannot stretch a
+# backoff, nor a step forward cut it short.
+BASE_DELAY = 1.0
+MAX_DELAY = 60.0
+# 2 ** 6 > MAX_DELAY: the exponent stops there, so a long outage cannot overflow the float.
+_MAX_DOUBLINGS = 6
+
+
+@dataclass
+class Backoff:
+    """The last failure and how long it keeps callers away, on `clock` (monotonic seconds)."""
+
+    clock: Callable[[], float] = monotonic_clock
+    failures: int = 0
+    not_before: float = 0.0
+    error: KoyebAuthError | None = None
+
+    def active(self) -> bool:
+        return self.error is not None and self.clock() < self.not_before
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Around a call to the API: while the backoff lasts, raise the last failure again instead;
+        else record how the call went."""
+        if self.error is not None and self.active():
+            raise self.error.with_traceback(None)
+        try:
+            yield
+        except KoyebAuthError as exc:
+            self.failed(exc)
+            raise
+        self.failures, self.not_before, self.error = 0, 0.0, None
+
+    def failed(self, error: KoyebAuthError) -> None:
+        self.failures += 1
+        ceiling = min(BASE_DELAY * 2 ** min(self.failures - 1, _MAX_DOUBLINGS), MAX_DELAY)
+        delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311  # jitter, not a secret
+        if isinstance(error, RateLimitedError):
+            delay = max(delay, error.retry_after)
+        self.not_before, self.error = self.clock() + delay, error
+
+
 # --- the decisions --------------------------------------------------------------------------------
 
 # A token renewed because of a 401 whose retry got a 401 too: the 401 is not about the token (a
@@ -191,8 +244,11 @@ class TokenManager:
         return token if self._clock() < due_at else None
 
     def get_token(self) -> Token:
-        token = self.peek()
-        return token if token is not None else self._driver.run(self._token_to_send())
+        """The token in memory if it is fresh (what `peek` reads), else one adopted, renewed or kept."""
+        token, due_at = self._hot
+        if token is not None and self._clock() < due_at:
+            return token
+        return self._driver.run(self._token_to_send())
 
     async def aget_token(self) -> Token:
         token = self.peek()
@@ -229,7 +285,8 @@ class TokenManager:
             try:
                 known = yield from Load()
             except KoyebAuthError as exc:  # a store that cannot be read: a failure like any other
-                emit(self._on_event, "failed", None, error=exc)
+                if self._on_event is not None:
+                    emit(self._on_event, "failed", None, error=exc)
                 raise
             held = self._usable(known)
             if held is not None:
@@ -244,12 +301,14 @@ class TokenManager:
             return (yield from self._renew_or_adopt(held, known))
         except KoyebAuthError as exc:
             if held is None or self._usable(held) is None:
-                emit(self._on_event, "failed", held, error=exc)
+                if self._on_event is not None:
+                    emit(self._on_event, "failed", held, error=exc)
                 raise
             self._look_again_at = self._monotonic() + RETRY_AFTER_FAILURE
             log.warning("Refreshing the Koyeb token %s failed, keeping it until it expires: %s",
                         held.fingerprint, exc)
-            emit(self._on_event, "failed", held, error=exc, kept=True)
+            if self._on_event is not None:
+                emit(self._on_event, "failed", held, error=exc, kept=True)
             return held
 
     def _renew_or_adopt(self, held: Token | None, known: Token | None) -> Flow[Token]:
@@ -305,7 +364,8 @@ class TokenManager:
             return None
         current = current or (valid[0] if valid else None)
         log.info("The API refused a token; renewing %s", current.fingerprint if current else "with a login")
-        emit(self._on_event, "rejected", rejected)
+        if self._on_event is not None:
+            emit(self._on_event, "rejected", rejected)
         return (yield from self._renew_and_share(current))
 
     def _reported(self, flow: Flow[Token | None], renewing: Token) -> Flow[Token | None]:
@@ -313,7 +373,8 @@ class TokenManager:
         try:
             return (yield from flow)
         except KoyebAuthError as exc:
-            emit(self._on_event, "failed", renewing, error=exc)
+            if self._on_event is not None:
+                emit(self._on_event, "failed", renewing, error=exc)
             raise
 
     def _end_session(self) -> Flow[bool]:
@@ -369,8 +430,10 @@ class TokenManager:
             # The token is good; only sharing it failed. Keep working from memory.
             log.warning("Could not share the token through %r (%s); other processes will renew themselves",
                         self._store, exc)
-        log.info("Obtained Koyeb token %s", token.fingerprint)
-        emit(self._on_event, "refreshed" if action == "refresh" else "obtained", token, action=action)
+        if log.isEnabledFor(logging.INFO):  # the fingerprint is a hash: not for a record no one sees
+            log.info("Obtained Koyeb token %s", token.fingerprint)
+        if self._on_event is not None:
+            emit(self._on_event, "refreshed" if action == "refresh" else "obtained", token, action=action)
         return token
 
     def _fetch_token(self, current: Token | None) -> Flow[tuple[Token, api.Action]]:

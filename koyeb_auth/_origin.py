@@ -122,6 +122,12 @@ class Origin:
 
     __slots__ = ("key", "login_path", "netloc", "prefix", "scheme")
 
+    key: Key
+    login_path: str
+    netloc: bytes
+    prefix: str
+    scheme: str
+
     def __init__(self, api_url: str) -> None:
         api_url = normalize_api_url(api_url)
         key = key_of(api_url)

@@ -75,6 +75,11 @@ class Token:
     def __init__(self, value: str, obtained_at: float, expires_at: float | None = None,  # noqa: PLR0917
                  user_id: str | None = None, organization_id: str | None = None,
                  withdrawn: frozenset[str] = frozenset()) -> None:
+        """A token obtained at `obtained_at` (`time.time()`), valid until `expires_at` (None: no known expiry).
+
+        `user_id` and `organization_id` are whom the API issued it to, when it said; `withdrawn`
+        the session endpoints known to be gone when it was obtained.
+        """
         latest = math.inf
         if expires_at is not None:
             latest = expires_at - min(SEND_MARGIN, max(expires_at - obtained_at, 0.0) / 10)
@@ -116,6 +121,7 @@ class Token:
 
     @property
     def fingerprint(self) -> str:
+        """A short, stable, non-reversible name for the token, for logs and events."""
         return fingerprint(self.value)
 
     def state(self, now: float, margin: float) -> TokenState:

@@ -165,6 +165,56 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         organization_token: OrganizationTokenMode = "auto",  # noqa: S107 - how it is obtained, not a secret
         organization_token_validity: float | timedelta = DEFAULT_ORGANIZATION_TOKEN_VALIDITY,
     ) -> None:
+        """Take the configuration; no I/O (the credentials are read and checked at the first request).
+
+        Credentials, the first that names any wins (see docs/configuration.md):
+
+        - `email`, `password`: a password login (`POST /v1/account/login`); the session is renewed
+          with `PUT /v1/account/refresh`. Koyeb has deprecated it: prefer `token`.
+        - `token`: a personal access token (the Koyeb console, Settings, API), sent as is (with an
+          `organization_id`, exchanged for an organization token).
+        - `profile`: the login `koyeb-auth login --profile NAME` saved.
+        - none of these: `KOYEB_EMAIL` and `KOYEB_PASSWORD`, `KOYEB_TOKEN` or `KOYEB_API_TOKEN`, then
+          the last `koyeb-auth login`, then the Koyeb CLI's `~/.koyeb.yaml` (`KOYEB_CONFIG`).
+
+        Where and as whom:
+
+        - `organization_id`: the organization to work in (default `KOYEB_ORGANIZATION`, else the
+          login's or the CLI file's). A personal access token is exchanged for an organization token.
+        - `api_url`: the API (default `KOYEB_URL` or `KOYEB_API_HOST`, else the login's or the CLI
+          file's, else `https://app.koyeb.com`). Only requests to its origin get the token.
+        - `organization_token`: how a personal access token becomes an organization token: `"auto"`
+          (the switch until Koyeb withdraws it, then the access token endpoint), `"access_token"` or
+          `"switch"`.
+        - `organization_token_validity`: seconds (or a timedelta) an organization access token is
+          asked for; at most 86400.
+
+        Sharing and renewal:
+
+        - `cache_path`: the cache file tokens are shared through (default `tokens.json` in the user
+          cache directory); its logins are kept beside it.
+        - `store`: another `TokenStore` instead (a `RedisTokenStore` for hosts that share no disk);
+          default `KOYEB_AUTH_STORE`, else the cache file. Not with `cache_path`.
+        - `refresh_margin`: seconds (or a timedelta) before expiry a token is renewed (half its
+          lifetime, for a token that lives less than twice this).
+        - `timeout`: seconds for one whole session call (login, refresh, switch, logout).
+        - `lock_timeout`: seconds to wait for a renewal another thread, task or process is doing,
+          before `LockTimeoutError`.
+        - `on_event`: called with a `TokenEvent` when a token is obtained, refreshed, rejected or
+          fails to renew; a hook that raises is logged, never raised.
+
+        The session calls' network (requests you send go through your own client's):
+
+        - `verify`: an `ssl.SSLContext` or a CA bundle's path (default `SSL_CERT_FILE`, else the
+          system's trust store); TLS is always verified.
+        - `proxy`: a proxy URL (default `HTTPS_PROXY`).
+        - `transport`, `async_transport`: httpx transports to send them through (a mock in tests).
+        - `seon_fp`: the optional `seon-fp` header sent on login.
+
+        Raises ConfigurationError for arguments that cannot work together or cannot be sent
+        (`cache_path` with `store`, a `seon_fp` with spaces, a malformed proxy URL, an unknown
+        `organization_token` or validity, a timeout that is not positive).
+        """
         # Secrets as Redacted from the first line: a traceback's locals then show none of them. (A
         # mistyped API URL or a proxy URL may hold a password too.)
         password, token, api_url, proxy = (_redacted(value) for value in (password, token, api_url, proxy))
@@ -277,7 +327,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         origin, _, provider = self._setup()
         if not origin.authorizes(method, url):
             return None
-        token = provider.peek() or provider.get_token()
+        token = provider.get_token()
         last = self._last
         if last is None or last.token is not token:
             # One Authorization per token, reused by every request that carries it: the hot path
@@ -290,7 +340,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         origin, _, provider = self._setup()
         if not origin.authorizes(method, url):
             return None
-        token = provider.peek() or await provider.aget_token()
+        token = provider.peek() or await provider.aget_token()  # a fresh token costs no coroutine
         last = self._last
         if last is None or last.token is not token:
             # One Authorization per token, reused by every request that carries it: the hot path
@@ -301,6 +351,11 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
     # --- httpx ------------------------------------------------------------------------------------
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """httpx's sync flow: the token on requests to the API; on a 401, a renewed token and a resend.
+
+        The resend needs a body that can be sent again (bytes, a form, JSON; not a generator): with
+        one that cannot, the token is still renewed and the 401 is returned.
+        """
         authorization = self.authorize(request.method, request.url)
         if authorization is None:
             yield request
@@ -319,6 +374,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
             response = yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """`sync_auth_flow` for `httpx.AsyncClient`: never blocks the event loop."""
         authorization = await self.aauthorize(request.method, request.url)
         if authorization is None:
             yield request
@@ -347,6 +403,11 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
     def __call__(self, r: niquests.PreparedRequest) -> niquests.PreparedRequest: ...
 
     def __call__(self, r: Any) -> Any:
+        """requests' (and niquests' `Session`) auth protocol: the token; on a 401, a renewal and a resend.
+
+        Raises ConfigurationError when called on another client's request (httpx2, aiohttp,
+        niquests.AsyncSession): each has its own adapter, named in the message.
+        """
         if not isinstance(r.url, str):
             raise ConfigurationError(
                 f"KoyebAuth was called on a {type(r.url).__module__.split('.')[0]} request as if it were requests: "
@@ -365,21 +426,19 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
 
     def _setup(self) -> tuple[Origin, Settings, TokenProvider]:
         ready = self._ready
-        if ready is None:
-            with self._setup_lock:
-                ready = self._ready or self._build()
-        return ready
-
-    def _build(self) -> tuple[Origin, Settings, TokenProvider]:
-        settings = self._config.settings(self._credentials)
-        source = source_for(settings, self._seon_fp, *self._organization_token)
-        if source is None:
-            assert settings.token is not None
-            provider: TokenProvider = PersonalTokenProvider(settings.token)
-        else:
-            provider = TokenManager(source, self._store, self._timing, self._network, on_event=self._on_event)
-        self._ready = (Origin(settings.api_url), settings, provider)
-        return self._ready
+        if ready is not None:
+            return ready
+        with self._setup_lock:  # one thread reads the settings (a file, a password hash); the others wait
+            if self._ready is None:
+                settings = self._config.settings(self._credentials)
+                source = source_for(settings, self._seon_fp, *self._organization_token)
+                if source is None:
+                    assert settings.token is not None
+                    provider: TokenProvider = PersonalTokenProvider(settings.token)
+                else:
+                    provider = TokenManager(source, self._store, self._timing, self._network, on_event=self._on_event)
+                self._ready = (Origin(settings.api_url), settings, provider)
+            return self._ready
 
     # --- pickling and copies (see `PicklesAsConfiguration`) ----------------------------------------
 

@@ -38,6 +38,7 @@ class KoyebAuthError(Exception):
     """
 
     def __init__(self, problem: str, hint: Hint | None = None) -> None:
+        """An error saying `problem` (what happened), then `hint` (the setting that fixes it), if any."""
         super().__init__(f"{problem} {hint.value}" if hint is not None else problem)
         self.problem = problem
         self.hint = hint
@@ -77,6 +78,7 @@ class EndpointWithdrawnError(AccessDeniedError):
     """
 
     def __init__(self, message: str, endpoint: str, status: int) -> None:
+        """An error saying `message`, about `endpoint`, which answered HTTP `status`."""
         super().__init__(message)
         self.endpoint = endpoint
         self.status = status
@@ -91,6 +93,7 @@ class RateLimitedError(KoyebAuthError):
     """The API answered 429. `retry_after` is how many seconds to wait before trying again."""
 
     def __init__(self, message: str, retry_after: float) -> None:
+        """An error saying `message`; `retry_after` is the seconds to wait before trying again."""
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -107,6 +110,7 @@ class APIError(KoyebAuthError):
     """The API failed (5xx) or answered something that is not a Koyeb reply."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
+        """An error saying `message`; `status` is the reply's HTTP status, None without a reply."""
         super().__init__(message)
         self.status = status
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ._logs import logger
 from ._session_api import Action
 from ._token import Token
 from .errors import KoyebAuthError
 
+if TYPE_CHECKING:
+    import logging  # for the annotation only: _logs loads logging when it makes the logger
+
 __all__ = ["EventKind", "TokenEvent"]
 
-log = logger()
+log: logging.Logger = logger()
 
 EventKind = Literal["obtained", "refreshed", "rejected", "failed"]
 
@@ -54,7 +57,7 @@ EventHook = Callable[[TokenEvent], None]
 
 
 def emit(
-    hook: EventHook | None,
+    hook: EventHook,
     kind: EventKind,
     token: Token | None,
     *,
@@ -62,9 +65,8 @@ def emit(
     error: KoyebAuthError | None = None,
     kept: bool = False,
 ) -> None:
-    """Call `hook` with the event, if there is a hook; log what it raises and go on."""
-    if hook is None:
-        return
+    """Call `hook` with the event; log what it raises and go on. (Callers without a hook skip the
+    call: building the event costs the token's fingerprint.)"""
     event = TokenEvent(kind, token.fingerprint if token else None, token.expires_at if token else None,
                        action, error, kept)
     try:

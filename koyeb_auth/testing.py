@@ -101,10 +101,25 @@ _POLL = 0.02
 
 
 class FakeKoyebAPI:
+    """A fake Koyeb API served on loopback: its session endpoints and answers as the module describes.
+
+    ```python
+    with FakeKoyebAPI(ttl=60) as api:
+        auth = KoyebAuth(api.EMAIL, api.PASSWORD, api_url=api.url, cache_path=tmp / "tokens.json")
+    ```
+
+    Thread-safe: tests change its faults and read its counters while it serves.
+    """
+
     EMAIL = "demo@koyeb.com"
     PASSWORD = "demo-password"
     PERSONAL_TOKEN = "k" * 64  # the CLI expects 64 characters
     ORGANIZATION_ID = "org-demo"
+
+    users: dict[str, str]
+    """The accounts a password login accepts: email to password (add your own)."""
+    personal_tokens: set[str]
+    """The personal access tokens it accepts for every call until revoked (add your own)."""
 
     def __init__(
         self,
@@ -120,6 +135,19 @@ class FakeKoyebAPI:
         clock_offset: float = 0.0,
         latency: float = 0.0,
     ) -> None:
+        """A fake not yet serving: `start()` it, or use it as a context manager.
+
+        - `ttl`: seconds each session token it issues lives.
+        - `login_delay`, `refresh_delay`: seconds a login (and an organization token) or a refresh
+          takes, for tests of callers that wait on one.
+        - `revoke_on_refresh`: a refresh revokes the token it renewed (False: it stays valid).
+        - `expiry_style`: how replies give the expiry: `expires_at` or `expires` fields, or only the
+          token's JWT `exp` claim (`jwt`).
+        - `without`: session endpoints dropped from the start (see `drop`).
+        - `host`, `port`: where to listen (port 0: a free one; see `url`).
+        - `clock_offset`: seconds its clock runs ahead of the machine's (negative: behind).
+        - `latency`: seconds every answer waits.
+        """
         self.ttl = ttl
         # Seconds every answer waits before it is sent (a slow or distant API).
         self.latency = latency
@@ -161,6 +189,7 @@ class FakeKoyebAPI:
 
     @property
     def url(self) -> str:
+        """Its base URL, `http://<host>:<port>` (the port is known once bound)."""
         host, port = self._server.server_address[:2]
         return f"http://[{host!s}]:{port}" if ":" in str(host) else f"http://{host!s}:{port}"
 
@@ -174,6 +203,7 @@ class FakeKoyebAPI:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket."""
         self._server.shutdown()
         self._server.server_close()
 
@@ -208,6 +238,7 @@ class FakeKoyebAPI:
             return dict(self._counts)
 
     def reset_stats(self) -> None:
+        """Zero the counters of `stats` and clear `events`."""
         with self._lock:
             self._counts.clear()
             self.events.clear()
@@ -257,6 +288,7 @@ class FakeKoyebAPI:
         return time.time() + self.clock_offset
 
     def live_tokens(self) -> list[str]:
+        """The session tokens it issued that are neither revoked nor expired (in its clock)."""
         now = self.now()
         with self._lock:
             return [v for v, s in self._sessions.items() if s.expires_at > now]
@@ -536,7 +568,16 @@ class RedisServer:
     without it. Nothing is written to disk but a log in a temporary directory.
     """
 
+    port: int
+    """The loopback port it listens on."""
+    url: str
+    """`redis://127.0.0.1:<port>/0`, for `RedisTokenStore(url)`."""
+
     def __init__(self) -> None:
+        """Start `redis-server` and wait until it answers (10 s at most).
+
+        Raises FileNotFoundError without the program, RuntimeError if it does not start.
+        """
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server is not installed (Debian: apt-get install redis-server)")
@@ -574,6 +615,7 @@ class RedisServer:
             time.sleep(0.02)
 
     def stop(self) -> None:
+        """Stop the server (if it still runs) and remove its directory."""
         if self._process.poll() is None:
             self._process.terminate()
             self._process.wait(timeout=10)

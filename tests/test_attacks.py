@@ -305,7 +305,7 @@ def test_the_readme_s_urllib3_helper_sends_no_token_to_the_host_urllib3_reads(
     fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
 ) -> None:
     helper: dict[str, Any] = {}
-    exec(BLOCKS["README.md > Any other client: `authorize()` 0"].split("\nprint(", 1)[0], helper)
+    exec(BLOCKS["docs/usage.md > Any other client: `authorize()` 0"].split("\nprint(", 1)[0], helper)
     helper["auth"] = make_auth(store=MemoryTokenStore())
     assert helper["request"]("GET", fake.url + "/v1/apps").status == 200  # the API's own URL gets the token
     with Recorder() as attacker:
@@ -450,7 +450,9 @@ def test_logout_without_the_password_says_it_ended_nothing(fake: FakeKoyebAPI, c
     result = subprocess.run([sys.executable, "-m", "koyeb_auth", "logout", "--email", fake.EMAIL, "--cache-path",
                              str(cache_path)], capture_output=True, text=True, timeout=60, check=False,
                             env={**os.environ, "KOYEB_URL": fake.url})
-    assert result.returncode == 1 and "No session to log out" in result.stderr
+    # Without the password the session's key cannot be found: nothing to end here (logging out is
+    # idempotent), and the session is not ended by guesswork.
+    assert result.returncode == 0 and "no session of" in result.stdout, result.stderr
     assert "logout" not in fake.stats and len(fake.live_tokens()) == 1  # the session still stands
 
 

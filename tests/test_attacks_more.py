@@ -157,7 +157,7 @@ def test_a_state_file_edited_to_a_plain_http_url_is_ignored(fake: FakeKoyebAPI, 
                                  "organization_id": None, "key": "k" * 32}))
     state.chmod(0o600)
     status = cli("status", "--cache-path", str(cache_path), "--offline", env={})
-    assert status.returncode == 3 and "No Koyeb credentials" in status.stderr  # the edited file is not used
+    assert status.returncode == 3 and "No Koyeb credentials" in status.stdout  # the edited file is not used
 
 
 @pytest.mark.slow

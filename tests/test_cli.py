@@ -492,8 +492,18 @@ def test_fake_api_serves_in_the_foreground(tmp_path: Path) -> None:
         proc.wait(timeout=10)
 
 
-def test_the_demo_passes_with_one_login_for_the_fleet() -> None:
+def test_the_demo_shares_organization_tokens_from_a_personal_access_token() -> None:
     result = cli("demo", "--workers", "3", "--seconds", "3", "--ttl", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS: 3 processes" in result.stdout
+    # No deprecated endpoint, and one exchange per renewal for the fleet: 1 + 3 s / (2 s / 2) at most.
+    new_tokens = re.search(r"New tokens: 0 login\(s\), 0 switch\(es\), (\d+) access token\(s\)", result.stdout)
+    assert new_tokens is not None and 1 <= int(new_tokens.group(1)) <= 4, result.stdout
+    assert "0 request(s) with an expired token" in result.stdout
+
+
+def test_the_demo_with_a_password_logs_the_fleet_in_once() -> None:
+    result = cli("demo", "--password", "--workers", "3", "--seconds", "3", "--ttl", "2")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS: 3 processes" in result.stdout
     assert "saw 1 login(s)" in result.stdout

@@ -16,7 +16,7 @@ from freezegun import freeze_time
 
 from koyeb_auth import APIError, KoyebAuth, RateLimitedError
 from koyeb_auth import _session_api as api
-from koyeb_auth._backoff import Backoff
+from koyeb_auth._manager import Backoff
 from koyeb_auth._token import format_timestamp
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
@@ -129,8 +129,10 @@ def test_a_wall_clock_stepped_back_an_hour_does_not_stretch_a_backoff(
     fake.fail("login", Fault(503))
     auth = make_auth()
     # freezegun moves time.monotonic() with the wall clock; the machine's monotonic clock does not
-    # move when the wall clock is stepped, so the backoff's (in koyeb_auth._backoff) is left real.
-    with freeze_time(tick=True, ignore=["koyeb_auth._backoff"]) as frozen:
+    # move when the wall clock is stepped, so it is left real.
+    real_monotonic = time.monotonic
+    with freeze_time(tick=True) as frozen, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "monotonic", real_monotonic)
         with pytest.raises(APIError, match="503"):
             auth.get_token()
         frozen.tick(-HOUR)  # NTP, a resumed VM or a user steps the wall clock back

@@ -349,16 +349,16 @@ def test_cache_entries_stay_what_earlier_versions_wrote_and_read() -> None:
 # --- the demo ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("without", "shown"), [
-    ("switch", "Calls to withdrawn endpoints: switch 1."),
-    ("refresh", "Calls to withdrawn endpoints: refresh 1."),
-    ("login", "may have withdrawn the email-and-password login"),
+@pytest.mark.parametrize(("without", "shown", "credentials"), [
+    ("switch", "Calls to withdrawn endpoints: switch 1.", []),
+    ("refresh", "Calls to withdrawn endpoints: refresh 1.", ["--password"]),
+    ("login", "may have withdrawn the email-and-password login", ["--password"]),
 ])
 @pytest.mark.slow
-def test_the_demo_rehearses_each_withdrawal(without: str, shown: str) -> None:
+def test_the_demo_rehearses_each_withdrawal(without: str, shown: str, credentials: list[str]) -> None:
     result = subprocess.run([sys.executable, "-m", "koyeb_auth", "demo", "--workers", "3", "--seconds", "3",
-                             "--ttl", "2", "--without", without], capture_output=True, text=True, timeout=120,
-                            check=False)
+                             "--ttl", "2", "--without", without, *credentials], capture_output=True, text=True,
+                            timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert shown in result.stdout
     assert "PASS: 3 processes" in result.stdout and "0 401(s), 0 request(s) with an expired token" in result.stdout

@@ -37,8 +37,8 @@ The rules of docs/how-it-works.md covered here, in its order:
   token, at most MAX_RESENDS times; a renewed token refused again with nobody replacing it is
   suspect for SUSPECT_INTERVAL; `Token rejected` is never renewed; a 401 counts only for the
   token the request carried to the API's origin; a failed renewal is raised, reported and backed off.
-- Backoff (backoff.py): no tight loop after a failure; doubling with jitter, capped at MAX_DELAY;
-  a 429's reset honoured and capped at an hour; a stepped wall clock neither stretches nor cuts it,
+- Backoff (`_manager.Backoff`): no tight loop after a failure; doubling with jitter, capped at
+  MAX_DELAY; a 429's reset honoured and capped at an hour; a stepped wall clock neither stretches nor cuts it,
   while expiry follows the wall clock.
 - Withdrawn endpoints: a withdrawn refresh or organization switch costs one call, and peers that
   adopt the token skip it too.
@@ -72,9 +72,15 @@ import pytest
 
 from koyeb_auth import Token
 from koyeb_auth._authorization import MAX_RESENDS, Authorization
-from koyeb_auth._backoff import MAX_DELAY
 from koyeb_auth._engine import Effect, Entry, Flow, Lock, Look, Queue, Seen, Sleep, TryLock, enter
-from koyeb_auth._manager import PEER_REFRESH_POLL, RETRY_AFTER_FAILURE, SUSPECT_INTERVAL, Timing, TokenManager
+from koyeb_auth._manager import (
+    MAX_DELAY,
+    PEER_REFRESH_POLL,
+    RETRY_AFTER_FAILURE,
+    SUSPECT_INTERVAL,
+    Timing,
+    TokenManager,
+)
 from koyeb_auth._origin import Origin
 from koyeb_auth._session_api import MAX_RETRY_AFTER
 from koyeb_auth._sources import OrganizationToken, PasswordLogin, Source

@@ -53,9 +53,9 @@ NOT_RUN: dict[str, str] = {}
 
 # What the fake API must have seen, where it is not the usual "one login, some API calls, no 401".
 EXPECTED_STATS: dict[str, dict[str, int]] = {
-    "README.md > The token itself 0": {"login": 1, "logout": 1},
+    "docs/usage.md > The token itself 0": {"login": 1, "logout": 1},
     # Its own fake API, inside the tests it shows.
-    "README.md > Testing your own code with the fake API 0": {},
+    "docs/testing.md > Without the plugin: `FakeKoyebAPI` as a context manager 0": {},
     # Building a store does no I/O; the example builds one and stops.
     "docs/redis.md > Fleets on many hosts: the Redis store 0": {},
     # Fakes of their own: the pytest plugin's fixtures, and one started by hand.
@@ -64,8 +64,8 @@ EXPECTED_STATS: dict[str, dict[str, int]] = {
 }
 # What a block must print, where it says in a comment what it prints.
 EXPECTED_OUTPUT: dict[str, str] = {
-    "README.md > Token events: metrics and alerts 0": "{'obtained': 1}\n",
-    "README.md > Testing your own code with the fake API 0": "3 passed",
+    "docs/usage.md > Token events: metrics and alerts 0": "{'obtained': 1}\n",
+    "docs/testing.md > Without the plugin: `FakeKoyebAPI` as a context manager 0": "3 passed",
     "docs/testing.md > The pytest plugin 0": "5 passed",
     "docs/testing.md > Outside pytest 0": "demo\n",
 }
@@ -111,3 +111,12 @@ def test_the_example_runs_as_written(name: str, fake: FakeKoyebAPI, tmp_path: Pa
     else:
         assert stats["login"] == 1 and stats["api"] >= 1
         assert stats.get("unauthorized", 0) == 0
+
+
+def test_the_readme_reads_in_minutes_and_its_links_resolve() -> None:
+    # The README is the first ten minutes; the rest lives in docs/ (the site builds it with --strict).
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 250
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    local = [target for target in targets if "://" not in target]
+    assert local and [target for target in local if not (ROOT / target).is_file()] == []

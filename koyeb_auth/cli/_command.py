@@ -64,6 +64,10 @@ CREDENTIALS_KEPT_FROM_CHILD = frozenset({"KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `koyeb-auth` command with `argv` (default: `sys.argv[1:]`) and return its exit code.
+
+    A KoyebAuthError is printed, not raised, and its kind of failure sets the exit code (see EXIT_CODES).
+    """
     try:
         try:
             return _main(sys.argv[1:] if argv is None else argv)
@@ -256,7 +260,8 @@ def cmd_fake_api(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo  # noqa: PLC0415
 
-    return run_demo(workers=args.workers, seconds=args.seconds, ttl=args.ttl, without=frozenset(args.without))
+    return run_demo(workers=args.workers, seconds=args.seconds, ttl=args.ttl, without=frozenset(args.without),
+                    password=args.password)
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -326,7 +331,7 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "logout": (cmd_logout, "Log out, remove the session from the shared cache, forget the last login."),
     "status": (cmd_status, "Who is logged in and until when, checked with one call to the API."),
     "fake-api": (cmd_fake_api, "Run the bundled fake Koyeb API in the foreground, for tests."),
-    "demo": (cmd_demo, "Offline demo: N worker processes, one fake API, one login, live refreshes."),
+    "demo": (cmd_demo, "Offline demo: N worker processes sharing tokens from one fake API, renewed live."),
 }
 
 

@@ -2,14 +2,16 @@
 
 `koyeb-auth demo` starts the fake Koyeb API on loopback with short-lived tokens, then N worker
 processes (httpx, httpx async and requests in turn) that make authenticated requests for a few
-seconds. It shows what the server saw: one login for the whole fleet, one refresh per token
-lifetime, and every request answered 200.
+seconds. By default the workers hold a personal access token and an organization, as Koyeb
+recommends: the fleet exchanges it for one organization token per token lifetime
+(`POST /v1/organizations/{id}/access_token`), shared by every worker. With `--password`, they log
+in with the fake's email and password (deprecated endpoints): one login for the whole fleet, one
+refresh per token lifetime. Either way every request must be answered 200.
 
-`--without ENDPOINT` rehearses Koyeb withdrawing deprecated session endpoints: without refresh the
-fleet logs in once per token lifetime; without the switch it runs on a personal access token and
-an organization, and falls back to the organization access token; without login, password login
-fails with the message users will see, and the fleet runs on the access token path, which uses no
-deprecated endpoint.
+`--without ENDPOINT` rehearses Koyeb withdrawing deprecated session endpoints: without the switch
+the token fleet asks the (deprecated) switch first and falls back to the access token; without
+refresh a password fleet logs in once per token lifetime; without login, password login fails with
+the message users will see, and the fleet runs on the access token path.
 
 Ctrl-C stops the demo quietly: the workers run in a session of their own, so the terminal's
 SIGINT reaches only the demo, which then terminates them (no worker prints a traceback).
@@ -64,7 +66,8 @@ class WorkerReport:
 
 
 def run_demo(
-    workers: int, seconds: float, ttl: float, out: TextIO = sys.stdout, without: frozenset[str] = frozenset()
+    workers: int, seconds: float, ttl: float, out: TextIO = sys.stdout, *, without: frozenset[str] = frozenset(),
+    password: bool = False,
 ) -> int:
     if workers < 1 or seconds <= 0 or ttl <= 0:
         print("koyeb-auth: demo needs --workers >= 1, --seconds > 0 and --ttl > 0", file=sys.stderr)
@@ -73,7 +76,7 @@ def run_demo(
             tempfile.TemporaryDirectory(prefix="koyeb-auth-demo-") as tmp:
         cache = Path(tmp) / "tokens.json"
         print(f"Fake Koyeb API at {fake.url}; tokens live {ttl:g} s; cache {cache}", file=out)
-        mode = _credentials(fake, cache, out)
+        mode = _credentials(fake, cache, out, password)
         print(f"Starting {workers} worker processes for {seconds:g} s ...", file=out, flush=True)
         reports = [WorkerReport(CLIENTS[i % len(CLIENTS)]) for i in range(workers)]
         procs: list[subprocess.Popen[str]] = []
@@ -119,9 +122,15 @@ def _stop(procs: list[subprocess.Popen[str]]) -> None:
         proc.wait()
 
 
-def _credentials(fake: FakeKoyebAPI, cache: Path, out: TextIO) -> str:
+def _credentials(fake: FakeKoyebAPI, cache: Path, out: TextIO, password: bool) -> str:
     """How the workers get their token: "password", or an organization token mode."""
     dropped = fake.dropped
+    if "switch" in dropped and not password:
+        print("The workers use a personal access token and an organization (the switch first).", file=out)
+        return "auto"
+    if not password:
+        print("The workers use a personal access token and an organization: organization access tokens.", file=out)
+        return "access_token"
     if "login" in dropped:
         # Show what a password user would get, once, then run on what depends on no deprecated endpoint.
         try:
@@ -130,9 +139,7 @@ def _credentials(fake: FakeKoyebAPI, cache: Path, out: TextIO) -> str:
             print(f"Password login without the login endpoint: {exc}", file=out)
         print("The workers use a personal access token and an organization: organization access tokens.", file=out)
         return "access_token"
-    if "switch" in dropped:
-        print("The workers use a personal access token and an organization (the switch first).", file=out)
-        return "auto"
+    print("The workers log in with the fake's email and password.", file=out)
     return "password"
 
 
@@ -210,7 +217,7 @@ def _new_tokens(out: TextIO, stats: dict[str, int], most: int) -> tuple[bool, st
                if name.startswith("dropped_")]
     print(f"Calls to withdrawn endpoints: {', '.join(dropped) or 'none'}. New tokens: "
           + ", ".join(f"{stats.get(kind, 0)} {label}" for kind, label in kinds.items()) + ".", file=out)
-    return tokens <= most, f"{tokens} new tokens (one per token lifetime)", f"{tokens} new tokens (want {most} at most)"
+    return tokens <= most, f"{tokens} new tokens (one per renewal)", f"{tokens} new tokens (want {most} at most)"
 
 
 # --- the worker process ------------------------------------------------------------------------

@@ -201,6 +201,9 @@ def _demo_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
     sub.add_argument("--seconds", type=float, default=8.0, help="how long the workers run (default 8)")
     sub.add_argument("--ttl", type=float, default=3.0, help="token lifetime in seconds (default 3)")
+    sub.add_argument("--password", action="store_true",
+                     help="log the workers in with email and password (deprecated endpoints) instead of a "
+                          "personal access token and an organization")
     _without_option(sub)
 
 

@@ -32,7 +32,11 @@ class KoyebAuthMiddleware:
     environment and ~/.koyeb.yaml if not).
     """
 
+    auth: KoyebAuth
+    """The KoyebAuth whose tokens it sends."""
+
     def __init__(self, auth: KoyebAuth | None = None) -> None:
+        """Use `auth`, or a `KoyebAuth()` built from the environment and ~/.koyeb.yaml."""
         self.auth = auth if auth is not None else KoyebAuth()
         # The last redirect chains of the caller's task, and whether each one's first request was
         # the API's. Several, in case a middleware makes requests of its own during a chain.
@@ -44,6 +48,13 @@ class KoyebAuthMiddleware:
         return f"KoyebAuthMiddleware({self.auth!r})"
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
+        """aiohttp's middleware protocol: the token on a chain that started on the API; a resend on a 401.
+
+        The resend needs a body that can be sent again (bytes, a form, a seekable file; not an async
+        generator); with one that cannot, the token is still renewed and the 401 is returned.
+
+        Raises ConfigurationError with an aiohttp whose redirect chains it cannot tell apart.
+        """
         chain, chains = _chain_of(request), self._chains.get()
         started_on_the_api = next((verdict for known, verdict in chains if known is chain), None)
         if started_on_the_api is False:

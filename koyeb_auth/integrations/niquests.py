@@ -26,13 +26,22 @@ class NiquestsAsyncKoyebAuth:
     ```
     """
 
+    auth: KoyebAuth
+    """The KoyebAuth whose tokens it sends."""
+
     def __init__(self, auth: KoyebAuth | None = None) -> None:
+        """Wrap `auth`, or a `KoyebAuth()` built from the environment and ~/.koyeb.yaml."""
         self.auth = auth if auth is not None else KoyebAuth()
 
     def __repr__(self) -> str:
         return f"NiquestsAsyncKoyebAuth({self.auth!r})"
 
     async def __call__(self, r: Any) -> Any:
+        """niquests' async auth protocol: the token on requests to the API; on a 401, a renewal and a resend.
+
+        The resend needs a body that can be sent again (bytes, a form, JSON, a seekable file); with one
+        that cannot, the token is still renewed and the 401 is returned.
+        """
         authorization = await self.auth.aauthorize(r.method or "", r.url or "")
         if authorization is None:
             return r

@@ -77,7 +77,18 @@ class FileTokenStore:
     seconds, when a renewal asks for it: once it works, tokens are shared through the file again.
     """
 
+    path: Path
+    """The cache file."""
+    lock_path: Path
+    """The lock file beside it, never deleted."""
+
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        """A store on the cache file `path`; nothing is opened until the first call.
+
+        `path` defaults to `tokens.json` in the user cache directory (`~/.cache/koyeb-auth/` on Linux).
+        The lock file is beside it, its name with `.lock` added; neither directory nor file is created
+        before a token is written or the lock taken.
+        """
         self.path = Path(path) if path is not None else default_cache_path()
         # The lock file is separate and never deleted: unlinking a flock'ed file lets a waiter lock a
         # dead inode while a newcomer locks a new file of the same name (filelock#574).
@@ -133,6 +144,7 @@ class FileTokenStore:
         return self.try_lock(timeout if blocking else 0.0)
 
     def unlock(self) -> None:
+        """Release the lock `try_lock` or `lock` took (in the process that took it)."""
         if self._alone:
             self._alone = False
         elif self._lock is not None and self._lock_pid == os.getpid():
@@ -192,6 +204,10 @@ class FileTokenStore:
     # --- reading -------------------------------------------------------------------------------
 
     def load(self, key: str) -> Token | None:
+        """The token under `key`, or None for any kind of miss (see the class).
+
+        Raises CacheFileError for a symlink or a file owned by another user.
+        """
         tokens = self._read()  # not the entry as a local: _Entries keeps its token out of tracebacks
         return token_from_entry(tokens[key]) if key in tokens else None
 
@@ -230,6 +246,12 @@ class FileTokenStore:
     # --- writing (always under the lock) -------------------------------------------------------
 
     def save(self, key: str, token: Token) -> None:
+        """Write `token` under `key`, replacing the file atomically.
+
+        Other accounts' tokens that expired before this one was issued are dropped, so the file cannot
+        grow. Nothing is written while the directory cannot be used. Raises CacheFileError when the
+        file cannot be written.
+        """
         if self._alone:
             # Without the file lock, a write could lose a peer's token or remove its temp file.
             return
@@ -243,6 +265,7 @@ class FileTokenStore:
         self._write(tokens)
 
     def delete(self, key: str) -> None:
+        """Remove the token under `key`, if there is one (nothing while the directory cannot be used)."""
         if self._alone:
             return  # see save()
         tokens = self._read()

@@ -22,6 +22,7 @@ class MemoryTokenStore:
     """
 
     def __init__(self) -> None:
+        """An empty store, with a lock of its own."""
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Lock()
 
@@ -42,16 +43,21 @@ class MemoryTokenStore:
         return self
 
     def load(self, key: str) -> Token | None:
+        """The token kept under `key`, or None."""
         return self._tokens.get(key)
 
     def save(self, key: str, token: Token) -> None:
+        """Keep `token` under `key`."""
         self._tokens[key] = token
 
     def delete(self, key: str) -> None:
+        """Forget the token under `key`, if any."""
         self._tokens.pop(key, None)
 
     def try_lock(self) -> bool:
+        """Take the lock if it is free; never wait."""
         return self._lock.acquire(blocking=False)
 
     def unlock(self) -> None:
+        """Release the lock `try_lock` took."""
         self._lock.release()

@@ -26,32 +26,45 @@ class TokenStore(Protocol):
     calls of its `timeout`, could outlast it (see `check_lease`).
     """
 
-    def load(self, key: str) -> Token | None: ...
+    def load(self, key: str) -> Token | None:
+        """The token saved under `key` (a hash of API URL, account, organization), or None if there is none.
 
-    def save(self, key: str, token: Token) -> None: ...
+        May be called without the lock: never return a half-written token. An entry that cannot be read
+        is a miss (None), which the next saved token replaces.
+        """
 
-    def delete(self, key: str) -> None: ...
+    def save(self, key: str, token: Token) -> None:
+        """Keep `token` under `key`, replacing the one there; called only while the lock is held."""
+
+    def delete(self, key: str) -> None:
+        """Forget the token under `key` (a logout); called only while the lock is held."""
 
     def try_lock(self) -> bool:
         """Take the lock if it is free; never wait."""
         ...
 
-    def unlock(self) -> None: ...
+    def unlock(self) -> None:
+        """Release the lock `try_lock` took."""
 
 
 @runtime_checkable
 class AsyncTokenStore(Protocol):
     """The coroutine face of a store, used by async callers when a store has one."""
 
-    async def aload(self, key: str) -> Token | None: ...
+    async def aload(self, key: str) -> Token | None:
+        """`TokenStore.load` for coroutines: never blocks the event loop."""
 
-    async def asave(self, key: str, token: Token) -> None: ...
+    async def asave(self, key: str, token: Token) -> None:
+        """`TokenStore.save` for coroutines."""
 
-    async def adelete(self, key: str) -> None: ...
+    async def adelete(self, key: str) -> None:
+        """`TokenStore.delete` for coroutines."""
 
-    async def atry_lock(self) -> bool: ...
+    async def atry_lock(self) -> bool:
+        """`TokenStore.try_lock` for coroutines: never waits for the lock."""
 
-    async def aunlock(self) -> None: ...
+    async def aunlock(self) -> None:
+        """`TokenStore.unlock` for coroutines."""
 
 
 class _LocalStoreAsync:

@@ -61,6 +61,9 @@ class RedisTokenStore:
     URL and settings.
     """
 
+    lease: float
+    """Seconds a lock lasts unless its holder's watchdog extends it (KoyebAuth warns when a renewal may outlast it)."""
+
     def __init__(
         self,
         url: str | None = None,
@@ -71,6 +74,20 @@ class RedisTokenStore:
         lease: float = 60.0,
         timeout: float = 2.0,
     ) -> None:
+        """A store on the Redis at `url`, or on your `client`: one of the two, not both.
+
+        - `url`: `redis://` or `rediss://` (TLS), with its password if any; never shown in a repr.
+        - `client`, `async_client`: a `redis.Redis` (or `RedisCluster`) of yours, and optionally its
+          `redis.asyncio` twin for async callers; this store does not close them.
+        - `namespace`: stores with the same namespace share tokens and the lock; another keeps apart.
+        - `lease`: seconds a lock lasts unless its live holder's watchdog extends it: how long a crashed
+          holder can block the fleet.
+        - `timeout`: seconds each Redis call may take, connecting included, then StoreUnavailableError.
+
+        Raises ConfigurationError for both or neither of `url` and `client`, a URL it cannot use
+        (without showing it), a `timeout` that is not positive, or a `lease` shorter than two
+        `timeout`s. Connects at the first call, not here.
+        """
         url = Redacted(url) if url is not None else None  # it holds Redis's password: never in a repr
         if (url is None) == (client is None):
             raise ConfigurationError("Pass RedisTokenStore either a Redis URL or client=, not both.")
@@ -102,15 +119,28 @@ class RedisTokenStore:
     # --- the TokenStore protocol ------------------------------------------------------------------
 
     def load(self, key: str) -> Token | None:
+        """The token under `key`, or None (none, expired, or unreadable: a warning is logged).
+
+        Raises StoreUnavailableError when Redis does not answer within `timeout`.
+        """
         return self._parse(self._run(self._load(key)))
 
     def save(self, key: str, token: Token) -> None:
+        """Write `token` under `key`, to expire with it, if the lock is still ours.
+
+        Raises LeaseLostError, writing nothing, if the lease ran out or a newer holder wrote first.
+        """
         self._saved(self._run(self._save(key, token)))
 
     def delete(self, key: str) -> None:
+        """Remove the token under `key` while the lock is ours; LeaseLostError if its lease ran out."""
         self._deleted(self._run(self._delete(key)))
 
     def try_lock(self) -> bool:
+        """Take the lock if it is free; never wait. A watchdog extends its lease while it is held.
+
+        An attempt that fails, times out or is interrupted leaves no lock behind.
+        """
         owner = secrets.token_hex(8)
         try:
             reply = self._run(self._lock(owner))
@@ -120,6 +150,7 @@ class RedisTokenStore:
         return self._locked(owner, reply)
 
     def unlock(self) -> None:
+        """Release the lock and stop its watchdog."""
         if (hold := self._let_go()) is not None:
             try:
                 self._run(self._release(hold.owner, tombstone_ms=0))
@@ -130,15 +161,19 @@ class RedisTokenStore:
     # --- the AsyncTokenStore protocol: the same commands, awaited ---------------------------------
 
     async def aload(self, key: str) -> Token | None:
+        """`load` for coroutines (asyncio only: ConfigurationError under trio)."""
         return self._parse(await self._arun(self._load(key)))
 
     async def asave(self, key: str, token: Token) -> None:
+        """`save` for coroutines (asyncio only)."""
         self._saved(await self._arun(self._save(key, token)))
 
     async def adelete(self, key: str) -> None:
+        """`delete` for coroutines (asyncio only)."""
         self._deleted(await self._arun(self._delete(key)))
 
     async def atry_lock(self) -> bool:
+        """`try_lock` for coroutines (asyncio only); a cancelled attempt leaves no lock."""
         owner = secrets.token_hex(8)
         try:
             reply = await self._arun(self._lock(owner))
@@ -148,6 +183,7 @@ class RedisTokenStore:
         return self._locked(owner, reply)
 
     async def aunlock(self) -> None:
+        """`unlock` for coroutines (asyncio only); the release happens even if the task is cancelled."""
         if (hold := self._let_go()) is not None:
             try:
                 # In a worker thread even with async_client=: a cancelled task's release still happens.
