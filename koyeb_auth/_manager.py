@@ -472,7 +472,7 @@ class TokenManager:
     def _token_from(self, call: api.Call) -> Flow[Token]:
         """Send a session call; the token its reply carries."""
         sent = self._clock()
-        token = api.session_token(call, (yield from Send(call)), sent, self._clock())
+        token = api.token_from(call, (yield from Send(call)), sent, self._clock())
         # The token carries what we know is gone, so the peers that adopt it skip it too.
         return token.withdrawing(frozenset(self._withdrawn)) if self._withdrawn else token
 

@@ -251,7 +251,7 @@ AVOIDABLE = frozenset({"refresh", "switch", "logout"})
 
 
 def token_from(call: Call, reply: Reply, sent: float, now: float) -> Token:
-    """The token in a login, refresh or switch reply, or the error the reply stands for.
+    """The token any session call returned, or the error its reply stands for.
 
     `sent` is when the call went out and `now` when its reply was read, in our clock. The reply's
     expiry is in the API's clock: the token's remaining lifetime is that expiry minus the reply's
@@ -260,6 +260,8 @@ def token_from(call: Call, reply: Reply, sent: float, now: float) -> Token:
     `Date` before the reply's transit, however long that took, so the token lives no longer than
     said. An absurd expiry is an APIError.
     """
+    if call.action == "access_token":
+        return access_token_from(call, reply, sent)
     if reply.status != 200:
         raise error_for(call, reply)
     skew = clock_skew(reply.headers, sent)
@@ -277,14 +279,6 @@ def token_from(call: Call, reply: Reply, sent: float, now: float) -> Token:
                else "The API's own clock (its Date header) agrees: try again later.")
         raise APIError(f"{_what(call)} returned a token that has already expired. {why}", 200)
     return token
-
-
-def session_token(call: Call, reply: Reply, sent: float, now: float) -> Token:
-    """The token any session call returned, or the error its reply stands for.
-
-    `sent` is when the call went out, `now` when its reply came back.
-    """
-    return access_token_from(call, reply, sent) if call.action == "access_token" else token_from(call, reply, sent, now)
 
 
 def access_token_from(call: Call, reply: Reply, sent: float) -> Token:

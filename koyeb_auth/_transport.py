@@ -16,7 +16,7 @@ import importlib.util
 import os
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.request import getproxies
@@ -195,9 +195,15 @@ class SessionClient:
 class _DeadlineStream(httpcore.NetworkStream):
     """A connection whose every read and write gets only the time left until the deadline."""
 
+    # Neither waits on the network: the wrapped stream's own, which httpcore calls as they are.
+    close: Callable[[], None]
+    get_extra_info: Callable[..., Any]
+
     def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
         self._stream = stream
         self._deadline = deadline
+        self.close = stream.close
+        self.get_extra_info = stream.get_extra_info
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self._stream.read(max_bytes, _left(self._deadline, timeout))
@@ -205,17 +211,11 @@ class _DeadlineStream(httpcore.NetworkStream):
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         self._stream.write(buffer, _left(self._deadline, timeout))
 
-    def close(self) -> None:
-        self._stream.close()
-
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
         stream = self._stream.start_tls(ssl_context, server_hostname, _left(self._deadline, timeout))
         return _DeadlineStream(stream, self._deadline)
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._stream.get_extra_info(info)
 
 
 class _DeadlineBackend(httpcore.NetworkBackend):

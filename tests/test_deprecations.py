@@ -181,14 +181,14 @@ def test_an_access_token_lives_its_validity_or_its_jwt_lifetime_whichever_is_soo
     assert api.duration(1.5) == "1.5s" and api.duration(0.000000001) == "0.000000001s"
     short, long = jwt({"iat": 1000, "exp": 1100}), jwt({"iat": 1000, "exp": 9000})
     for value, lifetime in ((short, 100), (long, 3600), ("opaque-token", 3600), (jwt({"exp": 1050}), 1000)):
-        token = api.session_token(call, api.Reply(200, {}, json.dumps({"token": value}).encode()), 50.0, 51.0)
+        token = api.token_from(call, api.Reply(200, {}, json.dumps({"token": value}).encode()), 50.0, 51.0)
         assert (token.obtained_at, token.expires_at) == (50.0, 50.0 + lifetime)  # from when it was asked
     for unusable in (b"{}", b'{"token": 7}', b"<html>", b'{"token": ""}'):
         with pytest.raises(APIError, match="unusable reply"):
-            api.session_token(call, api.Reply(200, {}, unusable), 50.0, 51.0)
+            api.token_from(call, api.Reply(200, {}, unusable), 50.0, 51.0)
     for expired in (jwt({"iat": 1000, "exp": 1000}), jwt({"exp": 40})):
         with pytest.raises(APIError, match="already expired"):
-            api.session_token(call, api.Reply(200, {}, json.dumps({"token": expired}).encode()), 50.0, 51.0)
+            api.token_from(call, api.Reply(200, {}, json.dumps({"token": expired}).encode()), 50.0, 51.0)
 
 
 # --- refresh gone ------------------------------------------------------------------------------------

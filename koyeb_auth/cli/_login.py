@@ -121,7 +121,7 @@ def _signs_in_through_workos(source: PasswordLogin, timeout: float) -> bool:
 def _obtain(call: api.Call, timeout: float) -> Token:
     sent = time.time()
     reply = SessionClient(Network(), timeout).send(call)
-    return api.session_token(call, reply, sent, time.time())
+    return api.token_from(call, reply, sent, time.time())
 
 
 def _log_in_with_password(options: Options, environ: Mapping[str, str], stdin: TextIO,

@@ -12,7 +12,6 @@ personal access token itself: it is the credential, kept as privately as the cac
 
 # No `from __future__ import annotations`: with it, NamedTuple compiles each field's annotation
 # into a ForwardRef, a millisecond of every warm `koyeb-auth token`.
-import json
 import os
 import re
 from pathlib import Path
@@ -192,7 +191,7 @@ def save(path: Path, login: LastLogin) -> None:
         fields = {name: value for name, value in login._asdict().items() if name != "profile"}
         record = {"version": FORMAT_VERSION, **{name: value for name, value in fields.items()
                                                if name != "token" or value is not None}}
-        private_file.replace(path, lambda: json.dumps(record, indent=1).encode())
+        private_file.replace(path, record)
     except OSError as exc:
         raise CacheFileError(f"{_WHAT} {path} cannot be written: {exc.strerror or exc}.", Hint.CACHE_PATH) from None
 

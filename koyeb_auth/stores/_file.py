@@ -10,7 +10,6 @@ either path would otherwise hang every caller (and freeze an async caller's even
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 import sys
@@ -114,12 +113,9 @@ class FileTokenStore:
 
     # --- locking -------------------------------------------------------------------------------
 
-    def try_lock(self) -> bool:
-        """Take the file lock if it is free; never wait (see `lock`)."""
-        return self.lock(timeout=0.0, blocking=False)
-
-    def lock(self, timeout: float, blocking: bool = True) -> bool:
-        """Take the file lock; True at once, with no file lock, while the directory cannot be used.
+    def try_lock(self, timeout: float = 0.0) -> bool:
+        """Take the file lock, waiting up to `timeout` seconds (by default, not at all); True at once,
+        with no file lock, while the directory cannot be used.
 
         Callers hold this store's in-process lock (see `_engine.Admission`), which is then the only one.
         """
@@ -129,7 +125,8 @@ class FileTokenStore:
             self._alone = True
             return True
         try:
-            self._checked_file_lock().acquire(timeout=max(timeout, 0.0), blocking=blocking, poll_interval=0.01)
+            # Not blocking at 0: one attempt, whatever filelock makes of a zero timeout.
+            self._checked_file_lock().acquire(timeout=max(timeout, 0.0), blocking=timeout > 0, poll_interval=0.01)
             acquired = True
         except filelock.Timeout:
             acquired = False  # held by a peer: the file itself can be opened
@@ -141,6 +138,10 @@ class FileTokenStore:
         if self._retry_at is not None:
             self._usable_again()
         return acquired
+
+    def lock(self, timeout: float, blocking: bool = True) -> bool:
+        """`try_lock`, waiting up to `timeout` seconds if `blocking`."""
+        return self.try_lock(timeout if blocking else 0.0)
 
     def unlock(self) -> None:
         """Release the lock `try_lock` or `lock` took (in the process that took it)."""
@@ -207,7 +208,8 @@ class FileTokenStore:
 
         Raises CacheFileError for a symlink or a file owned by another user.
         """
-        return token_from_entry(self._read().get(key))
+        tokens = self._read()  # not the entry as a local: _Entries keeps its token out of tracebacks
+        return token_from_entry(tokens[key]) if key in tokens else None
 
     def _read(self) -> _Entries:
         """The `tokens` mapping of the cache file, or {} for any kind of miss."""
@@ -279,10 +281,7 @@ class FileTokenStore:
 
     def _write(self, tokens: _Entries) -> None:
         try:
-            # Rendered inside the write: no local holds the encoded tokens.
-            private_file.replace(
-                self.path, lambda: json.dumps({"version": FORMAT_VERSION, "tokens": tokens}, indent=1).encode()
-            )
+            private_file.replace(self.path, {"version": FORMAT_VERSION, "tokens": tokens})
         except OSError as exc:  # a directory where the file should be, a read-only directory
             failure = self._unusable(exc)
         else:

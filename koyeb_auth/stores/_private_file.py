@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import stat
-from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CacheFileError, Hint
@@ -100,12 +100,13 @@ def ensure_directory(directory: Path) -> None:
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(each)) from None
 
 
-def replace(path: Path, render: Callable[[], bytes]) -> None:
-    """Put what `render()` returns at `path` in a new 0600 file, atomically.
+def replace(path: Path, document: object) -> None:
+    """Put `document` as JSON at `path` in a new 0600 file, atomically.
 
-    `render` is called inside: no frame holds the bytes (a token cache) as a local a traceback
-    would show. Callers hold a lock that every writer of `path` takes: a temporary file left beside
-    it is then from a writer that was killed mid-write, and is removed.
+    Encoded as it is written: no frame holds the bytes (a token cache) as a local a traceback would
+    show (the callers' documents keep their secrets out of their reprs). Callers hold a lock that
+    every writer of `path` takes: a temporary file left beside it is then from a writer that was
+    killed mid-write, and is removed.
     """
     import tempfile  # noqa: PLC0415 - only writers need it, not the warm `koyeb-auth token`
 
@@ -119,7 +120,7 @@ def replace(path: Path, render: Callable[[], bytes]) -> None:
     fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as file:
-            file.write(render())
+            file.write(json.dumps(document, indent=1).encode())
             file.flush()
             os.fsync(file.fileno())  # the data is on disk before the name points at it
         # Atomic: a reader sees the old file or the new one. A symlink at the path is replaced,

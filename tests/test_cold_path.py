@@ -1,0 +1,22 @@
+"""What a cold login runs through at the I/O edges: the session call, the token's forms, the file store."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.calls import measure
+
+# The modules whose share of a cold login this file bounds (issue 23: the whole cold path at most
+# 60 functions in 12 files; these took 41 of them before the cuts).
+EDGES = ("_token.py", "_session_api.py", "_transport.py", "stores/_file.py", "stores/_private_file.py",
+         "stores/_protocol.py")
+
+
+@pytest.mark.slow
+def test_a_cold_login_runs_through_at_most_35_functions_at_the_io_edges() -> None:
+    cold = measure()["cold login"]
+    functions = sorted(f"{file}:{function}" for file, function in cold if file in EDGES)
+    assert len(functions) <= 35, functions
+    # A miss loads no entry, and a dispatcher or a render lambda is no step of its own.
+    assert not {"_token.py:token_from_entry", "_session_api.py:session_token",
+                "stores/_file.py:FileTokenStore._write.<locals>.<lambda>"} & set(functions)
