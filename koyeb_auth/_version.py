@@ -4,4 +4,4 @@ A plain constant in a module of its own, so that setuptools reads it at build ti
 importing the package (`[tool.setuptools.dynamic]` in pyproject.toml) and reading it costs nothing.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
