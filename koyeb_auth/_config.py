@@ -37,8 +37,10 @@ TOKEN_VARIABLES = ("KOYEB_TOKEN", "KOYEB_API_TOKEN")
 # The profile of `koyeb-auth login` to use (also in cli._state, which a warm `koyeb-auth token`
 # reads without this module).
 PROFILE_VARIABLE = "KOYEB_AUTH_PROFILE"
-# The variables the chain reads, read once for each resolution.
-_VARIABLES = ("KOYEB_EMAIL", "KOYEB_PASSWORD", *TOKEN_VARIABLES, PROFILE_VARIABLE, "KOYEB_ORGANIZATION", *URL_VARIABLES)
+# The variables the chain reads, read once for each resolution. Those taken as they are must be
+# text UTF-8 can carry; the API URL's and the organization's are checked by their parsers, when used.
+_TAKEN_AS_IS = ("KOYEB_EMAIL", "KOYEB_PASSWORD", *TOKEN_VARIABLES, PROFILE_VARIABLE)
+_VARIABLES = (*_TAKEN_AS_IS, "KOYEB_ORGANIZATION", *URL_VARIABLES)
 # An organization id goes into the path of the switch and access token URLs: characters that are
 # not unreserved in a URL would change the request (`/`, `?`), or make the HTTP client refuse it
 # with an error raised from frames that hold the token (a CR from a .env written on Windows).
@@ -100,9 +102,11 @@ class Config:
         asked = _asked(given, env)
         if given.profile:
             return self._named_profile(given, asked)
-        # The password may come from the environment when the email is an argument. Without one,
-        # a login says what is missing.
-        password = Redacted(given.password) if given.password else env.get("KOYEB_PASSWORD") if given.email else None
+        password: str | None = Redacted(given.password) if given.password else None
+        if given.email and not password:
+            # The email is an argument, its password may be in the environment. Without one, a
+            # login says what is missing.
+            password = env.get("KOYEB_PASSWORD")
         return (self._layer("arguments", given.email, password, [("the arguments (token=)", given.token)], asked)
                 or self._layer("environment", env.get("KOYEB_EMAIL"), env.get("KOYEB_PASSWORD"),
                                [(name, env.get(name)) for name in TOKEN_VARIABLES], asked)
@@ -204,8 +208,8 @@ class Config:
 
 
 def _variables(environ: Mapping[str, str]) -> dict[str, str]:
-    """The chain's variables that are set, each checked once and held as a Redacted str (so this dict
-    shows no secret in a traceback's locals).
+    """The chain's variables that are set, held as Redacted strs (so this dict shows no secret in a
+    traceback's locals), those taken as they are checked once.
 
     The process environment (the ENVIRONMENT view) is read from os.environ itself, a value at a time
     straight into a Redacted str as the view would, so that no local holds os.environ or a bare value.
@@ -213,7 +217,8 @@ def _variables(environ: Mapping[str, str]) -> dict[str, str]:
     variables: dict[str, str] = {}
     for name in _VARIABLES:
         if value := Redacted((os.environ if environ is ENVIRONMENT else environ).get(name) or ""):
-            _check_text(value, name)
+            if name in _TAKEN_AS_IS:
+                _check_text(value, name)
             variables[name] = value
     return variables
 
