@@ -32,7 +32,7 @@ def test_arguments_win_over_the_environment_which_wins_over_the_cli_file(tmp_pat
 
 
 @pytest.mark.parametrize("env", [
-    {"KOYEB_EMAIL": " a@b.c ", "KOYEB_PASSWORD": "pw", "KOYEB_ORGANIZATION": "org-env", "KOYEB_API_HOST": "env.example"},
+    {"KOYEB_EMAIL": " a@b.c ", "KOYEB_PASSWORD": "pw", "KOYEB_ORGANIZATION": "org-e", "KOYEB_API_HOST": "env.example"},
     {"KOYEB_TOKEN": "", "KOYEB_API_TOKEN": "sdk-token", "KOYEB_URL": "https://env.example/v1/"},
 ])
 def test_the_process_environment_resolves_as_a_mapping_with_the_same_variables_would(
