@@ -94,7 +94,8 @@ class Config:
         """Pick the credentials from the first place in the chain that has them; ConfigurationError if none does.
 
         Secrets are held as `Redacted` strings from the moment they are read, and the environment
-        is never held in a local: a traceback's locals then show neither (Sentry renders them).
+        only as the dict of the chain's variables (`_variables`), each a `Redacted` string: a
+        traceback's locals then show no secret (Sentry renders them).
         """
         for name in ("email", "password", "token", "organization_id", "api_url", "profile"):
             _check_text(getattr(given, name), f"{name}=")
