@@ -196,9 +196,10 @@ class Config:
 
     @cached_property
     def cli(self) -> dict[str, str]:
-        """The string settings of the Koyeb CLI config file; {} if there is none."""
+        """The string settings of the Koyeb CLI config file, as Redacted strs (it holds the CLI's
+        token); {} if there is none."""
         try:
-            text = self.cli_path.read_text(encoding="utf-8")
+            text = Redacted(self.cli_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError) as exc:
@@ -297,8 +298,9 @@ def _strings(path: Path, document: object) -> dict[str, str]:
     if document is None:
         return {}
     if not isinstance(document, dict):
+        del document  # it may hold the token: not in this frame's locals when the error goes up
         raise ConfigurationError(f"The Koyeb CLI config {path} is not a YAML mapping.")
-    return {key: value for key, value in document.items() if isinstance(key, str) and isinstance(value, str)}
+    return {key: Redacted(value) for key, value in document.items() if isinstance(key, str) and isinstance(value, str)}
 
 
 def default_store(environ: Mapping[str, str], cache_path: str | os.PathLike[str] | None) -> TokenStore:
