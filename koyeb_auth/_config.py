@@ -160,7 +160,7 @@ class Config:
                         session_key=login.key, profile=login.profile)
 
     def _cli_file(self, given: Credentials, asked: _Asked) -> Settings:
-        if pat := self.cli.get("token"):
+        if pat := Redacted(self.cli.get("token") or ""):
             found_in = str(self.cli_path)
             url, organization = self._completed(asked)
             return Settings(url, token=personal_token(pat, f"the `token` of {found_in}"), organization_id=organization,
@@ -196,10 +196,9 @@ class Config:
 
     @cached_property
     def cli(self) -> dict[str, str]:
-        """The string settings of the Koyeb CLI config file, as Redacted strs (it holds the CLI's
-        token); {} if there is none."""
+        """The string settings of the Koyeb CLI config file; {} if there is none."""
         try:
-            text = Redacted(self.cli_path.read_text(encoding="utf-8"))
+            text = Redacted(self.cli_path.read_text(encoding="utf-8"))  # it holds the CLI's token
         except FileNotFoundError:
             return {}
         except (OSError, UnicodeDecodeError) as exc:
@@ -300,7 +299,7 @@ def _strings(path: Path, document: object) -> dict[str, str]:
     if not isinstance(document, dict):
         del document  # it may hold the token: not in this frame's locals when the error goes up
         raise ConfigurationError(f"The Koyeb CLI config {path} is not a YAML mapping.")
-    return {key: Redacted(value) for key, value in document.items() if isinstance(key, str) and isinstance(value, str)}
+    return {key: value for key, value in document.items() if isinstance(key, str) and isinstance(value, str)}
 
 
 def default_store(environ: Mapping[str, str], cache_path: str | os.PathLike[str] | None) -> TokenStore:
