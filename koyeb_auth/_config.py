@@ -13,12 +13,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ._origin import DEFAULT_API_URL, api_url_of_environment, normalize_api_url
-from ._secrets import Redacted
+from ._origin import DEFAULT_API_URL, URL_VARIABLES, api_url_of_environment, normalize_api_url
+from ._secrets import ENVIRONMENT, Redacted
 from ._token import usable_bearer
 from .errors import ConfigurationError, Hint
 
@@ -36,10 +37,19 @@ TOKEN_VARIABLES = ("KOYEB_TOKEN", "KOYEB_API_TOKEN")
 # The profile of `koyeb-auth login` to use (also in cli._state, which a warm `koyeb-auth token`
 # reads without this module).
 PROFILE_VARIABLE = "KOYEB_AUTH_PROFILE"
+# The variables the chain reads, read once for each resolution. Those taken as they are must be
+# text UTF-8 can carry; the API URL's and the organization's are checked by their parsers, when used.
+_TAKEN_AS_IS = ("KOYEB_EMAIL", "KOYEB_PASSWORD", *TOKEN_VARIABLES, PROFILE_VARIABLE)
+_VARIABLES = (*_TAKEN_AS_IS, "KOYEB_ORGANIZATION", *URL_VARIABLES)
 # An organization id goes into the path of the switch and access token URLs: characters that are
 # not unreserved in a URL would change the request (`/`, `?`), or make the HTTP client refuse it
 # with an error raised from frames that hold the token (a CR from a .env written on Windows).
 _ORGANIZATION_ID = re.compile(r"[A-Za-z0-9._~-]+")
+# The API URL and the organization asked for by the arguments or the environment (None: not asked).
+_Asked = tuple[str | None, str | None]
+# Where a password without an email was found, for each layer of steps 1 and 3.
+_LONE_PASSWORD = {"arguments": "in the arguments (password=).",
+                  "environment": "in the environment: KOYEB_PASSWORD is set, KOYEB_EMAIL is not."}
 
 
 @dataclass(frozen=True)
@@ -79,93 +89,82 @@ class Config:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self.environ = environ
         self.cli_path = Path(environ.get("KOYEB_CONFIG") or Path.home() / ".koyeb.yaml")
-        self._cli: dict[str, str] | None = None
-
-    def cli(self) -> dict[str, str]:
-        if self._cli is None:
-            self._cli = read_cli_config(self.cli_path)
-        return self._cli
 
     def settings(self, given: Credentials) -> Settings:
         """Pick the credentials from the first place in the chain that has them; ConfigurationError if none does.
 
         Secrets are held as `Redacted` strings from the moment they are read, and the environment
-        is never held in a local: a traceback's locals then show neither (Sentry renders them).
+        only as the dict of the chain's variables (`_variables`), each a `Redacted` string: a
+        traceback's locals then show no secret (Sentry renders them).
         """
         for name in ("email", "password", "token", "organization_id", "api_url", "profile"):
             _check_text(getattr(given, name), f"{name}=")
-        for name in ("KOYEB_EMAIL", "KOYEB_PASSWORD", *TOKEN_VARIABLES, PROFILE_VARIABLE):
-            _check_text(self._env(name), name)
-        asked_url = self._asked_url(given)
+        env = _variables(self.environ)
+        asked = _asked(given, env)
         if given.profile:
-            return self._named_profile(given, asked_url)
-        return (self._given(given, asked_url) or self._environment(given, asked_url)
-                or self._last_login(given, asked_url) or self._cli_file(given, asked_url))
+            return self._named_profile(given, asked)
+        password: str | None = Redacted(given.password) if given.password else None
+        if given.email and not password:
+            # The email is an argument, its password may be in the environment. Without one, a
+            # login says what is missing.
+            password = env.get("KOYEB_PASSWORD")
+        return (self._layer("arguments", given.email, password, [("the arguments (token=)", given.token)], asked)
+                or self._layer("environment", env.get("KOYEB_EMAIL"), env.get("KOYEB_PASSWORD"),
+                               [(name, env.get(name)) for name in TOKEN_VARIABLES], asked)
+                or self._last_login(given, env, asked) or self._cli_file(given, asked))
 
-    def _given(self, given: Credentials, asked_url: str | None) -> Settings | None:
-        if given.email or given.password:
-            if not given.email:
-                raise ConfigurationError("A password was given without an email, in the arguments (password=).")
-            # The password may come from the environment when the email is an argument. Without
-            # one, a login says what is missing.
-            return Settings(self._url(asked_url), email=given.email.strip(),
-                            password=_secret(given.password) or _secret(self._env("KOYEB_PASSWORD")),
-                            organization_id=self._organization(given))
-        if given.token:
-            return Settings(self._url(asked_url), token=personal_token(given.token, "the arguments (token=)"),
-                            organization_id=self._organization(given))
+    def _layer(self, found_in: str, email: str | None, password: str | None,
+               tokens: list[tuple[str, str | None]], asked: _Asked) -> Settings | None:
+        """Steps 1 and 3: an email (and its password), else the first token, of the arguments or the
+        environment; None if that layer has neither."""
+        if email or password:
+            if not email:
+                raise ConfigurationError(f"A password was given without an email, {_LONE_PASSWORD[found_in]}")
+            url, organization = self._completed(asked)
+            return Settings(url, email=email.strip(), password=password, organization_id=organization,
+                            found_in=found_in)
+        for given_in, token in tokens:
+            if token:
+                url, organization = self._completed(asked)
+                return Settings(url, token=personal_token(token, given_in), organization_id=organization,
+                                found_in=found_in)
         return None
 
-    def _environment(self, given: Credentials, asked_url: str | None) -> Settings | None:
-        if self._env("KOYEB_EMAIL") or self._env("KOYEB_PASSWORD"):
-            if not self._env("KOYEB_EMAIL"):
-                raise ConfigurationError("A password was given without an email, in the environment: KOYEB_PASSWORD "
-                                         "is set, KOYEB_EMAIL is not.")
-            return Settings(self._url(asked_url), email=self.environ["KOYEB_EMAIL"].strip(),
-                            password=_secret(self._env("KOYEB_PASSWORD")), organization_id=self._organization(given),
-                            found_in="environment")
-        for name in TOKEN_VARIABLES:
-            if self._env(name):
-                return Settings(self._url(asked_url), token=personal_token(self.environ[name], name),
-                                organization_id=self._organization(given), found_in="environment")
-        return None
-
-    def _named_profile(self, given: Credentials, asked_url: str | None) -> Settings:
+    def _named_profile(self, given: Credentials, asked: _Asked) -> Settings:
         if given.email or given.password or given.token:
             raise ConfigurationError("Pass either a profile (profile=, --profile) or credentials, not both.")
         from .cli import _state as state  # noqa: PLC0415 - read only by those who logged in
 
         name = state.profile_name(given.profile or "", "profile=, --profile")
-        login = state.chosen(self._cache(given), name, asked_url, self._asked_organization(given),
-                             "profile=, --profile")
+        login = state.chosen(self._cache(given), name, *asked, "profile=, --profile")
         assert login is not None  # a named profile that is not there is an error
-        return self._from_login(login, given)
+        return self._from_login(login, given, asked)
 
-    def _last_login(self, given: Credentials, asked_url: str | None) -> Settings | None:
+    def _last_login(self, given: Credentials, env: Mapping[str, str], asked: _Asked) -> Settings | None:
         from .cli import _state as state  # noqa: PLC0415 - read only by those who logged in
 
-        named = self._env(PROFILE_VARIABLE)
+        named = env.get(PROFILE_VARIABLE)
         profile = state.profile_name(named, PROFILE_VARIABLE) if named else None
-        login = state.chosen(self._cache(given), profile, asked_url, self._asked_organization(given),
-                             PROFILE_VARIABLE)
-        return None if login is None else self._from_login(login, given)
+        login = state.chosen(self._cache(given), profile, *asked, PROFILE_VARIABLE)
+        return None if login is None else self._from_login(login, given, asked)
 
-    def _from_login(self, login: LastLogin, given: Credentials) -> Settings:
+    def _from_login(self, login: LastLogin, given: Credentials, asked: _Asked) -> Settings:
         from .cli import _state as state  # noqa: PLC0415
 
         found_in = state.found_in(self._cache(given), login)
         if login.token:
             # A personal access token may be used for another of its organizations than its login's.
             return Settings(login.api_url, token=Redacted(login.token), found_in=found_in, profile=login.profile,
-                            organization_id=self._asked_organization(given) or login.organization_id)
+                            organization_id=asked[1] or login.organization_id)
         return Settings(login.api_url, email=login.email, organization_id=login.organization_id, found_in=found_in,
                         session_key=login.key, profile=login.profile)
 
-    def _cli_file(self, given: Credentials, asked_url: str | None) -> Settings:
-        if pat := self.cli().get("token"):
+    def _cli_file(self, given: Credentials, asked: _Asked) -> Settings:
+        if pat := Redacted(self.cli.get("token") or ""):
             found_in = str(self.cli_path)
-            return Settings(self._url(asked_url), token=personal_token(pat, f"the `token` of {found_in}"),
-                            organization_id=self._organization(given), found_in=found_in)
+            url, organization = self._completed(asked)
+            return Settings(url, token=personal_token(pat, f"the `token` of {found_in}"), organization_id=organization,
+                            found_in=found_in)
         raise ConfigurationError(f"No Koyeb credentials found.{self._login_elsewhere(given)}", Hint.CREDENTIALS)
 
     def _login_elsewhere(self, given: Credentials) -> str:
@@ -179,38 +178,60 @@ class Config:
         return (f" (The last `koyeb-auth login` is for {login.api_url}{organization}, not the API URL or "
                 "organization asked for: log in to that one too, with --profile NAME to keep both.)")
 
-    def _env(self, name: str) -> str | None:
-        return self.environ.get(name) or None
-
     def _cache(self, given: Credentials) -> Path:
         from .stores._file import FileTokenStore  # noqa: PLC0415 - finds the default cache path
 
         return FileTokenStore(given.cache_path).path
 
-    def _asked_url(self, given: Credentials) -> str | None:
-        """The API URL the arguments or the environment ask for, normalized; None if neither does."""
-        if given.api_url:
-            return normalize_api_url(given.api_url, "api_url=, --api-url")
-        return api_url_of_environment(self.environ)
+    def _completed(self, asked: _Asked) -> tuple[str, str | None]:
+        """The API URL and organization of steps 1, 3 and 5: those asked for, else the CLI file's, else
+        the default URL and no organization."""
+        url, organization = asked
+        if not url:
+            from_file = self.cli.get("url")
+            url = normalize_api_url(from_file, f"the `url` of {self.cli_path}") if from_file else DEFAULT_API_URL
+        if not organization and (from_file := self.cli.get("organization")):
+            organization = organization_id(from_file, f"the `organization` of {self.cli_path}")
+        return url, organization
 
-    def _url(self, asked_url: str | None) -> str:
-        if asked_url:
-            return asked_url
-        from_file = self.cli().get("url")
-        return normalize_api_url(from_file, f"the `url` of {self.cli_path}") if from_file else DEFAULT_API_URL
+    @cached_property
+    def cli(self) -> dict[str, str]:
+        """The string settings of the Koyeb CLI config file; {} if there is none."""
+        try:
+            text = Redacted(self.cli_path.read_text(encoding="utf-8"))  # it holds the CLI's token
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            failure = type(exc).__name__
+        else:
+            return _strings(self.cli_path, _parse_yaml(self.cli_path, text))
+        raise _unreadable(self.cli_path, failure)
 
-    def _asked_organization(self, given: Credentials) -> str | None:
-        if given.organization_id:
-            return organization_id(given.organization_id, "organization_id= (--organization)")
-        if from_env := self._env("KOYEB_ORGANIZATION"):
-            return organization_id(from_env, "KOYEB_ORGANIZATION")
-        return None
 
-    def _organization(self, given: Credentials) -> str | None:
-        if asked := self._asked_organization(given):
-            return asked
-        from_file = self.cli().get("organization")
-        return organization_id(from_file, f"the `organization` of {self.cli_path}") if from_file else None
+def _variables(environ: Mapping[str, str]) -> dict[str, str]:
+    """The chain's variables that are set, held as Redacted strs (so this dict shows no secret in a
+    traceback's locals), those taken as they are checked once.
+
+    The process environment (the ENVIRONMENT view) is read from os.environ itself, a value at a time
+    straight into a Redacted str as the view would, so that no local holds os.environ or a bare value.
+    """
+    variables: dict[str, str] = {}
+    for name in _VARIABLES:
+        if value := Redacted((os.environ if environ is ENVIRONMENT else environ).get(name) or ""):
+            if name in _TAKEN_AS_IS:
+                _check_text(value, name)
+            variables[name] = value
+    return variables
+
+
+def _asked(given: Credentials, env: Mapping[str, str]) -> _Asked:
+    """The API URL and the organization the arguments or the environment ask for, checked; None for
+    each they do not ask for."""
+    url = normalize_api_url(given.api_url, "api_url=, --api-url") if given.api_url else api_url_of_environment(env)
+    if given.organization_id:
+        return url, organization_id(given.organization_id, "organization_id= (--organization)")
+    from_env = env.get("KOYEB_ORGANIZATION")
+    return url, organization_id(from_env, "KOYEB_ORGANIZATION") if from_env else None
 
 
 def organization_id(value: str, given_in: str) -> str:
@@ -243,10 +264,6 @@ def _check_text(value: object, given_in: str) -> None:
                              "encoding?). Set it again; its value is not shown here.")
 
 
-def _secret(value: str | None) -> Redacted | None:
-    return Redacted(value) if value else None
-
-
 def personal_token(value: str, given_in: str) -> Redacted:
     """The token without the white space a file or a secret mount leaves around it; it must then be
     fit for an HTTP header, or every request would fail with an error that quotes it. Errors name
@@ -258,19 +275,6 @@ def personal_token(value: str, given_in: str) -> Redacted:
             "non-ASCII characters. Copy it again from the Koyeb console (the token itself is not shown here)."
         )
     return token
-
-
-def read_cli_config(path: Path) -> dict[str, str]:
-    """The string settings of a Koyeb CLI config file; {} if there is none."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as exc:
-        failure = type(exc).__name__
-    else:
-        return _strings(path, _parse_yaml(path, text))
-    raise _unreadable(path, failure)
 
 
 def _parse_yaml(path: Path, text: str) -> object:
@@ -293,6 +297,7 @@ def _strings(path: Path, document: object) -> dict[str, str]:
     if document is None:
         return {}
     if not isinstance(document, dict):
+        del document  # it may hold the token: not in this frame's locals when the error goes up
         raise ConfigurationError(f"The Koyeb CLI config {path} is not a YAML mapping.")
     return {key: value for key, value in document.items() if isinstance(key, str) and isinstance(value, str)}
 

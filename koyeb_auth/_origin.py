@@ -33,8 +33,6 @@ LOGIN_PATH = "/v1/account/login"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Key = tuple[str, str, int]
-# Methods as clients send them that can never be the login call (a "post" in lower case can).
-_NOT_LOGIN = frozenset({"GET", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
 def normalize_api_url(url: str, given_in: str = "api_url=, KOYEB_URL") -> str:
@@ -148,18 +146,17 @@ class Origin:
 
     def owns(self, url: Any) -> bool:
         """True if `url` (a str, or an httpx or httpx2 URL) is on the API's origin."""
-        if url.__class__ is str:
-            return url.startswith(self.prefix) or key_of(url) == self.key
-        netloc = getattr(url, "netloc", None)
-        if isinstance(netloc, bytes):  # httpx.URL, httpx2.URL: already normalized
-            return netloc == self.netloc and url.scheme == self.scheme
-        return key_of(str(url)) == self.key
+        return self.authorizes("GET", url)  # on the origin, only the login call (a POST) gets no token
 
     def authorizes(self, method: str, url: Any) -> bool:
         """True if a request for `url` gets the token: the API's origin, and not the login call."""
-        if method in _NOT_LOGIN and url.__class__ is str and url.startswith(self.prefix):
-            return True  # the common case with requests, decided without parsing the URL
-        if not self.owns(url):
+        if url.__class__ is str:
+            if not (url.startswith(self.prefix) or key_of(url) == self.key):
+                return False
+        elif isinstance(netloc := getattr(url, "netloc", None), bytes):  # httpx.URL, httpx2.URL: already normalized
+            if netloc != self.netloc or url.scheme != self.scheme:
+                return False
+        elif key_of(str(url)) != self.key:
             return False
         if method.upper() != "POST":
             return True

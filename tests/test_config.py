@@ -9,6 +9,7 @@ import pytest
 
 from koyeb_auth import ConfigurationError, KoyebAuth
 from koyeb_auth._config import DEFAULT_API_URL, Config, Credentials
+from koyeb_auth._secrets import ENVIRONMENT
 from koyeb_auth.testing import FakeKoyebAPI
 
 
@@ -28,6 +29,23 @@ def test_arguments_win_over_the_environment_which_wins_over_the_cli_file(tmp_pat
     from_env = cfg.settings(Credentials())
     assert (from_env.token, from_env.api_url, from_env.organization_id, from_env.found_in) == (
         "env-token", "https://env.example", "org-file", "environment")
+
+
+@pytest.mark.parametrize("env", [
+    {"KOYEB_EMAIL": " a@b.c ", "KOYEB_PASSWORD": "pw", "KOYEB_ORGANIZATION": "org-e", "KOYEB_API_HOST": "env.example"},
+    {"KOYEB_TOKEN": "", "KOYEB_API_TOKEN": "sdk-token", "KOYEB_URL": "https://env.example/v1/"},
+])
+def test_the_process_environment_resolves_as_a_mapping_with_the_same_variables_would(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB_TOKEN", "KOYEB_API_TOKEN", "KOYEB_AUTH_PROFILE",
+                 "KOYEB_ORGANIZATION", "KOYEB_URL", "KOYEB_API_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"KOYEB_CONFIG": str(tmp_path / "none.yaml"), **env}.items():
+        monkeypatch.setenv(name, value)
+    from_process = Config(ENVIRONMENT).settings(Credentials())
+    assert from_process == config(tmp_path, **env).settings(Credentials())
+    assert "pw" not in repr(from_process) and "sdk-token" not in repr(from_process)
 
 
 def test_the_cli_file_supplies_token_url_and_organization(tmp_path: Path) -> None:

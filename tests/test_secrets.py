@@ -132,3 +132,25 @@ def test_an_argument_of_the_wrong_type_or_encoding_is_a_configuration_error(argu
     with pytest.raises(ConfigurationError, match=f"{argument}=") as caught:
         auth.get_token()
     assert caught.value.__context__ is None and "udcff" not in repr(caught.value)
+
+
+@pytest.mark.parametrize(("where", "cli_file"), [
+    ("argument", ""), ("environment", ""), ("cli file", "token: {token}\n"),
+    ("cli file", "- token: {token}\n"), ("cli file", "token: {token}\nurl: [unclosed\n"),
+])
+def test_a_token_refused_by_the_chain_leaves_no_copy_in_any_frame(
+    where: str, cli_file: str, monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    token = "tok-never-shown with a space"  # not a token: refused, by the chain's frames
+    for name in ("KOYEB_EMAIL", "KOYEB_PASSWORD", "KOYEB_TOKEN", "KOYEB_API_TOKEN", "KOYEB_AUTH_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KOYEB_CONFIG", f"{tmp_path}/koyeb.yaml")
+    if where == "environment":
+        monkeypatch.setenv("KOYEB_TOKEN", token)
+    with open(f"{tmp_path}/koyeb.yaml", "w") as file:
+        file.write(cli_file.format(token=token))
+    auth = KoyebAuth(token=token if where == "argument" else None, api_url="http://127.0.0.1:9",
+                     cache_path=f"{tmp_path}/tokens.json")
+    with pytest.raises(ConfigurationError) as caught:
+        auth.get_token()
+    assert "tok-never-shown" not in shown_by_a_traceback(caught.value) + str(caught.value)
