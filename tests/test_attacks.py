@@ -400,7 +400,10 @@ def test_session_calls_go_through_the_environment_s_proxy(
         auth = make_auth()
         with pytest.raises(InvalidCredentialsError):  # the recording proxy answers 401
             auth.get_token() if flavour == "sync" else asyncio.run(auth.aget_token())
-    assert [seen.path for seen in proxy.seen] == [fake.url + "/v1/account/login"] and fake.stats == {}
+    # The refused login, then the question whether the account signs in through WorkOS: both by the proxy.
+    assert [seen.path for seen in proxy.seen] == [fake.url + "/v1/account/login",
+                                                  fake.url + "/v1/account/login_method?email=demo%40koyeb.com"]
+    assert fake.stats == {}
 
 
 # --- a cached session and a guessed password -----------------------------------------------------------
@@ -420,7 +423,7 @@ def test_a_wrong_password_never_gets_the_cached_session(
     assert guesser.cached_token() is None
     # The right password, in another KoyebAuth, still shares the session: one login in all.
     assert KoyebAuth(email, fake.PASSWORD, api_url=fake.url, store=store).get_token() == token
-    assert fake.stats == {"login": 1, "failed_login": 1}
+    assert fake.stats == {"login": 1, "failed_login": 1, "login_method": 1}
     if kind == "file":
         assert fake.PASSWORD not in cache_path.read_text()
 

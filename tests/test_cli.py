@@ -171,7 +171,7 @@ def test_login_logs_in_even_with_a_session_cached_and_replaces_it(fake: FakeKoye
     assert wrong.returncode == 4
     assert "password is incorrect" in wrong.stderr
     assert cli("token", *cache).stdout == second
-    assert fake.stats == {"login": 2, "failed_login": 1}
+    assert fake.stats == {"login": 2, "failed_login": 1, "login_method": 1}
 
 
 def test_the_environment_and_flags_win_over_the_last_login(fake: FakeKoyebAPI, cache_path: Path) -> None:
@@ -383,7 +383,7 @@ def test_a_missing_password_and_missing_credentials_name_what_to_set(fake: FakeK
     assert "No password for demo@koyeb.com. Set KOYEB_PASSWORD, or run `koyeb-auth login`." in no_password.stderr
     nothing = cli("token", "--cache-path", str(cache_path))
     assert nothing.returncode == 3
-    assert "Run `koyeb-auth login`" in nothing.stderr
+    assert "Run `koyeb-auth login --token`" in nothing.stderr
     for result in (no_password, nothing):
         assert "=" not in result.stderr
 
@@ -456,7 +456,7 @@ def test_a_wrong_password_is_one_clear_line_with_its_own_exit_code(fake: FakeKoy
     assert "password is incorrect" in result.stderr
     assert "Traceback" not in result.stderr
     assert "wrong-secret-123" not in result.stderr
-    assert fake.stats == {"failed_login": 1}
+    assert fake.stats == {"failed_login": 1, "login_method": 1}
 
 
 def test_version_and_the_exit_codes_in_help() -> None:

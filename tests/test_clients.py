@@ -232,7 +232,7 @@ def test_wrong_password_is_a_clear_error_with_no_retry_loop_and_no_password(
         assert "correct horse" not in str(caught.value) and "correct horse" not in repr(caught.value)
         assert "password is incorrect" in str(caught.value)
     # The first failure is remembered for a backoff period: three calls, one login attempt.
-    assert fake.stats == {"failed_login": 1}
+    assert fake.stats == {"failed_login": 1, "login_method": 1}
 
 
 def test_a_locked_account_is_its_own_error(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]) -> None:
