@@ -72,8 +72,7 @@ class PasswordLogin:
     @property
     def key(self) -> str:
         email = self.email.lower()
-        # Salted with what identifies the account, so one hash cannot be tried against every user.
-        credential = password_hash(self.password or "", f"{self.api_url}\n{email}")
+        credential = password_hash(self.password or "", password_salt(self.api_url, email))
         return cache_key(self.api_url, "email", email, self.organization_id, credential)
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
@@ -164,13 +163,35 @@ def cache_key(api_url: str, kind: str, identity: str, organization_id: str | Non
     return hashlib.sha256(material.encode()).hexdigest()[:32]
 
 
+def password_salt(api_url: str, email: str) -> str:
+    # What identifies the account, so that one hash cannot be tried against every user.
+    return f"{api_url}\n{email.lower()}"
+
+
 def password_hash(password: str, salt: str) -> str:
     """A deliberately slow hash of a password, computed once per process for each account."""
-    # Remembered by a digest, so the process keeps no copy of the password beyond its KoyebAuth.
-    memo = hashlib.sha256(f"{salt}\n{password}".encode()).digest()
+    memo = _memo(password, salt)
     if (known := _hashes.get(memo)) is None:
         known = _hashes[memo] = hashlib.scrypt(password.encode(), salt=salt.encode(), **_SCRYPT).hex()
     return known
+
+
+def derived_hash(password: str, salt: str) -> str | None:
+    """The hash of `password` this process has derived (or adopted), without deriving it."""
+    return _hashes.get(_memo(password, salt))
+
+
+def adopt_hash(password: str, salt: str, derived: str) -> None:
+    """Take the hash a parent process derived for `password` (carried to the workers of its pool by
+    a pickle that carries the password itself), so that each worker does not derive it again."""
+    _hashes[_memo(password, salt)] = derived
+
+
+def _memo(password: str, salt: str) -> bytes:
+    # Hashes are remembered by a digest, so the process keeps no copy of the password beyond its
+    # KoyebAuth. The digest never leaves the process: a fast hash of the password would make it
+    # cheap to guess.
+    return hashlib.sha256(f"{salt}\n{password}".encode()).digest()
 
 
 _hashes: dict[bytes, str] = {}

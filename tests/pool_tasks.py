@@ -30,3 +30,17 @@ def fetch_apps(auth: KoyebAuth) -> tuple[int, list[int], str]:
     with httpx.Client(base_url=auth.settings.api_url, auth=auth) as client:
         statuses = [client.get("/v1/apps").status_code for _ in range(REQUESTS_PER_TASK)]
     return os.getpid(), statuses, fingerprint(auth.get_token())
+
+
+def refuse_to_hash() -> None:
+    """A worker that may not derive a password's hash: it must have been carried to it."""
+    import hashlib  # noqa: PLC0415
+
+    def refused(*args: object, **kwargs: object) -> bytes:
+        raise AssertionError("this worker derived the password's hash again")
+
+    hashlib.scrypt = refused  # type: ignore[assignment]
+
+
+def token_of(auth: KoyebAuth) -> str:
+    return fingerprint(auth.get_token())

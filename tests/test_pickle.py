@@ -292,3 +292,32 @@ def test_a_pool_of_workers_given_one_koyeb_auth_logs_in_once(
     # The parent's own KoyebAuth finds the workers' token too.
     auth.get_token()
     assert fake.stats["login"] == 1
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_the_workers_of_a_pool_do_not_derive_the_password_hash_again(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], method: str
+) -> None:
+    auth = make_auth()
+    parents = fingerprint(auth.get_token())  # the parent derives the hash and logs in
+    context = multiprocessing.get_context(method)
+    # Each worker's scrypt raises: the hash must travel with the pickled KoyebAuth.
+    with context.Pool(2, initializer=pool_tasks.refuse_to_hash) as pool:
+        tokens = pool.map_async(pool_tasks.token_of, [auth] * 4, chunksize=1).get(timeout=120)
+    assert tokens == [parents] * 4
+    assert fake.stats["login"] == 1
+
+
+def test_a_password_read_from_the_environment_sends_no_hash_with_the_pickle(
+    fake: FakeKoyebAPI, cache_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KOYEB_EMAIL", fake.EMAIL)
+    monkeypatch.setenv("KOYEB_PASSWORD", fake.PASSWORD)
+    auth = KoyebAuth(api_url=fake.url, cache_path=cache_path)
+    auth.get_token()
+    assert auth.__getstate__()["_password_hash"] is None  # the pickle carries no password: no hash either
+    given = KoyebAuth(fake.EMAIL, fake.PASSWORD, api_url=fake.url, cache_path=cache_path)
+    given.get_token()
+    salt, derived = given.__getstate__()["_password_hash"]
+    # The slow hash itself, never the process's fast digest of the password.
+    assert len(bytes.fromhex(derived)) == 32 and fake.PASSWORD not in salt
