@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .._logs import logger
 from .._secrets import Redacted
-from .._token import json_value
+from .._token import json_value, usable_bearer
 from ..errors import CacheFileError, ConfigurationError, Hint
 from ..stores import _private_file as private_file
 
@@ -116,9 +116,19 @@ def profiles(cache: Path) -> "list[LastLogin]":
                  if name.startswith(prefix) and name.endswith(suffix)]
     except OSError:  # no directory yet, or one we may not list: no profile to show
         names = []
-    found = [load(path_for(cache, name), name) for name in [DEFAULT_PROFILE, *sorted(names)]
-             if PROFILE_NAME.fullmatch(name)]
+    found = [_listed(cache, name) for name in [DEFAULT_PROFILE, *sorted(names)] if PROFILE_NAME.fullmatch(name)]
     return [login for login in found if login is not None]
+
+
+def _listed(cache: Path, profile: str) -> "LastLogin | None":
+    """The login of `profile`, for a listing; None, after a warning, for a file that is refused (a
+    symlink, another user's): one planted in a shared directory must not fail `status` for the
+    account in use. Using that profile still fails, and says why."""
+    try:
+        return load(path_for(cache, profile), profile)
+    except CacheFileError as exc:
+        logger().warning("Leaving the profile %r out of the list: %s", profile, exc.problem)
+        return None
 
 
 def chosen(cache: Path, profile: "str | None", api_url: "str | None", organization_id: "str | None",
@@ -180,8 +190,10 @@ def _well_formed(api_url: object, email: object, organization_id: object, key: o
         return False
     if not all(value is None or isinstance(value, str) for value in (email, organization_id)):
         return False
-    # A token login, or a password login: nothing in between.
-    return bool(isinstance(token, str) and token and not key) or bool(token is None and key and email)
+    # A token login, or a password login: nothing in between. The token is checked as one typed at
+    # `login` is: an edited one with a CR or a space would make httpx refuse the header with an error
+    # that quotes it.
+    return bool(isinstance(token, str) and usable_bearer(token) and not key) or bool(token is None and key and email)
 
 
 def save(path: Path, login: LastLogin) -> None:
