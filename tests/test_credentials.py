@@ -417,3 +417,18 @@ def test_status_with_credentials_from_the_environment_survives_a_planted_profile
     report = json.loads(result.stdout)
     assert [profile["name"] for profile in report["profiles"]] == ["mine"]
     assert report["kind"] == "personal access token"
+
+
+@pytest.mark.parametrize("organization", ["../../account/logout?", "org\r\nX-Injected: 1", "org é", ".."])
+@pytest.mark.parametrize("kind", ["token", "password"])
+def test_a_login_file_edited_to_an_organization_id_that_changes_the_url_is_ignored(
+        fake: FakeKoyebAPI, organization: str, kind: str) -> None:
+    # The id goes into the path of the switch and access token calls: `../../account/logout?` made the
+    # personal token go to POST /v1/account/logout. The environment's and the arguments' ids are
+    # checked for this; so is the file's now.
+    record = ({"token": PAT} if kind == "token" else {"email": fake.EMAIL, "key": "a-session-key"})
+    write_login(cache_dir() / "tokens.json.login", {"api_url": fake.url, "organization_id": organization, **record})
+    result = shown(cli("token"), fake)
+    assert result.returncode == 3, result.stderr
+    assert "No Koyeb credentials found" in result.stderr
+    assert fake.stats == {}

@@ -40,6 +40,10 @@ _WHAT = "The login state file"
 # No dot: the name goes into a file name, whose temporary files are found by prefix (see
 # `private_file.replace`), so one profile's name must not be a prefix of another's file.
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# An organization id goes into the path of the switch and access token URLs: an edited one such as
+# `../../account/logout?` would send the token to another endpoint (`_config.organization_id` checks
+# the arguments' and the environment's alike; not imported: a warm `koyeb-auth token` loads no `_config`).
+_ORGANIZATION_ID = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._~-]+")
 
 
 class LastLogin(NamedTuple):
@@ -189,6 +193,8 @@ def _well_formed(api_url: object, email: object, organization_id: object, key: o
     if not (isinstance(api_url, str) and api_url and isinstance(key, str)):
         return False
     if not all(value is None or isinstance(value, str) for value in (email, organization_id)):
+        return False
+    if organization_id is not None and not _ORGANIZATION_ID.fullmatch(str(organization_id)):
         return False
     # A token login, or a password login: nothing in between. The token is checked as one typed at
     # `login` is: an edited one with a CR or a space would make httpx refuse the header with an error
