@@ -44,7 +44,7 @@ _VARIABLES = (*_TAKEN_AS_IS, "KOYEB_ORGANIZATION", *URL_VARIABLES)
 # An organization id goes into the path of the switch and access token URLs: characters that are
 # not unreserved in a URL would change the request (`/`, `?`), or make the HTTP client refuse it
 # with an error raised from frames that hold the token (a CR from a .env written on Windows).
-_ORGANIZATION_ID = re.compile(r"[A-Za-z0-9._~-]+")
+_ORGANIZATION_ID = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._~-]+")  # nor `..` (or `.`): a path segment httpx resolves
 # The API URL and the organization asked for by the arguments or the environment (None: not asked).
 _Asked = tuple[str | None, str | None]
 # Where a password without an email was found, for each layer of steps 1 and 3.

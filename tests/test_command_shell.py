@@ -202,6 +202,23 @@ def test_logout_twice_is_not_an_error(fake: FakeKoyebAPI, env: dict[str, str], c
     assert_no_secret(fake, first, second, third)
 
 
+
+@pytest.mark.parametrize("named_by", ["--profile", "KOYEB_AUTH_PROFILE"])
+def test_logout_of_a_profile_with_the_api_down_twice_is_not_an_error(fake: FakeKoyebAPI, cache: tuple[str, str],
+                                                                      named_by: str) -> None:
+    flags, env = (("--profile", "work"), {}) if named_by == "--profile" else ((), {"KOYEB_AUTH_PROFILE": "work"})
+    login = cli("login", *cache, *flags, "--email", fake.EMAIL, "--password-stdin", "--api-url", fake.url,
+                env=env, stdin=fake.PASSWORD + "\n")
+    assert login.returncode == 0, login.stderr
+    fake.stop()
+    first = cli("logout", *cache, *flags, "--timeout", "5", env=env)
+    assert first.returncode == 6, first.stderr  # forgotten here; the API could not revoke it
+    second = cli("logout", *cache, *flags, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "Already logged out" in second.stdout
+    assert cli("token", *cache, *flags, env=env).returncode == 3  # a profile named and not logged in: an error
+    assert_no_secret(fake, login, first, second)
+
 # --- status without credentials, and with the API down --------------------------------------------
 
 

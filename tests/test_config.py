@@ -105,7 +105,7 @@ def test_an_api_url_that_is_not_http_is_refused(tmp_path: Path, url: str) -> Non
 
 
 @pytest.mark.parametrize("organization", ["org-1\r", "org-1\n", "org\t1", "org 1", "org/../../account", "org-1?x",
-                                          "org-\u00e9"])
+                                          "org-\u00e9", "..", "."])
 @pytest.mark.parametrize("given_in", ["arguments", "environment", "cli file"])
 def test_an_organization_id_that_would_change_the_request_is_refused(
     tmp_path: Path, organization: str, given_in: str

@@ -368,3 +368,67 @@ def test_the_command_tells_a_workos_account_to_log_in_with_a_token(api: FakeKoye
     assert result.returncode == 4
     assert "signs in through WorkOS" in result.stderr and "koyeb-auth login --token" in result.stderr, result.stderr
     assert not (cache_dir() / "tokens.json.login").exists()
+
+
+# --- attacks on the login files and the command line (red team) -----------------------------------
+
+
+@pytest.mark.parametrize("words", [("--token", PAT), (f"--token={PAT}",), ("--token-stdin", PAT),
+                                   ("--email", "me@example.com", "--password", "hunter2-password"),
+                                   (f"--password-stdin={PAT}",)])
+def test_a_token_or_password_typed_on_the_login_command_line_is_not_echoed(api: FakeKoyebAPI,
+                                                                            words: tuple[str, ...]) -> None:
+    # `login --token $KOYEB_TOKEN` in a CI script: argparse's usage error would print the token to
+    # the job's log. The value is refused without being shown, and nothing is sent.
+    result = cli("login", "--api-url", api.url, *words)
+    assert result.returncode == 2
+    secret = words[-1].partition("=")[2] or words[-1]
+    assert secret not in result.stdout + result.stderr, result.stderr
+    assert "not shown" in result.stderr
+    assert api.stats == {}
+
+
+def write_login(path: Path, document: dict[str, object]) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump({"version": 1, "email": None, "organization_id": None, "key": "", **document}, file)
+
+
+@pytest.mark.parametrize("token", ["SECRETabc\r\nX-Injected: 1", "SECRET abc", "SECRETé"])
+def test_a_login_file_edited_to_a_token_unfit_for_a_header_is_ignored_and_never_echoed(api: FakeKoyebAPI,
+                                                                                      token: str) -> None:
+    # httpx would refuse the header with an error that quotes it: the token, in a traceback.
+    write_login(cache_dir() / "tokens.json.login", {"api_url": api.url, "token": token})
+    result = python(REQUEST, api)
+    assert "SECRET" not in result.stdout + result.stderr, result.stderr
+    assert "No Koyeb credentials found" in result.stderr
+    assert api.stats == {}
+
+
+def test_status_with_credentials_from_the_environment_survives_a_planted_profile_file(api: FakeKoyebAPI) -> None:
+    # A shared cache directory: another user (or a link) plants a profile's file; the account in use
+    # is not that profile, and `status` must still report on it (the planted file is left out).
+    (cache_dir()).mkdir(mode=0o700, parents=True)
+    (cache_dir() / "tokens.json.profile-planted.login").symlink_to("/etc/passwd")
+    assert login_token(api, "--profile", "mine").returncode == 0
+    result = shown(cli("status", "--json", env={"KOYEB_TOKEN": PAT, "KOYEB_URL": api.url}), api)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [profile["name"] for profile in report["profiles"]] == ["mine"]
+    assert report["kind"] == "personal access token"
+
+
+@pytest.mark.parametrize("organization", ["../../account/logout?", "org\r\nX-Injected: 1", "org é", ".."])
+@pytest.mark.parametrize("kind", ["token", "password"])
+def test_a_login_file_edited_to_an_organization_id_that_changes_the_url_is_ignored(
+        fake: FakeKoyebAPI, organization: str, kind: str) -> None:
+    # The id goes into the path of the switch and access token calls: `../../account/logout?` made the
+    # personal token go to POST /v1/account/logout. The environment's and the arguments' ids are
+    # checked for this; so is the file's now.
+    record = ({"token": PAT} if kind == "token" else {"email": fake.EMAIL, "key": "a-session-key"})
+    write_login(cache_dir() / "tokens.json.login", {"api_url": fake.url, "organization_id": organization, **record})
+    result = shown(cli("token"), fake)
+    assert result.returncode == 3, result.stderr
+    assert "No Koyeb credentials found" in result.stderr
+    assert fake.stats == {}

@@ -119,6 +119,19 @@ def test_temp_files_left_by_a_killed_writer_are_cleaned_up(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.json"]
 
 
+
+def test_a_cache_write_leaves_the_temp_files_of_the_login_files_beside_it(tmp_path: Path) -> None:
+    # `koyeb-auth login --store redis://...` writes its login file beside this cache under Redis's
+    # lock, not this file's: a cache writer that took its temporary file for a leftover of its own
+    # would make that login fail ("cannot be written") at the rename.
+    store = FileTokenStore(tmp_path / "tokens.json")
+    mine = tmp_path / ".tokens.json.abc123.tmp"
+    logins = [tmp_path / ".tokens.json.login.k2j4h6g8.tmp", tmp_path / ".tokens.json.profile-work.login.k2j4h6g8.tmp"]
+    for path in [mine, *logins]:
+        path.write_text("being written")
+    store.save("k", GOOD)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tokens.json", *(p.name for p in logins)])
+
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = FileTokenStore(tmp_path / "tokens.json")
     store.save("k", GOOD)

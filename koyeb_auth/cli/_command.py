@@ -204,8 +204,14 @@ def cmd_login(args: argparse.Namespace) -> int:
 def cmd_logout(args: argparse.Namespace) -> int:
     from ._login import log_out  # noqa: PLC0415
 
-    account = _configured(args)
-    if isinstance(account, errors.ConfigurationError):
+    account: Account | errors.ConfigurationError | None
+    try:
+        account = _configured(args)
+    except errors.ConfigurationError:
+        if not _profile_not_logged_in(args):
+            raise
+        account = None  # the profile named has no login: logged out already
+    if account is None or isinstance(account, errors.ConfigurationError):
         print("Already logged out: no account is named or remembered.")
         return 0
     who = account.email or f"the {account.kind}"
@@ -223,6 +229,18 @@ def cmd_logout(args: argparse.Namespace) -> int:
         return 0
     print(f"Logged out {who}; the session was removed from {account.store!r}.")
     return 0
+
+
+def _profile_not_logged_in(args: argparse.Namespace) -> bool:
+    """True if a profile is named (--profile, else $KOYEB_AUTH_PROFILE) and has no login file: `logout`
+    of a profile twice (the second time, the chain says it is not logged in) is no error."""
+    from ..stores._file import FileTokenStore  # noqa: PLC0415
+    from . import _state as state  # noqa: PLC0415
+
+    named = args.profile or os.environ.get(state.PROFILE_VARIABLE)
+    if not named or not state.PROFILE_NAME.fullmatch(named):
+        return False
+    return not os.path.lexists(state.path_for(FileTokenStore(args.cache_path).path, named))
 
 
 def _forget_here(account: Account) -> None:

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 __all__ = ["EXAMPLES", "build"]
 
@@ -56,8 +57,9 @@ def _seconds(text: str) -> float:
 def build(argv: Sequence[str], commands: Mapping[str, tuple[Callable[[argparse.Namespace], int], str]],
           version: str) -> argparse.ArgumentParser:
     """The parser of `argv`: `commands` maps each command's name to what runs it and its summary."""
-    parser = argparse.ArgumentParser(
-        prog="koyeb-auth", epilog=EXIT_CODES_HELP, formatter_class=_Help,
+    hidden = _maybe_secret(argv)
+    parser = _Parser(
+        prog="koyeb-auth", epilog=EXIT_CODES_HELP, formatter_class=_Help, hidden=hidden,
         description="A managed Koyeb API token: logs in once, refreshes before expiry, shared by every process.",
     )
     parser.add_argument("--version", action="version", version=f"koyeb-auth {version}")
@@ -66,10 +68,37 @@ def build(argv: Sequence[str], commands: Mapping[str, tuple[Callable[[argparse.N
     for name in [chosen] if chosen in commands else list(commands):
         run, summary = commands[name]
         sub = subparsers.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {EXAMPLES[name]}",
-                                    formatter_class=_Help)
+                                    formatter_class=_Help, hidden=hidden)
         sub.set_defaults(run=run)
         _OPTIONS[name](sub)
     return parser
+
+
+# What a usage error of `login` says instead of argparse's message, when that would show a value.
+_HIDDEN_ERROR = ("a value on the command line is not one `login` takes (not shown: it may be a token or a "
+                 "password). Pass a personal access token on standard input (--token-stdin) or at the prompt "
+                 "(--token), a password with --password-stdin or KOYEB_PASSWORD; see `koyeb-auth login --help`.")
+
+
+def _maybe_secret(argv: Sequence[str]) -> tuple[str, ...]:
+    """The words of a `login` command line that may be a token or a password: all but the command
+    and the option names (`--token=VALUE` gives VALUE)."""
+    if "login" not in argv:
+        return ()
+    words = (arg.partition("=")[2] if arg.startswith("--") else arg for arg in argv)
+    return tuple(word for word in words if word and word != "login")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors never show `hidden`: `login --token $KOYEB_TOKEN` in a
+    CI script would otherwise have "unrecognized arguments: <the token>" printed to the job's log."""
+
+    def __init__(self, *args: Any, hidden: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hidden = hidden
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_HIDDEN_ERROR if any(word in message for word in self.hidden) else message)
 
 
 class _Help(argparse.RawDescriptionHelpFormatter):

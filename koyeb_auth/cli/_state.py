@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from .._logs import logger
 from .._secrets import Redacted
-from .._token import json_value
+from .._token import json_value, usable_bearer
 from ..errors import CacheFileError, ConfigurationError, Hint
 from ..stores import _private_file as private_file
 
@@ -40,6 +40,10 @@ _WHAT = "The login state file"
 # No dot: the name goes into a file name, whose temporary files are found by prefix (see
 # `private_file.replace`), so one profile's name must not be a prefix of another's file.
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# An organization id goes into the path of the switch and access token URLs: an edited one such as
+# `../../account/logout?` would send the token to another endpoint (`_config.organization_id` checks
+# the arguments' and the environment's alike; not imported: a warm `koyeb-auth token` loads no `_config`).
+_ORGANIZATION_ID = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._~-]+")
 
 
 class LastLogin(NamedTuple):
@@ -116,9 +120,19 @@ def profiles(cache: Path) -> "list[LastLogin]":
                  if name.startswith(prefix) and name.endswith(suffix)]
     except OSError:  # no directory yet, or one we may not list: no profile to show
         names = []
-    found = [load(path_for(cache, name), name) for name in [DEFAULT_PROFILE, *sorted(names)]
-             if PROFILE_NAME.fullmatch(name)]
+    found = [_listed(cache, name) for name in [DEFAULT_PROFILE, *sorted(names)] if PROFILE_NAME.fullmatch(name)]
     return [login for login in found if login is not None]
+
+
+def _listed(cache: Path, profile: str) -> "LastLogin | None":
+    """The login of `profile`, for a listing; None, after a warning, for a file that is refused (a
+    symlink, another user's): one planted in a shared directory must not fail `status` for the
+    account in use. Using that profile still fails, and says why."""
+    try:
+        return load(path_for(cache, profile), profile)
+    except CacheFileError as exc:
+        logger().warning("Leaving the profile %r out of the list: %s", profile, exc.problem)
+        return None
 
 
 def chosen(cache: Path, profile: "str | None", api_url: "str | None", organization_id: "str | None",
@@ -180,8 +194,12 @@ def _well_formed(api_url: object, email: object, organization_id: object, key: o
         return False
     if not all(value is None or isinstance(value, str) for value in (email, organization_id)):
         return False
-    # A token login, or a password login: nothing in between.
-    return bool(isinstance(token, str) and token and not key) or bool(token is None and key and email)
+    if organization_id is not None and not _ORGANIZATION_ID.fullmatch(str(organization_id)):
+        return False
+    # A token login, or a password login: nothing in between. The token is checked as one typed at
+    # `login` is: an edited one with a CR or a space would make httpx refuse the header with an error
+    # that quotes it.
+    return bool(isinstance(token, str) and usable_bearer(token) and not key) or bool(token is None and key and email)
 
 
 def save(path: Path, login: LastLogin) -> None:

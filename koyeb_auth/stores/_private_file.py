@@ -114,8 +114,11 @@ def replace(path: Path, document: object) -> None:
     ensure_directory(directory)
     prefix = f".{path.name}."
     for stale in directory.glob(prefix + "*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+        # mkstemp's random part has no dot: `.tokens.json.login.x.tmp` is the login file's, whose
+        # writer may hold another lock than ours (`login --store redis://...`): not a leftover.
+        if "." not in stale.name[len(prefix):-len(".tmp")]:
+            with contextlib.suppress(OSError):
+                stale.unlink()
     # mkstemp creates the file 0600 with O_EXCL, so it never opens a file planted by someone else.
     fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
