@@ -104,9 +104,25 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-
 # The login latency of the cold-start benchmarks.
 LOGIN_DELAY = 0.1
+
+
+def release(fake: FakeKoyebAPI, mode: str, size: int, cache: Path,
+            env: dict[str, str]) -> tuple[float, list[dict[str, Any]]]:
+    """`size` fanout workers in `mode`, released at once on a cold store (the cache file `cache`, or a
+    Redis namespace of their own) after the fake API's counts are reset: when, and their reports."""
+    fake.reset_stats()
+    run_env = {**env, "BENCH_NAMESPACE": uuid.uuid4().hex}
+    procs = [spawn("benchmarks.fanout_worker", mode, str(cache), fake.url, env=run_env) for _ in range(size)]
+    wait_ready(procs)
+    started = go(procs)
+    return started, results(procs)
+
+
+def sessions_opened(fake: FakeKoyebAPI) -> int:
+    """The sessions the fake API opened since its counts were reset: logins, or exchanges of a personal token."""
+    return sum(fake.stats.get(action, 0) for action in ("login", "access_token", "switch"))
 
 
 def cold_starts(
@@ -120,16 +136,9 @@ def cold_starts(
         for size in sizes:
             row: list[object] = [size]
             for name, (mode, env) in variants.items():
-                fake.reset_stats()
-                # Each run starts cold: its own cache file, its own Redis namespace.
-                cache = str(directory / f"{name}-{size}.json")
-                run_env = {**env, "BENCH_NAMESPACE": uuid.uuid4().hex}
-                procs = [spawn("benchmarks.fanout_worker", mode, cache, fake.url, env=run_env) for _ in range(size)]
-                wait_ready(procs)
-                started = go(procs)
-                wall = (max(r["ready_at"] for r in results(procs)) - started) * 1000
-                # Sessions opened: logins, or exchanges of the personal token.
-                logins = sum(fake.stats.get(action, 0) for action in ("login", "access_token", "switch"))
+                started, reports = release(fake, mode, size, directory / f"{name}-{size}.json", env)
+                wall = (max(r["ready_at"] for r in reports) - started) * 1000
+                logins = sessions_opened(fake)
                 row += [logins, f"{wall:.0f}"]
                 summary[f"{name}_{size}_logins"], summary[f"{name}_{size}_ms"] = logins, wall
             rows.append(row)
