@@ -1,9 +1,10 @@
 """Run every benchmark and print the markdown the README quotes (about five minutes on 2 cores).
 
-    python -m benchmarks [--charts DIR]
+    python -m benchmarks [--charts DIR] [NAME ...]
 
 With `--charts DIR`, also draw the fan-out, the warm overhead and the refresh storm as PNG files in
-DIR (matplotlib, in the `bench` extra), from the same runs as the tables.
+DIR (matplotlib, in the `bench` extra), from the same runs as the tables. NAMEs (warm, fanout,
+storm, longrun, redis_store, command) run only those benchmarks.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def _versions() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--charts", type=Path, metavar="DIR", help="also draw PNG charts in DIR")
-    charts_dir: Path | None = parser.parse_args().charts
+    parser.add_argument("names", nargs="*", metavar="NAME", help="run only these benchmarks")
+    arguments = parser.parse_args()
+    charts_dir: Path | None = arguments.charts
     warnings.simplefilter("ignore")  # peers' deprecation notices would break the markdown
     started = time.monotonic()
     print(f"Measured on {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()} "
@@ -45,6 +48,8 @@ def main() -> None:
          ("Long-running worker", longrun), ("Redis store", redis_store), ("The command in a shell script", command)],
         1,
     ):
+        if arguments.names and module.__name__.rsplit(".", 1)[-1] not in arguments.names:
+            continue
         text, figures = module.measure()
         print(f"### {number}. {title}\n\n{text}\n", flush=True)
         if charts_dir is not None:
