@@ -104,36 +104,60 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 
 
-
 # The login latency of the cold-start benchmarks.
 LOGIN_DELAY = 0.1
 
 
+def release(fake: FakeKoyebAPI, mode: str, size: int, cache: Path,
+            env: dict[str, str]) -> tuple[float, list[dict[str, Any]]]:
+    """`size` fanout workers in `mode`, released at once on a cold store (the cache file `cache`, or a
+    Redis namespace of their own) after the fake API's counts are reset: when, and their reports."""
+    fake.reset_stats()
+    run_env = {**env, "BENCH_NAMESPACE": uuid.uuid4().hex}
+    procs = [spawn("benchmarks.fanout_worker", mode, str(cache), fake.url, env=run_env) for _ in range(size)]
+    wait_ready(procs)
+    started = go(procs)
+    return started, results(procs)
+
+
+def sessions_opened(fake: FakeKoyebAPI) -> int:
+    """The sessions the fake API opened since its counts were reset: logins, or exchanges of a personal token."""
+    return sum(fake.stats.get(action, 0) for action in ("login", "access_token", "switch"))
+
+
 def cold_starts(
-    sizes: tuple[int, ...], variants: dict[str, tuple[str, dict[str, str]]], directory: Path
+    sizes: tuple[int, ...], variants: dict[str, tuple[str, dict[str, str]]], directory: Path, rounds: int = 1
 ) -> tuple[str, dict[str, float]]:
     """For each fleet size, for each variant (its label: a fanout worker mode and its environment),
     that many workers released at once: the logins (or token exchanges) the fake API saw, and the
-    ms until the last held a token. A markdown table, and the figures by `label_size_logins` / `label_size_ms`."""
-    rows, summary = [], {}
+    ms until the last held a token, the median of `rounds` (variants alternate within a round). A
+    markdown table, and the figures by `label_size_logins` / `label_size_ms`."""
     with FakeKoyebAPI(login_delay=LOGIN_DELAY) as fake:
-        for size in sizes:
-            row: list[object] = [size]
-            for name, (mode, env) in variants.items():
-                fake.reset_stats()
-                # Each run starts cold: its own cache file, its own Redis namespace.
-                cache = str(directory / f"{name}-{size}.json")
-                run_env = {**env, "BENCH_NAMESPACE": uuid.uuid4().hex}
-                procs = [spawn("benchmarks.fanout_worker", mode, cache, fake.url, env=run_env) for _ in range(size)]
-                wait_ready(procs)
-                started = go(procs)
-                wall = (max(r["ready_at"] for r in results(procs)) - started) * 1000
-                # Sessions opened: logins, or exchanges of the personal token.
-                logins = sum(fake.stats.get(action, 0) for action in ("login", "access_token", "switch"))
-                row += [logins, f"{wall:.0f}"]
-                summary[f"{name}_{size}_logins"], summary[f"{name}_{size}_ms"] = logins, wall
-            rows.append(row)
+
+        def start(name: str, size: int, run: int) -> tuple[int, float]:
+            mode, env = variants[name]
+            started, reports = release(fake, mode, size, directory / f"{name}-{size}-{run}.json", env)
+            return sessions_opened(fake), (max(r["ready_at"] for r in reports) - started) * 1000
+
+        rows, summary = rounds_of(start, list(variants), sizes, rounds)
     headers = ["processes"] + [f"{label} {figure}" for label in variants for figure in ("logins", "ms")]
     text = (f"Login and exchange latency {LOGIN_DELAY * 1000:.0f} ms. Wall time from the release of the ready "
-            "processes until the last one holds a token.\n\n" + table(headers, rows))
+            "processes until the last one holds a token" + (f", median of {rounds} rounds (logins: the most in "
+            "a round)" if rounds > 1 else "") + ".\n\n" + table(headers, rows))
     return text, summary
+
+
+def rounds_of(start: Callable[[str, int, int], tuple[int, float]], names: list[str], sizes: tuple[int, ...],
+              rounds: int) -> tuple[list[list[object]], dict[str, float]]:
+    """`start(name, size, round)` (sessions opened, ms) for each, `rounds` times: a table's rows, of the
+    most sessions and the median ms, and the same by `name_size_logins` / `name_size_ms`."""
+    rows, summary = [], {}
+    for size in sizes:
+        row: list[object] = [size]
+        runs = [{name: start(name, size, run) for name in names} for run in range(rounds)]
+        for name in names:
+            logins, wall = max(run[name][0] for run in runs), median([run[name][1] for run in runs])
+            row += [logins, f"{wall:.0f}"]
+            summary[f"{name}_{size}_logins"], summary[f"{name}_{size}_ms"] = logins, wall
+        rows.append(row)
+    return rows, summary

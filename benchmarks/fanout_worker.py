@@ -2,6 +2,10 @@
 
 Modes: `koyeb` (email and password), `token` (a personal access token and an organization: one
 organization access token for the fleet), and their `naive` twins, each process asking itself.
+
+With BENCH_PHASES set, a KoyebAuth worker also reports when each phase of its cold start began and
+ended (the settings and the password's hash, the store's lock, the login), for `fanout.profile`:
+the library's own functions are wrapped here, in the worker, and the library is left as it is.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpcore  # noqa: F401 - loaded before the start, as in any worker that has built its HTTP client
 import httpx
@@ -17,9 +23,42 @@ import httpx
 from koyeb_auth import FileTokenStore, KoyebAuth, RedisTokenStore
 from koyeb_auth.testing import FakeKoyebAPI
 
+Phases = dict[str, Any]
+
+
+def _timed(owner: Any, name: str, phases: Phases, *, cpu: bool = False) -> None:
+    """Replace `owner.name` by a wrapper noting in `phases` its first start, its last end, its calls."""
+    original: Callable[..., Any] = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        phases.setdefault(f"{name}_start", time.time())
+        cpu_before = time.process_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            phases[f"{name}_end"] = time.time()
+            phases[f"{name}_calls"] = phases.get(f"{name}_calls", 0) + 1
+            if cpu:
+                phases[f"{name}_cpu"] = phases.get(f"{name}_cpu", 0.0) + time.process_time() - cpu_before
+
+    setattr(owner, name, wrapper)
+
+
+def _instrument(phases: Phases) -> None:
+    from koyeb_auth import _sources, _transport
+
+    _timed(_sources, "password_hash", phases, cpu=True)
+    _timed(_transport.SessionClient, "send", phases, cpu=True)
+    _timed(_transport.SessionClient, "_client", phases, cpu=True)
+    for name in ("try_lock", "load", "save"):
+        _timed(FileTokenStore, name, phases)
+
 
 def main() -> None:
     mode, cache, url = sys.argv[1:4]
+    phases: Phases = {}
+    if os.environ.get("BENCH_PHASES"):
+        _instrument(phases)
     # BENCH_REDIS: share the token through Redis rather than the cache file.
     redis_url = os.environ.get("BENCH_REDIS")
     store = RedisTokenStore(redis_url, namespace=os.environ["BENCH_NAMESPACE"]) if redis_url else FileTokenStore(cache)
@@ -30,6 +69,8 @@ def main() -> None:
         auth = KoyebAuth(FakeKoyebAPI.EMAIL, FakeKoyebAPI.PASSWORD, api_url=url, store=store)
     print("ready", flush=True)
     sys.stdin.readline()
+    phases["go_at"], cpu_at_go = time.time(), time.process_time()
+    phases["modules_at_go"] = len(sys.modules)
     if mode in ("koyeb", "token"):
         auth.get_token()
     elif mode == "naive-token":  # each process exchanges the personal token itself
@@ -39,7 +80,9 @@ def main() -> None:
     else:  # what each process does without a shared cache: log in itself
         body = {"email": FakeKoyebAPI.EMAIL, "password": FakeKoyebAPI.PASSWORD}
         httpx.post(url + "/v1/account/login", json=body).raise_for_status()
-    print(json.dumps({"ready_at": time.time()}), flush=True)
+    ready_at = time.time()
+    phases["modules_loaded"] = len(sys.modules) - phases["modules_at_go"]
+    print(json.dumps({"ready_at": ready_at, **phases, "cpu": time.process_time() - cpu_at_go}), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,8 +29,12 @@ TASKS, THREADS, PROCESSES = 1000, 32, 8
 Sample = tuple[float, float]  # (start, latency), monotonic seconds
 
 
-def measure(runs: int = 3) -> tuple[str, dict[str, float]]:
+def measure(runs: int = 3) -> tuple[str, dict[str, Any]]:
+    """The table as markdown; the refreshes per run, and the last run's `samples` and `refreshed` (when
+    each refresh ended), in seconds after its first request, for the chart (benchmarks/charts.py)."""
     rows, logins, refreshes, total = [], 0, 0, 0
+    samples: list[Sample] = []
+    refreshed: list[float] = []
     for run in range(1, runs + 1):
         samples, refreshed, stats, requests = _storm()
         logins, refreshes, total = logins + stats.get("login", 0), refreshes + stats.get("refresh", 0), total + requests
@@ -42,7 +47,9 @@ def measure(runs: int = 3) -> tuple[str, dict[str, float]]:
             f"Server saw **{logins} logins and {refreshes} refreshes in {runs} runs** for {total} requests. The "
             "latencies are the main process's (the p99 is mostly 1000 tasks and 32 threads sharing one GIL).\n\n"
             + table(["run", "refreshes", "requests", "count", "p50 ms", "p99 ms"], rows))
-    return text, {"refreshes_per_run": refreshes / runs}
+    first = min((start for start, _ in samples), default=0.0)
+    return text, {"refreshes_per_run": refreshes / runs, "samples": [(start - first, lat) for start, lat in samples],
+                  "refreshed": [end - first for end in refreshed]}
 
 
 def _storm() -> tuple[list[Sample], list[float], dict[str, int], int]:

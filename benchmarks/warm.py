@@ -151,7 +151,8 @@ def _ratio(values: list[float], floor: list[float]) -> float:
 
 
 def measure(count: int = 300, rounds: int = 41) -> tuple[str, dict[str, float]]:
-    """The three tables as markdown, and the KoyebAuth/floor ratios."""
+    """The tables as markdown; the KoyebAuth/floor ratio by client, and each variant's median µs by
+    `client|variant`."""
     sys.addaudithook(_audit_hook)
     gc.disable()  # a collection landing in one variant's round would be charged to it alone
     try:
@@ -185,6 +186,8 @@ def _measure(count: int, rounds: int) -> tuple[str, dict[str, float]]:
                             "and the best one)\n\n"
                             + table(["auth", "median µs", "vs floor", "best µs", "vs floor"], _rows(figures)))
             ratios[title] = _ratio(figures[KOYEB], figures[FLOOR])
+            # Each variant's median µs, for the chart (benchmarks/charts.py).
+            ratios |= {f"{title}|{name}": median(values) for name, values in figures.items()}
         sections.append(_auth_step_alone(sync, sessions, count * 10, rounds))
         events = _audited(calls[KOYEB], count) + _audited(req_calls[KOYEB], count)
     sections.append(f"File-system and network audit events (`sys.addaudithook`: open, os.*, socket.*, fcntl.*) "
