@@ -85,9 +85,13 @@ class Account:
         return "password login" if self.email else "organization token"
 
     @property
+    def cache_file(self) -> Path:
+        """The token cache file the logins are kept beside, even when the session lives in Redis."""
+        return FileTokenStore(self.options.cache_path).path
+
+    @property
     def state_path(self) -> Path:
-        # Beside the cache file, even when the session lives in Redis: it names the account.
-        return state.path_for(FileTokenStore(self.options.cache_path).path, self.profile or state.DEFAULT_PROFILE)
+        return state.path_for(self.cache_file, self.profile or state.DEFAULT_PROFILE)
 
     def cached(self) -> Token | None:
         """The token that would be sent now, from the cache (or the personal token); no network."""

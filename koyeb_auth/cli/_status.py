@@ -70,9 +70,7 @@ def unconfigured(problem: str) -> dict[str, Any]:
 
 def _profiles(account: Account) -> dict[str, Any]:
     """The profile in use (None if the credentials came from elsewhere), and every profile logged in."""
-    from ..stores._file import FileTokenStore  # noqa: PLC0415
-
-    logins = state.profiles(FileTokenStore(account.options.cache_path).path)
+    logins = state.profiles(account.cache_file)
     return {"profile": account.profile,
             "profiles": [{"name": login.profile, "kind": login.kind, "api_url": login.api_url, "email": login.email,
                           "organization_id": login.organization_id} for login in logins]}
