@@ -219,6 +219,7 @@ class TokenManager:
         self._source = source
         self._store = store
         self._key = source.key
+        source.prepare()  # a password's hash, derived while this process waits for the lock or logs in
         self._timing = timing
         self._clock = clock  # expiries: the wall clock, which every process shares
         self._monotonic = monotonic  # intervals: a stepped wall clock must not stretch them
@@ -271,7 +272,7 @@ class TokenManager:
 
     def cached(self) -> Token | None:
         """The token this process would use now, from memory or the store, with no network call."""
-        return self._usable(self._token or self._store.load(self._key))
+        return self._usable(self._token) or self._ours(self._store.load(self._key))
 
     # --- the flows ------------------------------------------------------------------------------
 
@@ -288,7 +289,7 @@ class TokenManager:
                 if self._on_event is not None:
                     emit(self._on_event, "failed", None, error=exc)
                 raise
-            held = self._usable(known)
+            held = self._ours(known)
             if held is not None:
                 # Not a miss: another thread may have obtained a token since this one looked, and a
                 # store that holds nothing (one that cannot be written) must not make it forgotten.
@@ -327,13 +328,13 @@ class TokenManager:
                     self._look_again_at = self._monotonic() + PEER_REFRESH_POLL
                     return still
                 block = True
-            elif (adopted := self._adopt(outcome.token)) is not None:
+            elif (adopted := self._adopt(self._ours(outcome.token))) is not None:
                 return adopted  # Seen: a peer's token, fresh
             else:
                 known = outcome.token  # Seen, but not fresh: wait on for the one after it
         # Re-check under the lock: a thread or process that held it before us may have renewed.
         # A token that expired while we waited is not refreshed (that would send it): log in.
-        return self._adopt((yield from Load())) or (yield from self._renew_and_share(self._usable(held)))
+        return self._adopt(self._ours((yield from Load()))) or (yield from self._renew_and_share(self._usable(held)))
 
     def _replace_rejected(self, rejected: Token, resent: bool) -> Flow[Token | None]:
         """The token to send a refused request again with, or None to return the 401."""
@@ -346,7 +347,7 @@ class TokenManager:
             # No early exit while waiting: whoever holds the lock may be refreshing the very token
             # the store holds now, and a server that revokes on refresh would refuse the retry with it.
             yield from enter(self._lock, deadline)
-        stored = yield from Load()
+        stored = self._ours((yield from Load()))
         # Compare-and-renew: if a peer already replaced the refused token, retry with theirs.
         if (token := self._adopt(stored, refused=rejected)) is not None:
             return token
@@ -380,7 +381,10 @@ class TokenManager:
     def _end_session(self) -> Flow[bool]:
         """Log out: end the session of the token in use, if any, and delete it from the store."""
         yield from enter(self._lock, time.monotonic() + self._timing.lock_timeout)
-        token = self._usable(self._token or (yield from Load()))
+        stored = yield from Load()
+        # Another password's session (the same account, the same key) is not this caller's to end.
+        mine = stored is not None and self._source.owns(stored)
+        token = self._usable(self._token) or (self._usable(stored) if mine else None)
         if token is not None:
             call = api.logout(self._source.api_url, token.value)
             try:
@@ -388,7 +392,8 @@ class TokenManager:
             except EndpointWithdrawnError as exc:
                 log.warning("Could not end the session of token %s: %s", token.fingerprint, exc)
         self._remember(None)
-        yield from Delete()
+        if mine:
+            yield from Delete()
         return token is not None
 
     # --- decisions --------------------------------------------------------------------------------
@@ -398,6 +403,14 @@ class TokenManager:
 
     def _usable(self, token: Token | None) -> Token | None:
         return token if token is not None and token.usable(self._clock()) else None
+
+    def _ours(self, stored: Token | None) -> Token | None:
+        """A token read from the store, if it can be sent and this source owns it (a password
+        session: the same password opened it). Checked in that order: the password's hash, which
+        `owns` may wait for, is needed only to adopt a live session."""
+        if stored is None or self._usable(stored) is None:
+            return None
+        return stored if self._source.owns(stored) else None
 
     def _remember(self, token: Token | None) -> None:
         self._token = token
@@ -442,7 +455,7 @@ class TokenManager:
         renewal = self._source.renew(current, self._withdrawn) if current is not None else None
         if renewal is not None:
             try:
-                return (yield from self._token_from(renewal)), renewal.action
+                return (yield from self._token_from(renewal, current)), renewal.action
             except InvalidCredentialsError:
                 log.info("The API refused to refresh token %s; logging in again",
                          current.fingerprint if current else "")
@@ -469,12 +482,18 @@ class TokenManager:
         except KoyebAuthError:  # unreachable, or the endpoint gone: the refusal stands as it is
             return False
 
-    def _token_from(self, call: api.Call) -> Flow[Token]:
-        """Send a session call; the token its reply carries."""
+    def _token_from(self, call: api.Call, renewing: Token | None = None) -> Flow[Token]:
+        """Send a session call; the token its reply carries, as the store keeps it: a renewal of
+        `renewing` carries what it did (the hash of the password that opened the session), a new
+        session what its source gives it."""
         sent = self._clock()
         token = api.token_from(call, (yield from Send(call)), sent, self._clock())
+        if renewing is not None:
+            token = token.replace(password_hash=renewing.password_hash)
+        else:
+            token = self._source.opened(token)
         # The token carries what we know is gone, so the peers that adopt it skip it too.
-        return token.withdrawing(frozenset(self._withdrawn)) if self._withdrawn else token
+        return token.replace(withdrawn=frozenset(self._withdrawn)) if self._withdrawn else token
 
     def _withdraw(self, gone: EndpointWithdrawnError) -> None:
         self._withdrawn.add(gone.endpoint)

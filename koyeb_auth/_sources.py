@@ -8,15 +8,20 @@ open a session, in order, and skips those the manager found withdrawn (404, 405 
 password session is then renewed by logging in again, and an organization token is asked for at
 `POST /v1/organizations/{id}/access_token`, which is not deprecated.
 
-Each source names its tokens in the shared store with a key bound to the credential that opened
-the session, so that a wrong password never gets a cached session. For a password the key holds
-a salted scrypt hash (about 50 ms of work, done once per process), so a key read from a cache
-file or from Redis does not make the password cheap to guess.
+Each source names its tokens in the shared store with a key of the API URL, the identity and the
+organization, and says which stored sessions are its own (`owns`): a password session only if the
+same password opened it, so that a wrong password never gets a cached session. A password session
+carries a salted scrypt hash of its password (about 50 ms of work, done once per process), so a
+hash read from a cache file or from Redis does not make the password cheap to guess. The hash is
+not in the key: a process looks the session up at once, and derives the hash in the background
+(`prepare`) while it waits for the lock or logs in, rather than before.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import threading
 from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol, get_args
@@ -48,7 +53,19 @@ class Source(Protocol):
 
     @property
     def key(self) -> str:
-        """The store key: API URL, identity, organization and credential, hashed so none shows."""
+        """The store key: API URL, identity and organization (and a token's hash), hashed."""
+        ...
+
+    def prepare(self) -> None:
+        """Start what `owns` and `opened` will need (a password's hash) in the background."""
+        ...
+
+    def owns(self, token: Token) -> bool:
+        """Whether a session found under `key` is this source's to use."""
+        ...
+
+    def opened(self, token: Token) -> Token:
+        """`token`, a session this source just opened, as the store keeps it (see `owns`)."""
         ...
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
@@ -71,9 +88,22 @@ class PasswordLogin:
 
     @property
     def key(self) -> str:
-        email = self.email.lower()
-        credential = password_hash(self.password or "", password_salt(self.api_url, email))
-        return cache_key(self.api_url, "email", email, self.organization_id, credential)
+        return cache_key(self.api_url, "email", self.email.lower(), self.organization_id, "")
+
+    def prepare(self) -> None:
+        prepare_password_hash(self.password or "", password_salt(self.api_url, self.email))
+
+    def owns(self, token: Token) -> bool:
+        # Only the password that opened a session may use it. A session with no hash was opened by
+        # `koyeb-auth login` before the hash was kept with the session, or planted: not ours.
+        return token.password_hash is not None and hmac.compare_digest(token.password_hash, self._hash)
+
+    def opened(self, token: Token) -> Token:
+        return token.replace(password_hash=self._hash)
+
+    @property
+    def _hash(self) -> str:
+        return password_hash(self.password or "", password_salt(self.api_url, self.email))
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
         from . import _session_api as api  # noqa: PLC0415 - see the imports
@@ -112,6 +142,15 @@ class OrganizationToken:
         # A personal token is 64 random characters: a fast hash cannot be reversed by guessing.
         identity = hashlib.sha256(self.personal_token.encode()).hexdigest()
         return cache_key(self.api_url, "token", identity, self.organization_id, "")
+
+    def prepare(self) -> None:
+        pass  # the key binds the personal token: every session under it is ours
+
+    def owns(self, token: Token) -> bool:
+        return True
+
+    def opened(self, token: Token) -> Token:
+        return token
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
         from . import _session_api as api  # noqa: PLC0415 - see the imports
@@ -168,12 +207,42 @@ def password_salt(api_url: str, email: str) -> str:
     return f"{api_url}\n{email.lower()}"
 
 
-def password_hash(password: str, salt: str) -> str:
-    """A deliberately slow hash of a password, computed once per process for each account."""
+def prepare_password_hash(password: str, salt: str) -> None:
+    """Start deriving the hash of `password` in a thread (scrypt releases the GIL), unless this
+    process has it or is deriving it: a cold process needs it only once it finds or opens a session."""
     memo = _memo(password, salt)
+    with _hashing:
+        if memo in _hashes or memo in _deriving:
+            return
+        thread = _deriving[memo] = threading.Thread(target=_derive, args=(memo, password, salt), daemon=True,
+                                                    name="koyeb-auth password hash")
+    thread.start()
+
+
+def password_hash(password: str, salt: str) -> str:
+    """A deliberately slow hash of a password, derived once per process for each account (this waits
+    for the derivation `prepare_password_hash` started, if any)."""
+    memo = _memo(password, salt)
+    if (thread := _deriving.get(memo)) is not None:
+        # In a child forked while the parent derived it, the thread is gone: join returns at once.
+        thread.join()
     if (known := _hashes.get(memo)) is None:
-        known = _hashes[memo] = hashlib.scrypt(password.encode(), salt=salt.encode(), **_SCRYPT).hex()
+        known = _hashes[memo] = _scrypt(password, salt)
     return known
+
+
+def _derive(memo: bytes, password: str, salt: str) -> None:
+    try:
+        _hashes[memo] = _scrypt(password, salt)
+    except BaseException:  # noqa: S110 - the caller that needs the hash derives it, and gets the error
+        pass
+    finally:
+        with _hashing:
+            _deriving.pop(memo, None)
+
+
+def _scrypt(password: str, salt: str) -> str:
+    return hashlib.scrypt(password.encode(), salt=salt.encode(), **_SCRYPT).hex()
 
 
 def derived_hash(password: str, salt: str) -> str | None:
@@ -195,3 +264,5 @@ def _memo(password: str, salt: str) -> bytes:
 
 
 _hashes: dict[bytes, str] = {}
+_deriving: dict[bytes, threading.Thread] = {}
+_hashing = threading.Lock()

@@ -55,7 +55,7 @@ class Token:
     # Written out rather than a frozen dataclass: a warm `koyeb-auth token` reads a Token and loads
     # no dataclasses module (nor the inspect and ast modules it loads).
     __slots__ = ("__weakref__", "expires_at", "expires_at_latest", "header", "obtained_at", "organization_id",
-                 "user_id", "value", "withdrawn")
+                 "password_hash", "user_id", "value", "withdrawn")
 
     value: str
     obtained_at: float
@@ -65,6 +65,9 @@ class Token:
     # The session endpoints that answered 404/405/410 before this token was obtained, so that its
     # renewal skips them: kept in the store, every process that adopts the token learns it too.
     withdrawn: frozenset[str]
+    # A password session's salted scrypt hash of the password that opened it: only that password may
+    # adopt it from a shared store (see `_sources`). Kept when the session is refreshed.
+    password_hash: str | None
     # The `Authorization` header value that carries this token (built once: the hot path reads it).
     header: str
     # The last moment the token is sent: a second before expiry (a tenth of the lifetime for tokens
@@ -74,17 +77,19 @@ class Token:
     # The dataclass's signature, kept: every field may be given by position.
     def __init__(self, value: str, obtained_at: float, expires_at: float | None = None,  # noqa: PLR0917
                  user_id: str | None = None, organization_id: str | None = None,
-                 withdrawn: frozenset[str] = frozenset()) -> None:
+                 withdrawn: frozenset[str] = frozenset(), password_hash: str | None = None) -> None:
         """A token obtained at `obtained_at` (`time.time()`), valid until `expires_at` (None: no known expiry).
 
         `user_id` and `organization_id` are whom the API issued it to, when it said; `withdrawn`
-        the session endpoints known to be gone when it was obtained.
+        the session endpoints known to be gone when it was obtained; `password_hash` that of the
+        password that opened it.
         """
         latest = math.inf
         if expires_at is not None:
             latest = expires_at - min(SEND_MARGIN, max(expires_at - obtained_at, 0.0) / 10)
         fields = {"value": value, "obtained_at": obtained_at, "expires_at": expires_at, "user_id": user_id,
-                  "organization_id": organization_id, "withdrawn": withdrawn, "header": Redacted(f"Bearer {value}"),
+                  "organization_id": organization_id, "withdrawn": withdrawn,
+                  "password_hash": password_hash, "header": Redacted(f"Bearer {value}"),
                   "expires_at_latest": latest}
         for name, field_value in fields.items():
             object.__setattr__(self, name, field_value)  # past our own __setattr__, which refuses
@@ -112,12 +117,14 @@ class Token:
         return self.__class__, self._fields()
 
     def _fields(self) -> tuple[Any, ...]:
-        return self.value, self.obtained_at, self.expires_at, self.user_id, self.organization_id, self.withdrawn
+        return (self.value, self.obtained_at, self.expires_at, self.user_id, self.organization_id, self.withdrawn,
+                self.password_hash)
 
-    def withdrawing(self, endpoints: frozenset[str]) -> Token:
-        """This token, remembering that `endpoints` are withdrawn."""
+    def replace(self, *, withdrawn: frozenset[str] | None = None, password_hash: str | None = None) -> Token:
+        """This token, remembering that `withdrawn` endpoints are gone, or which `password_hash` opened it."""
         return self.__class__(self.value, self.obtained_at, self.expires_at, self.user_id, self.organization_id,
-                              endpoints)
+                              self.withdrawn if withdrawn is None else withdrawn,
+                              self.password_hash if password_hash is None else password_hash)
 
     @property
     def fingerprint(self) -> str:
@@ -281,6 +288,8 @@ def entry_from_token(token: Token) -> dict[str, Any]:
     }
     # Only when there is something to say, so an entry is what earlier versions wrote (and read:
     # they ignore keys they do not know) until Koyeb withdraws an endpoint.
+    if token.password_hash is not None:
+        entry["password_hash"] = token.password_hash
     return {**entry, "withdrawn": sorted(token.withdrawn)} if token.withdrawn else entry
 
 
@@ -294,7 +303,8 @@ def token_from_entry(entry: object) -> Token | None:
     # The same bounds as an API reply's: a store anyone else can write may hold anything.
     if expires is not None and (not _is_number(expires) or expires - obtained > MAX_LIFETIME):
         return None
-    user, org, withdrawn = entry.get("user_id"), entry.get("organization_id"), entry.get("withdrawn")
+    user, org, withdrawn, hashed = (entry.get(name) for name in ("user_id", "organization_id", "withdrawn",
+                                                                  "password_hash"))
     return Token(
         value=value,
         obtained_at=obtained,
@@ -304,6 +314,7 @@ def token_from_entry(entry: object) -> Token | None:
         # Missing in entries written before it existed; malformed costs only one more try of an endpoint.
         withdrawn=frozenset(name for name in withdrawn if isinstance(name, str))
         if isinstance(withdrawn, list) else frozenset(),
+        password_hash=hashed if isinstance(hashed, str) else None,
     )
 
 

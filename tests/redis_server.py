@@ -13,7 +13,7 @@ import pytest
 
 from koyeb_auth import KoyebAuth, RedisTokenStore, Token
 from koyeb_auth._config import Config, Credentials
-from koyeb_auth._sources import source_for
+from koyeb_auth._sources import Source, source_for
 from koyeb_auth.testing import FakeKoyebAPI, RedisServer
 
 # Valid for a year from now: a stored token said to last longer than ten years is refused as absurd.
@@ -36,9 +36,18 @@ def fleet_auth(fake: FakeKoyebAPI, store: RedisTokenStore, **options: float) -> 
 
 def fleet_key(fake: FakeKoyebAPI) -> str:
     """The store key of the fake API's demo account."""
+    return _fleet_source(fake).key
+
+
+def fleet_session(fake: FakeKoyebAPI, value: str, obtained_at: float, expires_at: float) -> Token:
+    """A session of the demo account as its password's processes keep it (with the password's hash)."""
+    return _fleet_source(fake).opened(Token(value, obtained_at=obtained_at, expires_at=expires_at))
+
+
+def _fleet_source(fake: FakeKoyebAPI) -> Source:
     source = source_for(Config({}).settings(Credentials(fake.EMAIL, fake.PASSWORD, api_url=fake.url)), None)
     assert source is not None
-    return source.key
+    return source
 
 
 def lock_key(namespace: str) -> str:

@@ -421,6 +421,7 @@ def test_a_wrong_password_never_gets_the_cached_session(
     with pytest.raises(InvalidCredentialsError):
         guesser.get_token()
     assert guesser.cached_token() is None
+    assert guesser.logout() is False  # ends and deletes nothing: the session is not the guesser's
     # The right password, in another KoyebAuth, still shares the session: one login in all.
     assert KoyebAuth(email, fake.PASSWORD, api_url=fake.url, store=store).get_token() == token
     assert fake.stats == {"login": 1, "failed_login": 1, "login_method": 1}

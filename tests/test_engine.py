@@ -57,20 +57,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import logging
+import os
 import random
 import threading
 import time
+import uuid
+import warnings
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
 
-from koyeb_auth import Token
+from koyeb_auth import Token, _sources
 from koyeb_auth._authorization import MAX_RESENDS, Authorization
 from koyeb_auth._engine import Effect, Entry, Flow, Lock, Look, Queue, Seen, Sleep, TryLock, enter
 from koyeb_auth._manager import (
@@ -86,6 +91,7 @@ from koyeb_auth._session_api import MAX_RETRY_AFTER
 from koyeb_auth._sources import OrganizationToken, PasswordLogin, Source
 from koyeb_auth._token import format_timestamp
 from koyeb_auth._transport import Network
+from koyeb_auth.cli._state import LastLogin
 from koyeb_auth.errors import (
     APIError,
     InvalidCredentialsError,
@@ -290,13 +296,14 @@ class Rig:
     api: ScriptedAPI
     store: ScriptedStore
     manager: TokenManager
+    source: Source
     events: list[TokenEvent] = field(default_factory=list)
 
     def token(self, value: str, *, ttl: float = HOUR, age: float = 0.0,
               withdrawn: frozenset[str] = frozenset()) -> Token:
-        """A token obtained `age` seconds ago, valid `ttl` seconds from then."""
+        """A token of the rig's source (a peer's), obtained `age` seconds ago, valid `ttl` seconds from then."""
         obtained = self.clock.wall - age
-        return Token(value, obtained_at=obtained, expires_at=obtained + ttl, withdrawn=withdrawn)
+        return self.source.opened(Token(value, obtained_at=obtained, expires_at=obtained + ttl, withdrawn=withdrawn))
 
     def holding(self, value: str, *, ttl: float = HOUR, due: bool = False) -> Token:
         """The manager holds this token in memory (adopted from the store), and the store too;
@@ -325,7 +332,7 @@ def make_rig(source: Source = PASSWORD_LOGIN, *, lock_timeout: float = JOIN, ttl
     events: list[TokenEvent] = []
     manager = TokenManager(source, store, Timing(MARGIN, timeout=JOIN, lock_timeout=lock_timeout), network,
                            clock=clock.time, monotonic=clock.monotonic, on_event=events.append)
-    return Rig(clock, api, store, manager, events)
+    return Rig(clock, api, store, manager, source, events)
 
 
 @pytest.fixture
@@ -939,6 +946,100 @@ def test_a_withdrawn_organization_switch_costs_one_call() -> None:
     rig.clock.advance(HOUR - MARGIN)
     assert rig.manager.get_token() != first
     assert rig.api.actions() == ["switch", "access_token", "access_token"]
+
+
+# --- a password's sessions ----------------------------------------------------------------------------
+
+
+def test_a_session_another_password_opened_is_not_adopted_and_the_login_saves_its_own() -> None:
+    rig = make_rig()
+    other = PasswordLogin(API_URL, "ops@example.com", "another password")
+    rig.store.token = other.opened(Token("opened-by-another", obtained_at=T0, expires_at=T0 + HOUR))
+    token = rig.manager.get_token()
+    assert token.value != "opened-by-another"
+    assert rig.api.actions() == ["login"]
+    assert rig.store.token == token and PASSWORD_LOGIN.owns(token) and not other.owns(token)
+    # A session with no hash at all (planted, or older than the hash) is no one's either.
+    rig = make_rig()
+    rig.store.token = Token("no-hash", obtained_at=T0, expires_at=T0 + HOUR)
+    assert rig.manager.get_token().value != "no-hash"
+
+
+def test_the_password_is_hashed_while_the_login_is_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold process logs in at once, and derives its password's hash (needed to save the session,
+    or to adopt a peer's) meanwhile, in a thread: 32 processes on 2 cores that each hashed before
+    logging in would queue the fleet's one login behind 32 hashes."""
+    clock = Clock()
+    api = ScriptedAPI(clock, HOUR)
+    scrypt = hashlib.scrypt
+    sent_when_hashing_began: list[list[str]] = []
+
+    def hashing(*args: Any, **kwargs: Any) -> bytes:
+        deadline = time.monotonic() + 10
+        while "login" not in api.actions() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        sent_when_hashing_began.append(api.actions())
+        return scrypt(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", hashing)
+    source = PasswordLogin(API_URL, "ops@example.com", f"password {uuid.uuid4()}")
+    rig = make_rig(source, clock=clock, api=api)
+    token = rig.manager.get_token()
+    assert sent_when_hashing_began == [["login"]]
+    assert rig.store.token == token and source.owns(token)
+
+
+def test_a_refreshed_session_keeps_the_hash_of_the_password_that_opened_it() -> None:
+    """`koyeb-auth login` (a password) opens the session, a `KoyebAuth()` (its saved login, no
+    password) refreshes it: processes given the password still adopt the refreshed one."""
+    last_login = LastLogin(API_URL, "ops@example.com", None, PASSWORD_LOGIN.key)
+    rig = make_rig(last_login)
+    rig.store.token = PASSWORD_LOGIN.opened(rig.token("opened-by-login", ttl=HOUR))
+    rig.manager.get_token()
+    rig.clock.advance(HOUR - 100)
+    refreshed = rig.manager.get_token()
+    assert rig.api.actions() == ["refresh"]
+    assert rig.store.token == refreshed and PASSWORD_LOGIN.owns(refreshed)
+
+
+def test_logout_with_another_password_leaves_the_session_it_does_not_own() -> None:
+    rig = make_rig()
+    other = PasswordLogin(API_URL, "ops@example.com", "another password")
+    kept = rig.store.token = other.opened(Token("opened-by-another", obtained_at=T0, expires_at=T0 + HOUR))
+    assert rig.manager.logout() is False
+    assert rig.store.token is kept and rig.api.actions() == []
+
+
+def test_a_child_forked_while_the_parent_hashes_derives_the_hash_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    started, go_on = threading.Event(), threading.Event()
+    scrypt = hashlib.scrypt
+
+    def held(*args: Any, **kwargs: Any) -> bytes:
+        started.set()
+        go_on.wait(10)
+        return scrypt(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", held)
+    password, salt = f"password {uuid.uuid4()}", "https://koyeb.test\nops@example.com"
+    _sources.prepare_password_hash(password, salt)
+    assert started.wait(10)  # the parent's thread is inside the hash
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with a thread running: the point
+        child = os.fork()
+    if child == 0:  # the child: the deriving thread is gone; the hash must not wait for it
+        go_on.set()
+        os.write(write, _sources.password_hash(password, salt).encode())
+        os._exit(0)
+    os.close(write)
+    go_on.set()
+    with os.fdopen(read) as pipe:
+        derived = pipe.read()
+    assert os.waitpid(child, 0)[1] == 0
+    assert derived == _sources.password_hash(password, salt) == scrypt(
+        password.encode(), salt=salt.encode(), n=1 << 14, r=8, p=1, maxmem=64 << 20, dklen=32).hex()
 
 
 # --- the store --------------------------------------------------------------------------------------

@@ -35,14 +35,23 @@ from koyeb_auth import (
     LeaseLostError,
     RedisTokenStore,
     StoreUnavailableError,
-    Token,
     TokenStoreError,
 )
 from koyeb_auth._token import fingerprint
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import loop_blocked, release_workers, start_workers
-from .redis_server import NEW, OLD, fleet_auth, fleet_key, lock_key, start_redis_server, token_key, wait_until
+from .redis_server import (
+    NEW,
+    OLD,
+    fleet_auth,
+    fleet_key,
+    fleet_session,
+    lock_key,
+    start_redis_server,
+    token_key,
+    wait_until,
+)
 
 StoreFactory = Callable[..., RedisTokenStore]
 
@@ -87,7 +96,7 @@ def test_a_token_in_its_refresh_window_is_refreshed_once_across_hosts(
     # The same live token, recorded as 100 s from its end: inside the default 300 s window.
     seed = redis_store()
     assert seed.try_lock()
-    seed.save(fleet_key(fake), Token(valid, obtained_at=now - 3500, expires_at=now + 100))
+    seed.save(fleet_key(fake), fleet_session(fake, valid, obtained_at=now - 3500, expires_at=now + 100))
     seed.unlock()
     fake.reset_stats()
     workers = [

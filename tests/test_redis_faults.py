@@ -33,7 +33,7 @@ from koyeb_auth.testing import FakeKoyebAPI, RedisServer
 
 from .recorder import HostileRedis
 from .redis_proxy import DelayingProxy
-from .redis_server import NEW, OLD, fleet_auth, fleet_key, lock_key, start_redis_server, wait_until
+from .redis_server import NEW, OLD, fleet_auth, fleet_key, fleet_session, lock_key, start_redis_server, wait_until
 from .test_attacks import leaked, rendered
 
 # The connections a store may open (RedisTokenStore's MAX_CONNECTIONS, written out: a test of the
@@ -281,7 +281,8 @@ def test_a_lost_fence_counter_does_not_make_every_process_log_in(
     seed = redis_store()
     for _ in range(3):  # a fleet that has renewed a few times; the token is now in its refresh window
         assert seed.try_lock()
-        seed.save(fleet_key(fake), Token(valid, obtained_at=time.time() - 3500, expires_at=time.time() + 100))
+        seed.save(fleet_key(fake), fleet_session(fake, valid, obtained_at=time.time() - 3500,
+                                                  expires_at=time.time() + 100))
         seed.unlock()
     admin.delete(*keys_of(admin, namespace, "fence"))
     fake.reset_stats()

@@ -11,7 +11,14 @@ import weakref
 import pytest
 
 from koyeb_auth import Token, TokenState
-from koyeb_auth._token import fingerprint, jwt_expiry, parse_timestamp, token_from_reply
+from koyeb_auth._token import (
+    entry_from_token,
+    fingerprint,
+    jwt_expiry,
+    parse_timestamp,
+    token_from_entry,
+    token_from_reply,
+)
 
 EPOCH_2022_09_08_14H = 1662645600.0
 
@@ -104,7 +111,7 @@ def test_repr_hides_the_value_and_fingerprint_is_stable() -> None:
 
 def test_a_token_is_an_immutable_value_that_copies_and_pickles_whole() -> None:
     token = Token("secret", obtained_at=1.0, expires_at=2.0, user_id="u", organization_id="o",
-                  withdrawn=frozenset({"switch"}))
+                  withdrawn=frozenset({"switch"}), password_hash="ab12")
     with pytest.raises(AttributeError, match="immutable"):
         token.value = "other"  # type: ignore[misc]
     with pytest.raises(AttributeError, match="immutable"):
@@ -112,9 +119,13 @@ def test_a_token_is_an_immutable_value_that_copies_and_pickles_whole() -> None:
     for twin in (pickle.loads(pickle.dumps(token)), copy.copy(token), copy.deepcopy(token)):
         assert twin == token
         assert hash(twin) == hash(token)
-        assert (twin.value, twin.withdrawn, twin.header) == ("secret", frozenset({"switch"}), "Bearer secret")
+        assert (twin.value, twin.withdrawn, twin.header, twin.password_hash) == (
+            "secret", frozenset({"switch"}), "Bearer secret", "ab12")
     assert token != Token("secret", obtained_at=1.0, expires_at=2.0)  # every field counts
-    assert token.withdrawing(frozenset()) == Token("secret", 1.0, 2.0, user_id="u", organization_id="o")
+    assert token.replace(withdrawn=frozenset()) == Token("secret", 1.0, 2.0, user_id="u", organization_id="o",
+                                                         password_hash="ab12")
+    assert token.replace(password_hash="cd34").password_hash == "cd34"
+    assert token != token.replace(password_hash="cd34")
     assert {token, copy.copy(token)} == {token}
     assert "secret" not in repr(token)
     assert repr(token.header) == "'<redacted>'"
@@ -131,4 +142,15 @@ def test_a_token_keeps_the_dataclass_s_signature_and_identity() -> None:
     kept = Kept("v", 1.0, 2.0, "u", "o", frozenset({"switch"}))
     assert kept != token  # another class, as with a dataclass
     assert type(pickle.loads(pickle.dumps(kept))) is Kept
-    assert type(kept.withdrawing(frozenset())) is Kept
+    assert type(kept.replace(withdrawn=frozenset())) is Kept
+
+
+def test_a_sessions_password_hash_travels_in_its_cache_entry_and_never_in_its_repr() -> None:
+    opened = Token("tok", obtained_at=1.0, expires_at=2.0, password_hash="ab" * 32)
+    entry = entry_from_token(opened)
+    assert entry["password_hash"] == "ab" * 32
+    assert token_from_entry(json.loads(json.dumps(entry))) == opened
+    assert "password_hash" not in entry_from_token(Token("tok", 1.0))  # what earlier versions wrote
+    malformed = token_from_entry({**entry, "password_hash": 12})
+    assert malformed is not None and malformed.password_hash is None
+    assert "ab" * 32 not in repr(opened)

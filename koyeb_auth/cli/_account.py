@@ -99,7 +99,16 @@ class Account:
             assert self._personal_token is not None
             return Token(self._personal_token, obtained_at=0.0)
         token = self.store.load(self.source.key)
-        return token if token is not None and token.usable(time.time()) else None
+        if token is None or not token.usable(time.time()):
+            return None
+        return token if self.source.owns(token) else None
+
+    def foreign_session(self) -> bool:
+        """Whether the store holds a session under this account's key that its source does not own:
+        one another password of the account opened (this one is wrong, or that one is)."""
+        source = self.source
+        token = self.store.load(source.key) if source is not None else None
+        return source is not None and token is not None and not source.owns(token)
 
     def fresh(self) -> Token | None:
         """The cached token if nothing is due: it can be printed without any lock or network call."""

@@ -250,7 +250,8 @@ def _forget_here(account: Account) -> None:
 
     assert account.source is not None  # log_out refuses a personal token before any call
     with _locked(account):
-        account.store.delete(account.source.key)
+        if not account.foreign_session():
+            account.store.delete(account.source.key)
     log_out(account)  # with no session left to revoke, it only forgets the remembered login
 
 

@@ -142,10 +142,12 @@ def _log_in_with_password(options: Options, environ: Mapping[str, str], stdin: T
     given = Credentials(email, password, organization_id=options.organization_id, api_url=options.api_url)
     settings = Config(environ).settings(given)
     source = PasswordLogin(settings.api_url, email, password, settings.organization_id)
+    source.prepare()  # the password's hash, derived while the login is in flight
     token = _refused_names_the_sources(source, options.timeout, f"the email ({email_from}) and the password "
                                                                  f"({password_from})")
     account = Account.configured(settings, source, store_for(options, environ), options)
     account.profile = options.profile or state.DEFAULT_PROFILE
+    token = source.opened(token)
     with _locked(account):
         account.store.save(source.key, token)
         _check_kept(account, source.key, token)
@@ -193,7 +195,8 @@ def log_out(account: Account) -> bool:
     key = account.source.key
     with _locked(account):
         last = state.load(account.state_path)
-        if last is not None and last.key == key:
+        # Not with another password's session still cached (logout leaves it): that login stands.
+        if last is not None and last.key == key and not account.foreign_session():
             state.forget(account.state_path)
     return ended
 

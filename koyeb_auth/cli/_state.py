@@ -5,8 +5,8 @@ environment name an account (see `_config` for the whole chain). Each profile's 
 JSON file beside the token cache (`tokens.json.login` for the default profile,
 `tokens.json.profile-NAME.login` for the others), with the cache's hygiene (0600, replaced
 atomically, no symlink followed, owner checked). A password login holds what finds its session
-without the password: the API URL, the email, the organization and the session's store key (which
-holds nothing but a slow hash of the password, as the cache file does). A token login holds the
+without the password: the API URL, the email, the organization and the session's store key (a
+hash of those three; the session beside it in the cache holds a slow hash of the password). A token login holds the
 personal access token itself: it is the credential, kept as privately as the cached sessions.
 """
 
@@ -73,6 +73,17 @@ class LastLogin(NamedTuple):
         A personal access token can be exchanged for a token of any of its organizations."""
         same_organization = self.token is not None or organization_id in (None, self.organization_id)
         return api_url in (None, self.api_url) and same_organization
+
+    def prepare(self) -> None:
+        pass  # no password, no hash
+
+    def owns(self, token: "Token") -> bool:
+        # The user's own login: the session found under its key is its session, whichever password
+        # of the account opened it (a wrong one opens none).
+        return True
+
+    def opened(self, token: "Token") -> "Token":
+        return token  # never: `obtain` refuses
 
     def obtain(self, withdrawn: "Set[str]") -> "tuple[api.Call, ...]":
         raise ConfigurationError(

@@ -86,12 +86,10 @@ def _why_none(account: Account) -> str:
     source, email = account.source, account.email
     if isinstance(source, state.LastLogin):
         return "the session of the last `koyeb-auth login` has ended (expired or logged out): log in again"
-    last = state.load(account.state_path)
-    # A session is cached under a slow hash of its password: another password finds none. The last
-    # login's record tells that case apart, without a login attempt.
-    if (last is not None and source is not None and email and (last.email or "").lower() == email.lower()
-            and last.matches(account.api_url, account.organization_id) and last.key != source.key):
-        return f"wrong password: not the one the last `koyeb-auth login` used for {last.email}"
+    # A cached session carries a slow hash of the password that opened it: another password's
+    # session tells a wrong password apart, without a login attempt.
+    if email and account.foreign_session():
+        return f"wrong password: not the one that opened the session cached for {email}"
     return "no session is cached for these credentials (none opened yet, logged out, or expired)"
 
 
