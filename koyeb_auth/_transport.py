@@ -192,44 +192,43 @@ class SessionClient:
         return {"verify": verify, "proxy": network.proxy}
 
 
+@dataclass(eq=False)
 class _DeadlineStream(httpcore.NetworkStream):
     """A connection whose every read and write gets only the time left until the deadline."""
 
-    # Neither waits on the network: the wrapped stream's own, which httpcore calls as they are.
+    stream: httpcore.NetworkStream
+    deadline: float
+    # The wrapped stream's own, which httpcore calls as they are: neither waits on the network.
     close: Callable[[], None]
     get_extra_info: Callable[..., Any]
 
-    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
-        self._stream = stream
-        self._deadline = deadline
-        self.close = stream.close
-        self.get_extra_info = stream.get_extra_info
-
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._stream.read(max_bytes, _left(self._deadline, timeout))
+        return self.stream.read(max_bytes, _left(self.deadline, timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._stream.write(buffer, _left(self._deadline, timeout))
+        self.stream.write(buffer, _left(self.deadline, timeout))
 
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        stream = self._stream.start_tls(ssl_context, server_hostname, _left(self._deadline, timeout))
-        return _DeadlineStream(stream, self._deadline)
+        stream = self.stream.start_tls(ssl_context, server_hostname, _left(self.deadline, timeout))
+        return _DeadlineStream(stream, self.deadline, stream.close, stream.get_extra_info)
 
 
+@dataclass(eq=False)
 class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, backend: httpcore.NetworkBackend, deadline: float) -> None:
-        self._backend = backend
-        self._deadline = deadline
+    """httpcore's backend, whose every connection is a `_DeadlineStream`."""
+
+    backend: httpcore.NetworkBackend
+    deadline: float
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(host, port, _left(self._deadline, timeout), local_address, socket_options)
-        return _DeadlineStream(stream, self._deadline)
+        stream = self.backend.connect_tcp(host, port, _left(self.deadline, timeout), local_address, socket_options)
+        return _DeadlineStream(stream, self.deadline, stream.close, stream.get_extra_info)
 
     def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
+        self.backend.sleep(seconds)
 
 
 def _left(deadline: float, timeout: float | None) -> float:

@@ -20,3 +20,13 @@ def test_a_cold_login_runs_through_at_most_35_functions_at_the_io_edges() -> Non
     # A miss loads no entry, and a dispatcher or a render lambda is no step of its own.
     assert not {"_token.py:token_from_entry", "_session_api.py:session_token",
                 "stores/_file.py:FileTokenStore._write.<locals>.<lambda>"} & set(functions)
+
+
+@pytest.mark.slow
+def test_a_cold_login_normalizes_the_api_url_once_and_sends_through_at_most_10_transport_functions() -> None:
+    cold = measure()["cold login"]
+    # Normalized where it is read (the configuration): the Origin takes it as it is.
+    assert cold[("_origin.py", "normalize_api_url")] == 1
+    # The deadline's wrappers of httpcore's backend and streams are records: no constructor of ours.
+    transport = sorted(function for file, function in cold if file == "_transport.py")
+    assert len(transport) <= 10, transport
