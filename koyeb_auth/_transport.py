@@ -188,15 +188,18 @@ class SessionClient:
         return {"verify": verify, "proxy": network.proxy}
 
 
-@dataclass(eq=False)
 class _DeadlineStream(httpcore.NetworkStream):
     """A connection whose every read and write gets only the time left until the deadline."""
 
-    stream: httpcore.NetworkStream
-    deadline: float
-    # The wrapped stream's own, which httpcore calls as they are: neither waits on the network.
+    # Neither waits on the network: the wrapped stream's own, which httpcore calls as they are.
     close: Callable[[], None]
     get_extra_info: Callable[..., Any]
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
+        self.stream = stream
+        self.deadline = deadline
+        self.close = stream.close
+        self.get_extra_info = stream.get_extra_info
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return self.stream.read(max_bytes, _left(self.deadline, timeout))
@@ -208,7 +211,7 @@ class _DeadlineStream(httpcore.NetworkStream):
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
         stream = self.stream.start_tls(ssl_context, server_hostname, _left(self.deadline, timeout))
-        return _DeadlineStream(stream, self.deadline, stream.close, stream.get_extra_info)
+        return _DeadlineStream(stream, self.deadline)
 
 
 @dataclass(eq=False)
@@ -221,7 +224,7 @@ class _DeadlineBackend(httpcore.NetworkBackend):
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
         stream = self.backend.connect_tcp(host, port, _left(self.deadline, timeout), local_address, socket_options)
-        return _DeadlineStream(stream, self.deadline, stream.close, stream.get_extra_info)
+        return _DeadlineStream(stream, self.deadline)
 
     def sleep(self, seconds: float) -> None:
         self.backend.sleep(seconds)
