@@ -196,22 +196,22 @@ class _DeadlineStream(httpcore.NetworkStream):
     get_extra_info: Callable[..., Any]
 
     def __init__(self, stream: httpcore.NetworkStream, deadline: float) -> None:
-        self.stream = stream
-        self.deadline = deadline
+        self._stream = stream
+        self._deadline = deadline
         self.close = stream.close
         self.get_extra_info = stream.get_extra_info
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self.stream.read(max_bytes, _left(self.deadline, timeout))
+        return self._stream.read(max_bytes, _left(self._deadline, timeout))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.stream.write(buffer, _left(self.deadline, timeout))
+        self._stream.write(buffer, _left(self._deadline, timeout))
 
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        stream = self.stream.start_tls(ssl_context, server_hostname, _left(self.deadline, timeout))
-        return _DeadlineStream(stream, self.deadline)
+        stream = self._stream.start_tls(ssl_context, server_hostname, _left(self._deadline, timeout))
+        return _DeadlineStream(stream, self._deadline)
 
 
 @dataclass(eq=False)
