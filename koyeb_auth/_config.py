@@ -98,7 +98,8 @@ class Config:
         traceback's locals then show no secret (Sentry renders them).
         """
         for name in ("email", "password", "token", "organization_id", "api_url", "profile"):
-            _check_text(getattr(given, name), f"{name}=")
+            if (value := getattr(given, name)) is not None:
+                _check_text(value, f"{name}=")
         env = _variables(self.environ)
         asked = _asked(given, env)
         if given.profile:
@@ -108,27 +109,35 @@ class Config:
             # The email is an argument, its password may be in the environment. Without one, a
             # login says what is missing.
             password = env.get("KOYEB_PASSWORD")
-        return (self._layer("arguments", given.email, password, [("the arguments (token=)", given.token)], asked)
+        return (self._layer("arguments", given.email, password, ("the arguments (token=)", given.token), asked)
                 or self._layer("environment", env.get("KOYEB_EMAIL"), env.get("KOYEB_PASSWORD"),
-                               [(name, env.get(name)) for name in TOKEN_VARIABLES], asked)
+                               next(((name, env[name]) for name in TOKEN_VARIABLES if name in env), ("", None)), asked)
                 or self._last_login(given, env, asked) or self._cli_file(given, asked))
 
-    def _layer(self, found_in: str, email: str | None, password: str | None,
-               tokens: list[tuple[str, str | None]], asked: _Asked) -> Settings | None:
-        """Steps 1 and 3: an email (and its password), else the first token, of the arguments or the
-        environment; None if that layer has neither."""
-        if email or password:
-            if not email:
-                raise ConfigurationError(f"A password was given without an email, {_LONE_PASSWORD[found_in]}")
-            url, organization = self._completed(asked)
+    def _layer(self, found_in: str, email: str | None, password: str | None, token: tuple[str, str | None],
+               asked: _Asked) -> Settings | None:
+        """Steps 1, 3 and 5: an email (and its password), else a token (where it was given, and its
+        value), of the arguments, the environment or the CLI file; None if that layer has neither.
+
+        The API URL and organization are those asked for, else the CLI file's, else the default URL
+        and no organization.
+        """
+        given_in, value = token
+        if not (email or password or value):
+            return None
+        if password and not email:
+            raise ConfigurationError(f"A password was given without an email, {_LONE_PASSWORD[found_in]}")
+        url, organization = asked
+        if not url:
+            from_file = self.cli.get("url")
+            url = normalize_api_url(from_file, f"the `url` of {self.cli_path}") if from_file else DEFAULT_API_URL
+        if not organization and (from_file := self.cli.get("organization")):
+            organization = organization_id(from_file, f"the `organization` of {self.cli_path}")
+        if email:
             return Settings(url, email=email.strip(), password=password, organization_id=organization,
                             found_in=found_in)
-        for given_in, token in tokens:
-            if token:
-                url, organization = self._completed(asked)
-                return Settings(url, token=personal_token(token, given_in), organization_id=organization,
-                                found_in=found_in)
-        return None
+        assert value is not None
+        return Settings(url, token=personal_token(value, given_in), organization_id=organization, found_in=found_in)
 
     def _named_profile(self, given: Credentials, asked: _Asked) -> Settings:
         if given.email or given.password or given.token:
@@ -160,11 +169,10 @@ class Config:
                         session_key=login.key, profile=login.profile)
 
     def _cli_file(self, given: Credentials, asked: _Asked) -> Settings:
-        if pat := Redacted(self.cli.get("token") or ""):
-            found_in = str(self.cli_path)
-            url, organization = self._completed(asked)
-            return Settings(url, token=personal_token(pat, f"the `token` of {found_in}"), organization_id=organization,
-                            found_in=found_in)
+        found_in = str(self.cli_path)
+        token = (f"the `token` of {found_in}", Redacted(self.cli.get("token") or ""))
+        if settings := self._layer(found_in, None, None, token, asked):
+            return settings
         raise ConfigurationError(f"No Koyeb credentials found.{self._login_elsewhere(given)}", Hint.CREDENTIALS)
 
     def _login_elsewhere(self, given: Credentials) -> str:
@@ -182,17 +190,6 @@ class Config:
         from .stores._file import FileTokenStore  # noqa: PLC0415 - finds the default cache path
 
         return FileTokenStore(given.cache_path).path
-
-    def _completed(self, asked: _Asked) -> tuple[str, str | None]:
-        """The API URL and organization of steps 1, 3 and 5: those asked for, else the CLI file's, else
-        the default URL and no organization."""
-        url, organization = asked
-        if not url:
-            from_file = self.cli.get("url")
-            url = normalize_api_url(from_file, f"the `url` of {self.cli_path}") if from_file else DEFAULT_API_URL
-        if not organization and (from_file := self.cli.get("organization")):
-            organization = organization_id(from_file, f"the `organization` of {self.cli_path}")
-        return url, organization
 
     @cached_property
     def cli(self) -> dict[str, str]:
@@ -245,13 +242,11 @@ def organization_id(value: str, given_in: str) -> str:
 
 
 def _check_text(value: object, given_in: str) -> None:
-    """ConfigurationError unless `value` is None or a str that UTF-8 can carry, never showing it.
+    """ConfigurationError unless `value` is a str that UTF-8 can carry, never showing it.
 
     os.environ turns bytes that are not UTF-8 into lone surrogates; encoding one later raises a
     UnicodeEncodeError whose repr holds the whole string, password and all.
     """
-    if value is None:
-        return
     if not isinstance(value, str):
         raise ConfigurationError(f"{given_in} must be a str, not {type(value).__name__}.")
     try:

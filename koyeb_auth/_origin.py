@@ -127,9 +127,9 @@ class Origin:
     scheme: str
 
     def __init__(self, api_url: str) -> None:
-        api_url = normalize_api_url(api_url)
+        """The origin of `api_url`, as `normalize_api_url` returns it (a `Settings.api_url` is)."""
         key = key_of(api_url)
-        assert key is not None
+        assert key is not None, "not a normalized API URL"
         self.key = key
         self.login_path = _canonical_path(urlsplit(api_url).path + LOGIN_PATH)
         scheme, host, port = key

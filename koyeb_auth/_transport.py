@@ -100,8 +100,6 @@ class SessionClient:
             self._ca_bundle = os.fspath(network.verify)
 
     def send(self, call: Call) -> Reply:
-        if (problem := self._proxy_problem(self._network.transport)) is not None:
-            raise problem
         deadline = time.monotonic() + self._timeout
         try:
             with (
@@ -112,14 +110,12 @@ class SessionClient:
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
         except Exception as exc:  # httpx raises others too: InvalidURL, ValueError...
-            failure = _unsendable(call, exc)
+            failure = self._proxy_problem(self._network.transport) or _unsendable(call, exc)
         # Raised outside the handler: the httpx error holds the request, whose body is the password,
         # and its traceback the frames whose locals hold the headers.
         raise failure
 
     async def asend(self, call: Call) -> Reply:
-        if (problem := self._proxy_problem(self._network.async_transport)) is not None:
-            raise problem
         try:
             if on_asyncio():
                 return await asyncio.wait_for(self._asend(call), self._timeout)
@@ -129,7 +125,7 @@ class SessionClient:
         except httpx.HTTPError as exc:
             failure = _failure(call, exc, self._timeout)
         except Exception as exc:  # see send()
-            failure = _unsendable(call, exc)
+            failure = self._proxy_problem(self._network.async_transport) or _unsendable(call, exc)
         raise failure
 
     async def _asend_within_timeout(self, call: Call) -> Reply:
@@ -152,11 +148,11 @@ class SessionClient:
             return _reply(response, (body,))
 
     def _proxy_problem(self, transport: object) -> ConfigurationError | None:
-        """The error for a proxy of the environment (HTTPS_PROXY...) that httpx would refuse, or None.
+        """The error for a proxy of the environment (HTTPS_PROXY...) that httpx refuses, or None.
 
-        httpx reads them as it builds a client, for every scheme whatever the call's, and fails with
-        ValueError, InvalidURL or ImportError from frames whose locals hold the URL and its password:
-        so the error is returned, and raised by a caller whose frame holds no URL. A transport of the
+        Asked once a call has failed: httpx reads them as it builds a client, for every scheme
+        whatever the call's, and fails with ValueError, InvalidURL or ImportError, whose messages
+        hold the URL and its password; this error names the variable instead. A transport of the
         caller's, or proxy= (checked when given), leaves the environment unread.
         """
         if transport is not None or self._network.proxy is not None:
@@ -218,18 +214,20 @@ class _DeadlineStream(httpcore.NetworkStream):
         return _DeadlineStream(stream, self._deadline)
 
 
+@dataclass(eq=False)
 class _DeadlineBackend(httpcore.NetworkBackend):
-    def __init__(self, backend: httpcore.NetworkBackend, deadline: float) -> None:
-        self._backend = backend
-        self._deadline = deadline
+    """httpcore's backend, whose every connection is a `_DeadlineStream`."""
+
+    backend: httpcore.NetworkBackend
+    deadline: float
 
     def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                     socket_options: Any = None) -> httpcore.NetworkStream:
-        stream = self._backend.connect_tcp(host, port, _left(self._deadline, timeout), local_address, socket_options)
-        return _DeadlineStream(stream, self._deadline)
+        stream = self.backend.connect_tcp(host, port, _left(self.deadline, timeout), local_address, socket_options)
+        return _DeadlineStream(stream, self.deadline)
 
     def sleep(self, seconds: float) -> None:
-        self._backend.sleep(seconds)
+        self.backend.sleep(seconds)
 
 
 def _left(deadline: float, timeout: float | None) -> float:

@@ -38,7 +38,7 @@ from koyeb_auth import (
     MemoryTokenStore,
     sdk_client,
 )
-from koyeb_auth._origin import Origin
+from koyeb_auth._origin import Origin, normalize_api_url
 from koyeb_auth._token import fingerprint
 from koyeb_auth.testing import FakeKoyebAPI, Fault
 
@@ -207,7 +207,7 @@ def test_the_sync_sdk_reads_redirects_as_urllib3_follows_them(
                                  "https://evil.example/app.koyeb.com", "http://app.koyeb.com",
                                  "https://app.koyeb.com:8443", "https://app.koyeb.com\\@evil.example"])
 def test_look_alike_urls_are_another_origin(url: str) -> None:
-    origin = Origin("HTTPS://App.Koyeb.COM:443/")
+    origin = Origin(normalize_api_url("HTTPS://App.Koyeb.COM:443/"))
     assert origin.authorizes("GET", "https://app.koyeb.com/v1/apps")
     assert origin.authorizes("GET", httpx.URL("https://APP.koyeb.com:443/v1/apps"))
     assert not origin.authorizes("GET", url + "/v1/apps")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from benchmarks.calls import measure
@@ -20,3 +22,30 @@ def test_a_cold_login_runs_through_at_most_35_functions_at_the_io_edges() -> Non
     # A miss loads no entry, and a dispatcher or a render lambda is no step of its own.
     assert not {"_token.py:token_from_entry", "_session_api.py:session_token",
                 "stores/_file.py:FileTokenStore._write.<locals>.<lambda>"} & set(functions)
+
+
+@pytest.fixture(scope="module")
+def cold() -> Counter[tuple[str, str]]:
+    return measure()["cold login"]
+
+
+@pytest.mark.slow
+def test_a_cold_login_normalizes_the_api_url_once_and_sends_through_at_most_10_transport_functions(
+    cold: Counter[tuple[str, str]],
+) -> None:
+    # Normalized where it is read (the configuration): the Origin takes it as it is.
+    assert cold[("_origin.py", "normalize_api_url")] == 1
+    # The deadline's wrapper of httpcore's backend is a record (no constructor of ours), and the
+    # environment's proxies are looked at only when a call fails.
+    transport = sorted(function for file, function in cold if file == "_transport.py")
+    assert len(transport) <= 10, transport
+    assert not {"SessionClient._proxy_problem", "_DeadlineBackend.__init__"} & set(transport)
+
+
+@pytest.mark.slow
+def test_explicit_credentials_are_resolved_in_at_most_6_functions_checking_each_argument_given_once(
+    cold: Counter[tuple[str, str]],
+) -> None:
+    config = {function: calls for (file, function), calls in cold.items() if file == "_config.py"}
+    assert config["_check_text"] == 3, config  # email=, password=, api_url=: not the arguments left out
+    assert len(config) <= 6, sorted(config)
