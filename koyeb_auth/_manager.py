@@ -316,7 +316,7 @@ class TokenManager:
         """Under the lock, a peer's fresh token or a renewed one; without it, a peer's or `held`."""
         # A valid token that is due: one caller refreshes, the rest go on with it (no waiting).
         # No valid token: everyone waits for the one caller that fetches it, or for a peer's.
-        block, deadline = held is None, time.monotonic() + self._timing.lock_timeout
+        block, deadline = False, time.monotonic() + self._timing.lock_timeout
         while True:
             outcome = yield from enter(self._lock, deadline, block=block, watch=True, known=known)
             if outcome is Entry.INSIDE:
@@ -327,6 +327,10 @@ class TokenManager:
                 if (still := self._usable(held)) is not None:
                     self._look_again_at = self._monotonic() + PEER_REFRESH_POLL
                     return still
+                # A password's hash first (a peer logs in meanwhile): the token it saves is adopted
+                # only with it, and 32 processes polling the store while they hash on 2 cores slow
+                # every hash.
+                self._source.prepare(wait=True)
                 block = True
             elif (adopted := self._adopt(self._ours(outcome.token))) is not None:
                 return adopted  # Seen: a peer's token, fresh

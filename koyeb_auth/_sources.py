@@ -56,8 +56,9 @@ class Source(Protocol):
         """The store key: API URL, identity and organization (and a token's hash), hashed."""
         ...
 
-    def prepare(self) -> None:
-        """Start what `owns` and `opened` will need (a password's hash) in the background."""
+    def prepare(self, *, wait: bool = False) -> None:
+        """Derive what `owns` and `opened` need (a password's hash): in the background, or with
+        `wait` until it is done."""
         ...
 
     def owns(self, token: Token) -> bool:
@@ -90,8 +91,9 @@ class PasswordLogin:
     def key(self) -> str:
         return cache_key(self.api_url, "email", self.email.lower(), self.organization_id, "")
 
-    def prepare(self) -> None:
-        prepare_password_hash(self.password or "", password_salt(self.api_url, self.email))
+    def prepare(self, *, wait: bool = False) -> None:
+        derive = password_hash if wait else prepare_password_hash
+        derive(self.password or "", password_salt(self.api_url, self.email))
 
     def owns(self, token: Token) -> bool:
         # Only the password that opened a session may use it. A session with no hash was opened by
@@ -143,7 +145,7 @@ class OrganizationToken:
         identity = hashlib.sha256(self.personal_token.encode()).hexdigest()
         return cache_key(self.api_url, "token", identity, self.organization_id, "")
 
-    def prepare(self) -> None:
+    def prepare(self, *, wait: bool = False) -> None:
         pass  # the key binds the personal token: every session under it is ours
 
     def owns(self, token: Token) -> bool:

@@ -74,7 +74,7 @@ class LastLogin(NamedTuple):
         same_organization = self.token is not None or organization_id in (None, self.organization_id)
         return api_url in (None, self.api_url) and same_organization
 
-    def prepare(self) -> None:
+    def prepare(self, *, wait: bool = False) -> None:
         pass  # no password, no hash
 
     def owns(self, token: "Token") -> bool:
