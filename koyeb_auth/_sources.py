@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import threading
 from collections.abc import Set
 from dataclasses import dataclass, field
@@ -218,15 +219,17 @@ def prepare_password_hash(password: str, salt: str) -> None:
             return
         thread = _deriving[memo] = threading.Thread(target=_derive, args=(memo, password, salt), daemon=True,
                                                     name="koyeb-auth password hash")
-    thread.start()
+        # Started before the lock is let go: a thread that finds it in `_deriving` may join it at once.
+        thread.start()
 
 
 def password_hash(password: str, salt: str) -> str:
     """A deliberately slow hash of a password, derived once per process for each account (this waits
     for the derivation `prepare_password_hash` started, if any)."""
     memo = _memo(password, salt)
-    if (thread := _deriving.get(memo)) is not None:
-        # In a child forked while the parent derived it, the thread is gone: join returns at once.
+    with _hashing:
+        thread = _deriving.get(memo)
+    if thread is not None:
         thread.join()
     if (known := _hashes.get(memo)) is None:
         known = _hashes[memo] = _scrypt(password, salt)
@@ -268,3 +271,15 @@ def _memo(password: str, salt: str) -> bytes:
 _hashes: dict[bytes, str] = {}
 _deriving: dict[bytes, threading.Thread] = {}
 _hashing = threading.Lock()
+
+
+def _reset_after_fork() -> None:
+    # A child forked while a thread held `_hashing` (starting a derivation) would wait for it
+    # forever, and the derivations it lists are threads the child does not have: it derives anew.
+    global _hashing
+    _hashing = threading.Lock()
+    _deriving.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
