@@ -93,20 +93,39 @@ class PasswordLogin:
         return cache_key(self.api_url, "email", self.email.lower(), self.organization_id, "")
 
     def prepare(self, *, wait: bool = False) -> None:
-        derive = password_hash if wait else prepare_password_hash
-        derive(self.password or "", password_salt(self.api_url, self.email))
+        if not self.password:
+            return  # an email alone owns no session and opens none: no hash to derive
+        if wait:
+            self._hash  # noqa: B018 - derived now, or known not to be derivable
+        else:
+            prepare_password_hash(self.password, password_salt(self.api_url, self.email))
 
     def owns(self, token: Token) -> bool:
         # Only the password that opened a session may use it. A session with no hash was opened by
-        # `koyeb-auth login` before the hash was kept with the session, or planted: not ours.
-        return token.password_hash is not None and hmac.compare_digest(token.password_hash, self._hash)
+        # `koyeb-auth login` before the hash was kept with the session, or planted: not ours. Nor is
+        # any session an email without a password's: the hash of "" is anyone's to compute.
+        if token.password_hash is None or not self.password:
+            return False
+        mine = self._hash
+        return mine is not None and hmac.compare_digest(token.password_hash, mine)
 
     def opened(self, token: Token) -> Token:
-        return token.replace(password_hash=self._hash)
+        mine = self._hash
+        return token if mine is None else token.replace(password_hash=mine)
 
     @property
-    def _hash(self) -> str:
-        return password_hash(self.password or "", password_salt(self.api_url, self.email))
+    def _hash(self) -> str | None:
+        """The password's hash; None if it cannot be derived (no memory for scrypt's 16 MiB, an
+        OpenSSL without scrypt). Then this source adopts no stored session and gives the one it opens
+        to no one, rather than fail once its login is done: that lost a session at every call."""
+        try:
+            return password_hash(self.password or "", password_salt(self.api_url, self.email))
+        except Exception as exc:  # whatever scrypt raises, the process goes on unshared
+            from ._logs import logger  # noqa: PLC0415 - only on this failure
+
+            logger().warning("Could not derive the password's hash (%s): this process shares no session "
+                             "with the others", type(exc).__name__)
+            return None
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
         from . import _session_api as api  # noqa: PLC0415 - see the imports
@@ -212,33 +231,38 @@ def password_salt(api_url: str, email: str) -> str:
 
 def prepare_password_hash(password: str, salt: str) -> None:
     """Start deriving the hash of `password` in a thread (scrypt releases the GIL), unless this
-    process has it or is deriving it: a cold process needs it only once it finds or opens a session."""
+    process has it or is deriving it: a cold process needs it only once it finds or opens a session.
+    At most MAX_BACKGROUND_HASHES at once (16 MiB each): beyond, or with no thread to be had, the
+    caller derives it when it needs it."""
     memo = _memo(password, salt)
     with _hashing:
-        if memo in _hashes or memo in _deriving:
+        if memo in _hashes or memo in _deriving or len(_deriving) >= MAX_BACKGROUND_HASHES:
             return
-        thread = _deriving[memo] = threading.Thread(target=_derive, args=(memo, password, salt), daemon=True,
-                                                    name="koyeb-auth password hash")
-        # Started before the lock is let go: a thread that finds it in `_deriving` may join it at once.
-        thread.start()
+        thread = threading.Thread(target=_derive, args=(memo, password, salt), daemon=True,
+                                  name="koyeb-auth password hash")
+        try:
+            thread.start()  # before `password_hash` can see it: a thread not yet started cannot be joined
+        except RuntimeError:  # no thread to be had (a limit, interpreter shutdown)
+            return
+        _deriving[memo] = thread
 
 
 def password_hash(password: str, salt: str) -> str:
     """A deliberately slow hash of a password, derived once per process for each account (this waits
     for the derivation `prepare_password_hash` started, if any)."""
     memo = _memo(password, salt)
-    with _hashing:
-        thread = _deriving.get(memo)
-    if thread is not None:
+    if (thread := _deriving.get(memo)) is not None:
+        # Registered once started (a forked child forgets the parent's): never joined too early.
         thread.join()
     if (known := _hashes.get(memo)) is None:
-        known = _hashes[memo] = _scrypt(password, salt)
+        known = _scrypt(password, salt)
+        _keep(memo, known)
     return known
 
 
 def _derive(memo: bytes, password: str, salt: str) -> None:
     try:
-        _hashes[memo] = _scrypt(password, salt)
+        _keep(memo, _scrypt(password, salt))
     except BaseException:  # noqa: S110 - the caller that needs the hash derives it, and gets the error
         pass
     finally:
@@ -258,7 +282,14 @@ def derived_hash(password: str, salt: str) -> str | None:
 def adopt_hash(password: str, salt: str, derived: str) -> None:
     """Take the hash a parent process derived for `password` (carried to the workers of its pool by
     a pickle that carries the password itself), so that each worker does not derive it again."""
-    _hashes[_memo(password, salt)] = derived
+    _keep(_memo(password, salt), derived)
+
+
+def _keep(memo: bytes, derived: str) -> None:
+    with _hashing:
+        if memo not in _hashes and len(_hashes) >= MAX_REMEMBERED_HASHES:
+            del _hashes[next(iter(_hashes))]  # the oldest: a service that takes its users' passwords
+        _hashes[memo] = derived
 
 
 def _memo(password: str, salt: str) -> bytes:
@@ -268,14 +299,18 @@ def _memo(password: str, salt: str) -> bytes:
     return hashlib.sha256(f"{salt}\n{password}".encode()).digest()
 
 
+# Bounds: a process that hashes many passwords (a service building a KoyebAuth per request) keeps
+# a few, and derives a few at once in the background.
+MAX_BACKGROUND_HASHES = 4
+MAX_REMEMBERED_HASHES = 1024
 _hashes: dict[bytes, str] = {}
 _deriving: dict[bytes, threading.Thread] = {}
 _hashing = threading.Lock()
 
 
 def _reset_after_fork() -> None:
-    # A child forked while a thread held `_hashing` (starting a derivation) would wait for it
-    # forever, and the derivations it lists are threads the child does not have: it derives anew.
+    # The child has none of the parent's threads: a lock one of them held stays held, and a
+    # derivation under way in the parent never ends here.
     global _hashing
     _hashing = threading.Lock()
     _deriving.clear()

@@ -35,6 +35,9 @@ MAX_LIFETIME = 10 * _YEAR
 MAX_TOKEN_CHARS = 8192
 # Seconds before expiry that a token falls due for refresh, unless the caller says otherwise.
 DEFAULT_REFRESH_MARGIN = 300.0
+# A password hash as `_sources` writes it (32 bytes of scrypt, in lower-case hex). Anything else
+# read from a store is no hash: a non-ASCII one would make hmac.compare_digest raise TypeError.
+_PASSWORD_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class TokenState(enum.Enum):
@@ -314,7 +317,7 @@ def token_from_entry(entry: object) -> Token | None:
         # Missing in entries written before it existed; malformed costs only one more try of an endpoint.
         withdrawn=frozenset(name for name in withdrawn if isinstance(name, str))
         if isinstance(withdrawn, list) else frozenset(),
-        password_hash=hashed if isinstance(hashed, str) else None,
+        password_hash=hashed if isinstance(hashed, str) and _PASSWORD_HASH.fullmatch(hashed) else None,
     )
 
 

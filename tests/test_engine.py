@@ -62,7 +62,6 @@ import itertools
 import logging
 import os
 import random
-import signal
 import threading
 import time
 import uuid
@@ -1067,49 +1066,6 @@ def test_a_child_forked_while_the_parent_hashes_derives_the_hash_itself(monkeypa
     assert os.waitpid(child, 0)[1] == 0
     assert derived == _sources.password_hash(password, salt) == scrypt(
         password.encode(), salt=salt.encode(), n=1 << 14, r=8, p=1, maxmem=64 << 20, dklen=32).hex()
-
-
-class _SlowStart(threading.Thread):
-    """A thread that takes its time to start: `starting` is set once `start` is called."""
-
-    starting = threading.Event()
-
-    def start(self) -> None:
-        _SlowStart.starting.set()
-        time.sleep(0.2)
-        super().start()
-
-
-def test_a_hash_asked_for_while_its_derivation_starts_waits_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two KoyebAuth on one store: the second thread wants the hash the first one's just set off."""
-    _SlowStart.starting = threading.Event()
-    monkeypatch.setattr(_sources.threading, "Thread", _SlowStart)
-    password, salt = f"password {uuid.uuid4()}", "https://koyeb.test\nops@example.com"
-    preparing = threading.Thread(target=_sources.prepare_password_hash, args=(password, salt))
-    preparing.start()
-    assert _SlowStart.starting.wait(10)
-    assert _sources.password_hash(password, salt) == _sources._scrypt(password, salt)
-    preparing.join()
-
-
-def test_a_child_forked_while_a_derivation_starts_can_hash(monkeypatch: pytest.MonkeyPatch) -> None:
-    if not hasattr(os, "fork"):
-        pytest.skip("no fork on this platform")
-    _SlowStart.starting = threading.Event()
-    monkeypatch.setattr(_sources.threading, "Thread", _SlowStart)
-    password, salt = f"password {uuid.uuid4()}", "https://koyeb.test\nops@example.com"
-    preparing = threading.Thread(target=_sources.prepare_password_hash, args=(password, salt))
-    preparing.start()
-    assert _SlowStart.starting.wait(10)  # a thread of the parent holds the module's lock
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with a thread running: the point
-        child = os.fork()
-    if child == 0:
-        signal.alarm(10)  # a child stuck on the lock its parent's thread held dies, and says so
-        _sources.password_hash(f"another {password}", salt)
-        os._exit(0)
-    preparing.join()
-    assert os.waitpid(child, 0)[1] == 0
 
 
 # --- the store --------------------------------------------------------------------------------------
