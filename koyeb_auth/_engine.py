@@ -68,6 +68,15 @@ async def pause(seconds: float) -> None:
         await anyio.sleep(seconds)
 
 
+async def in_thread(work: Callable[[], object]) -> None:
+    if on_asyncio():
+        await asyncio.to_thread(work)
+    else:
+        import anyio  # noqa: PLC0415 - see pause
+
+        await anyio.to_thread.run_sync(work)
+
+
 class RunQueue:
     """`LoopQueue` for the other async libraries httpx runs on (trio), through anyio.
 
@@ -326,6 +335,14 @@ class Delete(_Done):
 
 
 @dataclass(eq=False)
+class Derive(_Done):
+    """Run `work`: slow code that releases the GIL (a password's hash). Coroutines run it in a
+    thread, so that the event loop goes on meanwhile."""
+
+    work: Callable[[], object]
+
+
+@dataclass(eq=False)
 class Send(Effect["api.Reply"]):
     """Send a session call; the outcome is its reply."""
 
@@ -485,7 +502,7 @@ class Driver:
             if mine:
                 self.release(held)
 
-    def _carry_out(self, effect: Effect[object], held: Held) -> None:
+    def _carry_out(self, effect: Effect[object], held: Held) -> None:  # noqa: PLR0912 - a branch per effect
         store, admission = self.store, self.admission
         if isinstance(effect, Load):
             effect.outcome = store.load(self.key)
@@ -516,6 +533,8 @@ class Driver:
             time.sleep(effect.seconds)
         elif isinstance(effect, Unlock):
             self.release(held)
+        elif isinstance(effect, Derive):
+            effect.work()
 
     def release(self, held: Held) -> None:
         try:
@@ -573,7 +592,7 @@ class Driver:
             flow.close()
             await self._arelease(held)
 
-    async def _acarry_out(self, effect: Effect[object], held: Held) -> None:
+    async def _acarry_out(self, effect: Effect[object], held: Held) -> None:  # noqa: PLR0912 - a branch per effect
         astore, admission = self.astore, self.admission
         if isinstance(effect, Load):
             effect.outcome = await astore.aload(self.key)
@@ -607,6 +626,8 @@ class Driver:
             await pause(effect.seconds)
         elif isinstance(effect, Unlock):
             await self._arelease(held)
+        elif isinstance(effect, Derive):
+            await in_thread(effect.work)
 
     async def _atry_lock(self) -> bool:
         # Threads of this process take the thread lock by blocking; tasks try it, so as never to

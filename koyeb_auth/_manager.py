@@ -12,6 +12,7 @@ API after a failed login or refresh (`Backoff`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -22,7 +23,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from . import _session_api as api
-from ._engine import Delete, Driver, Entry, Flow, Load, Lock, Save, Send, admission_for, enter
+from ._engine import Delete, Derive, Driver, Entry, Flow, Load, Lock, Save, Send, admission_for, enter
 from ._logs import logger
 from ._sources import Source
 from ._token import Token, TokenState
@@ -272,7 +273,7 @@ class TokenManager:
 
     def cached(self) -> Token | None:
         """The token this process would use now, from memory or the store, with no network call."""
-        return self._usable(self._token) or self._ours(self._store.load(self._key))
+        return self._usable(self._token) or self._driver.run(self._ours(self._store.load(self._key)))
 
     # --- the flows ------------------------------------------------------------------------------
 
@@ -289,7 +290,7 @@ class TokenManager:
                 if self._on_event is not None:
                     emit(self._on_event, "failed", None, error=exc)
                 raise
-            held = self._ours(known)
+            held = yield from self._ours(known)
             if held is not None:
                 # Not a miss: another thread may have obtained a token since this one looked, and a
                 # store that holds nothing (one that cannot be written) must not make it forgotten.
@@ -330,15 +331,16 @@ class TokenManager:
                 # A password's hash first (a peer logs in meanwhile): the token it saves is adopted
                 # only with it, and 32 processes polling the store while they hash on 2 cores slow
                 # every hash.
-                self._source.prepare(wait=True)
+                yield from self._derived()
                 block = True
-            elif (adopted := self._adopt(self._ours(outcome.token))) is not None:
+            elif (adopted := self._adopt((yield from self._ours(outcome.token)))) is not None:
                 return adopted  # Seen: a peer's token, fresh
             else:
                 known = outcome.token  # Seen, but not fresh: wait on for the one after it
         # Re-check under the lock: a thread or process that held it before us may have renewed.
         # A token that expired while we waited is not refreshed (that would send it): log in.
-        return self._adopt(self._ours((yield from Load()))) or (yield from self._renew_and_share(self._usable(held)))
+        stored = yield from self._ours((yield from Load()))
+        return self._adopt(stored) or (yield from self._renew_and_share(self._usable(held)))
 
     def _replace_rejected(self, rejected: Token, resent: bool) -> Flow[Token | None]:
         """The token to send a refused request again with, or None to return the 401."""
@@ -351,7 +353,7 @@ class TokenManager:
             # No early exit while waiting: whoever holds the lock may be refreshing the very token
             # the store holds now, and a server that revokes on refresh would refuse the retry with it.
             yield from enter(self._lock, deadline)
-        stored = self._ours((yield from Load()))
+        stored = yield from self._ours((yield from Load()))
         # Compare-and-renew: if a peer already replaced the refused token, retry with theirs.
         if (token := self._adopt(stored, refused=rejected)) is not None:
             return token
@@ -387,6 +389,8 @@ class TokenManager:
         yield from enter(self._lock, time.monotonic() + self._timing.lock_timeout)
         stored = yield from Load()
         # Another password's session (the same account, the same key) is not this caller's to end.
+        if stored is not None:
+            yield from self._derived()
         mine = stored is not None and self._source.owns(stored)
         token = self._usable(self._token) or (self._usable(stored) if mine else None)
         if token is not None:
@@ -408,13 +412,19 @@ class TokenManager:
     def _usable(self, token: Token | None) -> Token | None:
         return token if token is not None and token.usable(self._clock()) else None
 
-    def _ours(self, stored: Token | None) -> Token | None:
+    def _ours(self, stored: Token | None) -> Flow[Token | None]:
         """A token read from the store, if it can be sent and this source owns it (a password
         session: the same password opened it). Checked in that order: the password's hash, which
-        `owns` may wait for, is needed only to adopt a live session."""
+        `owns` needs, is waited for only to adopt a live session."""
         if stored is None or self._usable(stored) is None:
             return None
+        yield from self._derived()
         return stored if self._source.owns(stored) else None
+
+    def _derived(self) -> Flow[None]:
+        """What `owns` and `opened` need, derived: a password's hash (for coroutines, in a thread)."""
+        if not self._source.prepared:
+            yield from Derive(functools.partial(self._source.prepare, wait=True))
 
     def _remember(self, token: Token | None) -> None:
         self._token = token
@@ -495,6 +505,7 @@ class TokenManager:
         if renewing is not None:
             token = token.replace(password_hash=renewing.password_hash)
         else:
+            yield from self._derived()
             token = self._source.opened(token)
         # The token carries what we know is gone, so the peers that adopt it skip it too.
         return token.replace(withdrawn=frozenset(self._withdrawn)) if self._withdrawn else token

@@ -62,6 +62,11 @@ class Source(Protocol):
         `wait` until it is done."""
         ...
 
+    @property
+    def prepared(self) -> bool:
+        """Whether `owns` and `opened` answer without waiting for `prepare`."""
+        ...
+
     def owns(self, token: Token) -> bool:
         """Whether a session found under `key` is this source's to use."""
         ...
@@ -99,6 +104,10 @@ class PasswordLogin:
             self._hash  # noqa: B018 - derived now, or known not to be derivable
         else:
             prepare_password_hash(self.password, password_salt(self.api_url, self.email))
+
+    @property
+    def prepared(self) -> bool:
+        return not self.password or derived_hash(self.password, password_salt(self.api_url, self.email)) is not None
 
     def owns(self, token: Token) -> bool:
         # Only the password that opened a session may use it. A session with no hash was opened by
@@ -167,6 +176,8 @@ class OrganizationToken:
 
     def prepare(self, *, wait: bool = False) -> None:
         pass  # the key binds the personal token: every session under it is ours
+
+    prepared = True
 
     def owns(self, token: Token) -> bool:
         return True

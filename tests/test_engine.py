@@ -1015,6 +1015,48 @@ def test_a_caller_that_finds_a_peer_logging_in_hashes_before_it_polls(monkeypatc
     assert polls_while_hashing == [["load", "try_lock"]]
 
 
+@pytest.mark.parametrize("peer_session", [False, True], ids=["logs in", "adopts a peer's session"])
+def test_coroutines_wait_for_the_password_hash_off_the_event_loop(monkeypatch: pytest.MonkeyPatch,
+                                                                   peer_session: bool) -> None:
+    """A service that takes its users' passwords: each new one costs a scrypt, which must not stall
+    every other request of the loop."""
+    source = PasswordLogin(API_URL, "ops@example.com", f"password {uuid.uuid4()}")
+    store = ScriptedStore()
+    if peer_session:
+        peers_hash = _sources._scrypt(source.password or "", _sources.password_salt(API_URL, source.email))
+        store.token = Token("peer", obtained_at=T0, expires_at=T0 + HOUR, password_hash=peers_hash)
+    scrypt = hashlib.scrypt
+
+    def slow(*args: Any, **kwargs: Any) -> bytes:
+        time.sleep(0.3)  # a scrypt on a busy machine
+        return scrypt(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", slow)
+    rig = make_rig(source, store=store)
+
+    async def main() -> tuple[Token, float]:
+        gaps, ticking = [], True
+
+        async def heartbeat() -> None:
+            last = time.monotonic()
+            while ticking:
+                await asyncio.sleep(0.01)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        beating = asyncio.create_task(heartbeat())
+        await asyncio.sleep(0.02)
+        token = await rig.manager.aget_token()
+        ticking = False
+        await beating
+        return token, max(gaps)
+
+    token, longest_gap = asyncio.run(main())
+    assert token.value == "peer" if peer_session else source.owns(token)
+    assert rig.api.actions() == ([] if peer_session else ["login"])
+    assert longest_gap < 0.15
+
+
 def test_a_refreshed_session_keeps_the_hash_of_the_password_that_opened_it() -> None:
     """`koyeb-auth login` (a password) opens the session, a `KoyebAuth()` (its saved login, no
     password) refreshes it: processes given the password still adopt the refreshed one."""

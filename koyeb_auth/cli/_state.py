@@ -77,6 +77,10 @@ class LastLogin(NamedTuple):
     def prepare(self, *, wait: bool = False) -> None:
         pass  # no password, no hash
 
+    @property
+    def prepared(self) -> bool:
+        return True
+
     def owns(self, token: "Token") -> bool:
         # The user's own login: the session found under its key is its session, whichever password
         # of the account opened it (a wrong one opens none).
