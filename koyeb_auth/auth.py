@@ -28,6 +28,10 @@ from datetime import timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
+# The default store's lock, loaded with KoyebAuth rather than at the first lock (where the store
+# would load it): the processes of a cold fleet, or the fresh workers of a pool, all take it at
+# once, on their smallest share of the cores, and its import would delay the fleet's one login.
+import filelock  # noqa: F401
 import httpx
 import requests
 import requests.auth  # KoyebAuth's base: requests' stubs do not re-export the submodule (pyright)
@@ -52,7 +56,6 @@ from ._token import DEFAULT_REFRESH_MARGIN, Token, usable_bearer
 from ._transport import Network
 from .errors import ConfigurationError, KoyebAuthError
 from .events import EventHook
-from .stores._file import FileTokenStore
 from .stores._protocol import TokenStore, check_lease
 
 if TYPE_CHECKING:
@@ -254,11 +257,6 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
         _instances.add(self)
         self._ready: tuple[Origin, Settings, TokenProvider] | None = None
         self._last: Authorization | None = None
-        if isinstance(self._store, FileTokenStore):
-            # Now, not at the first lock (the store loads it there): the processes of a fleet start
-            # cold together, and its import (8 ms of CPU, 21 modules in filelock 4) in each of them
-            # at that moment would be most of what delays the fleet's one login.
-            import filelock  # noqa: F401, PLC0415
 
     def __repr__(self) -> str:
         given = getattr(self, "_credentials", None)
