@@ -20,7 +20,7 @@ from .storm import REFRESH_DELAY
 from .warm import FLOOR, KOYEB
 
 _FANOUT_LINES = {"token": "-o", "password": "-s", "pool spawn": "-^", "pool forkserver": "-v", "pool fork": "-D",
-                 "naive token": ":o", "naive password": ":s"}
+                 "naive token": ":o", "naive password": ":s", "hash alone": "k:x"}
 
 
 def fanout(summary: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
@@ -30,7 +30,8 @@ def fanout(summary: dict[str, Any], sizes: tuple[int, ...], path: Path) -> None:
         if f"{name}_{sizes[0]}_ms" not in summary:
             continue
         wall.plot(sizes, [summary[f"{name}_{size}_ms"] for size in sizes], style, label=name)
-        logins.plot(sizes, [summary[f"{name}_{size}_logins"] for size in sizes], style, label=name)
+        if name != "hash alone":  # no login: nothing to draw on a log scale
+            logins.plot(sizes, [summary[f"{name}_{size}_logins"] for size in sizes], style, label=name)
     if f"floor_{sizes[0]}_ms" in summary:
         wall.plot(sizes, [summary[f"floor_{size}_ms"] for size in sizes], "k--", linewidth=1,
                   label="password floor: max(login, N x hash / cores)")

@@ -81,6 +81,10 @@ def main() -> None:
     phases["modules_at_go"] = len(sys.modules)
     if mode in ("koyeb", "token"):
         auth.get_token()
+    elif mode == "hash":  # the password path's floor: each process derives the hash, nothing else
+        from koyeb_auth import _sources
+
+        _sources._scrypt(FakeKoyebAPI.PASSWORD, _sources.password_salt(url, FakeKoyebAPI.EMAIL))
     elif mode == "naive-token":  # each process exchanges the personal token itself
         exchange = f"{url}/v1/organizations/{FakeKoyebAPI.ORGANIZATION_ID}/access_token"
         headers = {"Authorization": f"Bearer {FakeKoyebAPI.PERSONAL_TOKEN}"}
