@@ -59,7 +59,8 @@ def warm_auth(store: TokenStore, kind: type[KoyebAuth] = KoyebAuth) -> KoyebAuth
     """A KoyebAuth whose store already holds a valid token, adopted into memory."""
     now = time.time()
     assert store.try_lock()
-    store.save(PasswordLogin(API_URL, EMAIL, PASSWORD).key, Token("cached-token", now, now + 3600))
+    source = PasswordLogin(API_URL, EMAIL, PASSWORD)
+    store.save(source.key, source.opened(Token("cached-token", now, now + 3600)))  # with the password's hash
     store.unlock()
     auth = kind(EMAIL, PASSWORD, api_url=API_URL, store=store)
     auth.get_token()  # adopt it into memory, as the first request of a process does

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from ._origin import DEFAULT_API_URL, URL_VARIABLES, api_url_of_environment, normalize_api_url
-from ._secrets import ENVIRONMENT, Redacted
+from ._secrets import ENVIRONMENT, Redacted, shown_fields
 from ._token import usable_bearer
 from .errors import ConfigurationError, Hint
 
@@ -52,22 +51,56 @@ _LONE_PASSWORD = {"arguments": "in the arguments (password=).",
                   "environment": "in the environment: KOYEB_PASSWORD is set, KOYEB_EMAIL is not."}
 
 
-@dataclass(frozen=True)
+# Records are NamedTuples (Credentials a plain class), not dataclasses: `dataclasses` loads
+# `inspect` and `ast`, which a warm `koyeb-auth token` has no other use for.
 class Credentials:
-    """What the caller passed to KoyebAuth (or the command's flags); None for what is left to the chain."""
+    """What the caller passed to KoyebAuth (or the command's flags); None for what is left to the chain.
 
-    email: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-    organization_id: str | None = None
-    api_url: str | None = field(default=None, repr=False)  # a mistyped one may hold a password
-    profile: str | None = None
+    A KoyebAuth pickles with it: not a NamedTuple, so that the pickles of the dataclass it was
+    (its fields as a dict) still load.
+    """
+
+    __slots__ = ("email", "password", "token", "organization_id", "api_url", "profile", "cache_path")  # noqa: RUF023 - in the order of the arguments
+    email: str | None
+    password: str | None
+    token: str | None
+    organization_id: str | None
+    api_url: str | None  # a mistyped one may hold a password: not in the repr either
+    profile: str | None
     # Where the logins of `koyeb-auth login` are: beside this token cache (None: the default one).
-    cache_path: str | os.PathLike[str] | None = None
+    cache_path: str | os.PathLike[str] | None
+
+    def __init__(self, email: str | None = None, password: str | None = None, token: str | None = None,  # noqa: PLR0917 - as the dataclass it was
+                 organization_id: str | None = None, api_url: str | None = None, profile: str | None = None,
+                 cache_path: str | os.PathLike[str] | None = None) -> None:
+        values = (email, password, token, organization_id, api_url, profile, cache_path)
+        self.__setstate__(dict(zip(self.__slots__, values, strict=True)))
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name in self.__slots__:
+            object.__setattr__(self, name, state.get(name))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Credentials are read-only: cannot set {name!r}")
+
+    def __reduce__(self) -> tuple[type[Credentials], tuple[object, ...]]:
+        return Credentials, self._values()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Credentials) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return shown_fields("Credentials", zip(self.__slots__, self._values(), strict=True),
+                            {"password", "token", "api_url"})
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Resolved credentials. `found_in` says where the credentials were found, for `status`.
 
     `session_key` is set for the session of a password `koyeb-auth login`: it is renewed, never
@@ -75,12 +108,15 @@ class Settings:
 
     api_url: str
     email: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
+    password: str | None = None
+    token: str | None = None
     organization_id: str | None = None
     found_in: str = "arguments"
     session_key: str | None = None
     profile: str | None = None
+
+    def __repr__(self) -> str:
+        return shown_fields("Settings", zip(self._fields, self, strict=True), {"password", "token"})
 
 
 class Config:

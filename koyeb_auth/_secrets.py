@@ -8,7 +8,7 @@ reads the same variables live, hands each value out as a `Redacted` str, and sho
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 
 __all__ = ["ENVIRONMENT", "Environment", "Redacted"]
 
@@ -40,3 +40,8 @@ class Environment(Mapping[str, str]):
 
 
 ENVIRONMENT = Environment()
+
+
+def shown_fields(name: str, fields: Iterable[tuple[str, object]], secret: Container[str]) -> str:
+    """A record's repr without its `secret` fields: `name(field=value, ...)`."""
+    return f"{name}({', '.join(f'{field}={value!r}' for field, value in fields if field not in secret)})"

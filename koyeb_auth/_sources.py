@@ -19,18 +19,30 @@ not in the key: a process looks the session up at once, and derives the hash in 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import _thread
 import os
-import threading
+import sys
 from collections.abc import Set
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, Protocol, get_args
 
 from ._config import Settings
+from ._secrets import shown_fields
 from .errors import ConfigurationError, Hint
 
+# The interpreter's own SHA-256 for the store keys: hashlib starts OpenSSL, which only a password's
+# hash needs, and a warm `koyeb-auth token` with a personal access token would pay for it. hashlib
+# where a build lacks it.
+try:
+    if sys.version_info >= (3, 12):
+        from _sha2 import sha256 as _sha256
+    else:
+        from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Pythons built without their own hashes
+    from hashlib import sha256 as _sha256
+
 if TYPE_CHECKING:
+    import threading
+
     # Loaded by the calls that build requests: a `koyeb-auth token` that finds its token cached
     # needs only the store key (the session API module costs 14 ms of imports, email.utils among them).
     from . import _session_api as api
@@ -85,13 +97,15 @@ class Source(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class PasswordLogin:
+class PasswordLogin(NamedTuple):
     api_url: str
     email: str
-    password: str | None = field(repr=False)
+    password: str | None
     organization_id: str | None = None
-    seon_fp: str | None = field(default=None, repr=False)
+    seon_fp: str | None = None
+
+    def __repr__(self) -> str:
+        return shown_fields("PasswordLogin", zip(self._fields, self, strict=True), {"password", "seon_fp"})
 
     @property
     def key(self) -> str:
@@ -116,6 +130,8 @@ class PasswordLogin:
         if token.password_hash is None or not self.password:
             return False
         mine = self._hash
+        import hmac  # noqa: PLC0415 - see the SHA-256 above: only a password needs it
+
         return mine is not None and hmac.compare_digest(token.password_hash, mine)
 
     def opened(self, token: Token) -> Token:
@@ -152,8 +168,7 @@ class PasswordLogin:
         return None if "refresh" in withdrawn else api.refresh(self.api_url, token.value)
 
 
-@dataclass(frozen=True)
-class OrganizationToken:
+class OrganizationToken(NamedTuple):
     """A personal access token exchanged for an organization-scoped token.
 
     `mode` "switch" asks the (deprecated) organization switch, "access_token" the access token
@@ -162,22 +177,27 @@ class OrganizationToken:
     """
 
     api_url: str
-    personal_token: str = field(repr=False)
+    personal_token: str
     organization_id: str
-    seon_fp: str | None = field(default=None, repr=False)
+    seon_fp: str | None = None
     mode: OrganizationTokenMode = "auto"
     validity: float = DEFAULT_ORGANIZATION_TOKEN_VALIDITY
+
+    def __repr__(self) -> str:
+        return shown_fields("OrganizationToken", zip(self._fields, self, strict=True), {"personal_token", "seon_fp"})
 
     @property
     def key(self) -> str:
         # A personal token is 64 random characters: a fast hash cannot be reversed by guessing.
-        identity = hashlib.sha256(self.personal_token.encode()).hexdigest()
+        identity = sha256_hex(self.personal_token)
         return cache_key(self.api_url, "token", identity, self.organization_id, "")
 
     def prepare(self, *, wait: bool = False) -> None:
         pass  # the key binds the personal token: every session under it is ours
 
-    prepared = True
+    @property
+    def prepared(self) -> bool:
+        return True
 
     def owns(self, token: Token) -> bool:
         return True
@@ -232,7 +252,11 @@ def check_organization_token(mode: str, validity: float) -> None:
 
 def cache_key(api_url: str, kind: str, identity: str, organization_id: str | None, credential: str) -> str:
     material = "\n".join((api_url, kind, identity, organization_id or "", credential))
-    return hashlib.sha256(material.encode()).hexdigest()[:32]
+    return sha256_hex(material)[:32]
+
+
+def sha256_hex(text: str) -> str:
+    return str(_sha256(text.encode()).hexdigest())
 
 
 def password_salt(api_url: str, email: str) -> str:
@@ -249,6 +273,8 @@ def prepare_password_hash(password: str, salt: str) -> None:
     with _hashing:
         if memo in _hashes or memo in _deriving or len(_deriving) >= MAX_BACKGROUND_HASHES:
             return
+        import threading  # noqa: PLC0415 - see the SHA-256 above: only a password needs it
+
         thread = threading.Thread(target=_derive, args=(memo, password, salt), daemon=True,
                                   name="koyeb-auth password hash")
         try:
@@ -282,6 +308,8 @@ def _derive(memo: bytes, password: str, salt: str) -> None:
 
 
 def _scrypt(password: str, salt: str) -> str:
+    import hashlib  # noqa: PLC0415 - see the SHA-256 above
+
     return hashlib.scrypt(password.encode(), salt=salt.encode(), **_SCRYPT).hex()
 
 
@@ -307,7 +335,7 @@ def _memo(password: str, salt: str) -> bytes:
     # Hashes are remembered by a digest, so the process keeps no copy of the password beyond its
     # KoyebAuth. The digest never leaves the process: a fast hash of the password would make it
     # cheap to guess.
-    return hashlib.sha256(f"{salt}\n{password}".encode()).digest()
+    return bytes.fromhex(sha256_hex(f"{salt}\n{password}"))
 
 
 # Bounds: a process that hashes many passwords (a service building a KoyebAuth per request) keeps
@@ -316,14 +344,14 @@ MAX_BACKGROUND_HASHES = 4
 MAX_REMEMBERED_HASHES = 1024
 _hashes: dict[bytes, str] = {}
 _deriving: dict[bytes, threading.Thread] = {}
-_hashing = threading.Lock()
+_hashing = _thread.allocate_lock()
 
 
 def _reset_after_fork() -> None:
     # The child has none of the parent's threads: a lock one of them held stays held, and a
     # derivation under way in the parent never ends here.
     global _hashing
-    _hashing = threading.Lock()
+    _hashing = _thread.allocate_lock()
     _deriving.clear()
 
 

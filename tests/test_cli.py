@@ -571,6 +571,28 @@ def test_a_warm_token_in_the_default_cache_loads_only_what_reads_the_cache(fake:
     assert fake.stats == {"login": 1}
 
 
+def test_a_warm_token_of_the_environment_loads_no_dataclasses_threads_or_openssl(fake: FakeKoyebAPI,
+                                                                              tmp_path: Path) -> None:
+    """KOYEB_TOKEN and KOYEB_ORGANIZATION: the credential chain and the store key are needed, and
+    nothing heavier (dataclasses loads inspect and ast; hashlib starts OpenSSL): docs/benchmarks.md."""
+    env = {"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "KOYEB_URL": fake.url,
+           "KOYEB_TOKEN": fake.PERSONAL_TOKEN, "KOYEB_ORGANIZATION": fake.ORGANIZATION_ID}
+    first = cli("token", env=env)
+    assert first.returncode == 0, first.stderr
+    avoidable = {"httpx", "filelock", "yaml", "logging", "dataclasses", "inspect", "hashlib", "_hashlib",
+                 "threading", "tempfile"}
+    code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"
+            "assert main(['token']) == 0\n"
+            f"print(sorted(set({sorted(avoidable)!r}) & (set(sys.modules) - before)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    token, loaded = result.stdout.splitlines()
+    assert token == first.stdout.strip()
+    assert loaded == "[]"
+    assert fake.stats == {"access_token": 1} or fake.stats == {"switch": 1}
+
+
 @pytest.mark.parametrize(("columns", "stdout", "width"), [
     ("100", None, 100), ("-5", None, 80), ("abc", None, 80), ("0", "no fileno", 80), ("", "no fileno", 80)])
 def test_the_help_width_follows_shutil_s_rule_without_importing_it(

@@ -206,6 +206,35 @@ _FLAT_LAYOUT_PICKLE = (
 )
 
 
+# (KoyebAuth(token="t" * 64), KoyebAuth("a@b.c", "pw", api_url="https://app.koyeb.com")), both with
+# FileTokenStore("/nonexistent/koyeb-auth/tokens.json"), pickled by 0.2.0: its Credentials was a
+# dataclass, pickled as a dict of its fields.
+_RELEASE_0_2_PICKLE = (
+    "gASVxwMAAAAAAACMD2tveWViX2F1dGguYXV0aJSMCUtveWViQXV0aJSTlCmBlH2UKIwMX2NyZWRlbnRpYWxzlIwSa295ZWJfYXV0"
+    "aC5fY29uZmlnlIwLQ3JlZGVudGlhbHOUk5QpgZR9lCiMBWVtYWlslE6MCHBhc3N3b3JklE6MBXRva2VulIwTa295ZWJfYXV0aC5f"
+    "c2VjcmV0c5SMCFJlZGFjdGVklJOUjEB0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0dHR0"
+    "dHR0dHR0dHR0dHR0lIWUgZSMD29yZ2FuaXphdGlvbl9pZJROjAdhcGlfdXJslE6MB3Byb2ZpbGWUTowKY2FjaGVfcGF0aJROdWKM"
+    "B190aW1pbmeUjBNrb3llYl9hdXRoLl9tYW5hZ2VylIwGVGltaW5nlJOUKYGUfZQojA5yZWZyZXNoX21hcmdpbpRHQHLAAAAAAACM"
+    "B3RpbWVvdXSUR0AuAAAAAAAAjAxsb2NrX3RpbWVvdXSUR0BOAAAAAAAAdWKMCF9uZXR3b3JrlIwVa295ZWJfYXV0aC5fdHJhbnNw"
+    "b3J0lIwHTmV0d29ya5STlCmBlH2UKIwGdmVyaWZ5lE6MBXByb3h5lE6MCXRyYW5zcG9ydJROjA9hc3luY190cmFuc3BvcnSUTnVi"
+    "jAZfc3RvcmWUjBdrb3llYl9hdXRoLnN0b3Jlcy5fZmlsZZSMDkZpbGVUb2tlblN0b3JllJOUjAdwYXRobGlilIwJUG9zaXhQYXRo"
+    "lJOUKIwBL5SMC25vbmV4aXN0ZW50lIwKa295ZWItYXV0aJSMC3Rva2Vucy5qc29ulHSUUpSFlFKUjAhfc2Vvbl9mcJROjAlfb25f"
+    "ZXZlbnSUTowTX29yZ2FuaXphdGlvbl90b2tlbpSMBGF1dG+UR0CsIAAAAAAAhpSMFV9zdG9yZV9vZl9lbnZpcm9ubWVudJSJjA5f"
+    "cGFzc3dvcmRfaGFzaJROdWJoAimBlH2UKGgFaAgpgZR9lChoC4wFYUBiLmOUaAxoEIwCcHeUhZSBlGgNTmgUTmgVaBCMFWh0dHBz"
+    "Oi8vYXBwLmtveWViLmNvbZSFlIGUaBZOaBdOdWJoGGgbKYGUfZQoaB5HQHLAAAAAAABoH0dALgAAAAAAAGggR0BOAAAAAAAAdWJo"
+    "IWgkKYGUfZQoaCdOaChOaClOaCpOdWJoK2guaDEoaDJoM2g0aDV0lFKUhZRSlGg6Tmg7Tmg8aD1HQKwgAAAAAACGlGg/iWhATnVi"
+    "hpQu"
+)
+
+
+def test_a_koyeb_auth_pickled_by_0_2_still_loads() -> None:
+    token, password = pickle.loads(base64.b64decode(_RELEASE_0_2_PICKLE))
+    assert repr(password) == "KoyebAuth(email='a@b.c', api_url='https://app.koyeb.com')"
+    assert password._credentials.password == "pw"
+    assert token.get_token() == "t" * 64
+    assert pickle.loads(pickle.dumps(password))._credentials == password._credentials
+
+
 def test_a_koyeb_auth_pickled_by_the_flat_layout_still_loads() -> None:
     token, password, organization = pickle.loads(base64.b64decode(_FLAT_LAYOUT_PICKLE))
     assert [type(auth) for auth in (token, password, organization)] == [KoyebAuth] * 3
