@@ -551,23 +551,29 @@ def test_a_warm_token_loads_no_http_client(found: str, fake: FakeKoyebAPI, env: 
     assert fake.stats == {"login": 1}
 
 
+def _warm_token_loading(env: dict[str, str], avoidable: set[str]) -> tuple[str, list[str]]:
+    """What `koyeb-auth token` prints in a fresh interpreter, and which of `avoidable` it loads."""
+    code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"
+            "assert main(['token']) == 0\n"
+            f"print(*sorted(set({sorted(avoidable)!r}) & (set(sys.modules) - before)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                            env={**os.environ, **env})
+    assert result.returncode == 0, result.stderr
+    token, loaded = result.stdout.split("\n", 1)
+    return token, loaded.split()
+
+
 def test_a_warm_token_in_the_default_cache_loads_only_what_reads_the_cache(fake: FakeKoyebAPI, tmp_path: Path) -> None:
     """The modules a warm `koyeb-auth token` could load and does not (their cost: docs/benchmarks.md)."""
     home = {"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"), "KOYEB_URL": fake.url}
     logged_in = cli("login", "--email", fake.EMAIL, "--password-stdin", env=home, stdin=fake.PASSWORD + "\n")
     assert logged_in.returncode == 0, logged_in.stderr
-    avoidable = {"httpx", "requests", "filelock", "yaml", "logging", "dataclasses", "inspect", "platformdirs",
-                 "tempfile", "koyeb_auth._config", "koyeb_auth._sources"}
-    code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"
-            "assert main(['token']) == 0\n"
-            f"print(sorted(set({sorted(avoidable)!r}) & (set(sys.modules) - before)))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, **home})
-    assert result.returncode == 0, result.stderr
-    token, loaded = result.stdout.splitlines()
+    token, loaded = _warm_token_loading(home, {"httpx", "requests", "filelock", "yaml", "logging", "dataclasses",
+                                               "inspect", "platformdirs", "tempfile", "koyeb_auth._config",
+                                               "koyeb_auth._sources"})
     assert token in fake.live_tokens()
     assert (tmp_path / "cache" / "koyeb-auth" / "tokens.json").exists()
-    assert loaded == "[]"
+    assert loaded == []
     assert fake.stats == {"login": 1}
 
 
@@ -579,17 +585,10 @@ def test_a_warm_token_of_the_environment_loads_no_dataclasses_threads_or_openssl
            "KOYEB_TOKEN": fake.PERSONAL_TOKEN, "KOYEB_ORGANIZATION": fake.ORGANIZATION_ID}
     first = cli("token", env=env)
     assert first.returncode == 0, first.stderr
-    avoidable = {"httpx", "filelock", "yaml", "logging", "dataclasses", "inspect", "hashlib", "_hashlib",
-                 "threading", "tempfile"}
-    code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"
-            "assert main(['token']) == 0\n"
-            f"print(sorted(set({sorted(avoidable)!r}) & (set(sys.modules) - before)))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, **env})
-    assert result.returncode == 0, result.stderr
-    token, loaded = result.stdout.splitlines()
+    token, loaded = _warm_token_loading(env, {"httpx", "filelock", "yaml", "logging", "dataclasses", "inspect",
+                                              "hashlib", "_hashlib", "threading", "tempfile"})
     assert token == first.stdout.strip()
-    assert loaded == "[]"
+    assert loaded == []
     assert fake.stats == {"access_token": 1} or fake.stats == {"switch": 1}
 
 
