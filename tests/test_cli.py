@@ -346,6 +346,17 @@ def test_status_says_the_password_is_wrong(fake: FakeKoyebAPI, cache_path: Path)
     assert fake.stats == {"login": 1}  # no login attempt, no session opened by status
 
 
+def test_status_with_an_email_and_no_password_says_the_password_is_missing(fake: FakeKoyebAPI,
+                                                                           cache_path: Path) -> None:
+    assert log_in(fake, cache_path).returncode == 0
+    result = cli("status", "--cache-path", str(cache_path), "--json",
+                 env={"KOYEB_URL": fake.url, "KOYEB_EMAIL": fake.EMAIL})
+    assert result.returncode == 1
+    problem = json.loads(result.stdout)["problem"]
+    assert problem.startswith(f"no password for {fake.EMAIL}") and "KOYEB_PASSWORD" in problem
+    assert fake.stats == {"login": 1}
+
+
 def test_status_says_when_the_api_cannot_be_reached(cache_path: Path) -> None:
     env = {"KOYEB_URL": "http://127.0.0.1:9", "KOYEB_TOKEN": "t" * 64}
     result = cli("status", "--cache-path", str(cache_path), "--json", "--timeout", "5", env=env)

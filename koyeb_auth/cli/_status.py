@@ -86,6 +86,8 @@ def _why_none(account: Account) -> str:
     source, email = account.source, account.email
     if isinstance(source, state.LastLogin):
         return "the session of the last `koyeb-auth login` has ended (expired or logged out): log in again"
+    if email and not getattr(source, "password", None):
+        return f"no password for {email}: set KOYEB_PASSWORD, or log in with `koyeb-auth login`"
     # A cached session carries a slow hash of the password that opened it: another password's
     # session tells a wrong password apart, without a login attempt.
     if email and account.foreign_session():
