@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import koyeb_auth
+from koyeb_auth._sources import _SCRYPT
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .common import table
@@ -41,7 +42,7 @@ GOAL, PASSWORD_GOAL = 0.5, 1.0
 PASS, HTTPX = "`python -c pass`", '`python -c "import httpx"`'
 NEEDED_MODULES = "argparse, json, pathlib, typing"
 NEEDED = f'`python -c "import {NEEDED_MODULES}"`'
-SCRYPT = "hashlib.scrypt(b'password', salt=b'salt', n=1 << 14, r=8, p=1, maxmem=64 << 20, dklen=32)"
+SCRYPT = f"hashlib.scrypt(b'password', salt=b'salt', **{_SCRYPT!r})"
 HASH_ALONE = "`python -c` one scrypt of a password, as koyeb-auth derives it"
 WARM = "**`koyeb-auth token`**, after `koyeb-auth login --token-stdin --organization ...`"
 PASSWORD_LOGIN = "`koyeb-auth token --profile pw`, after a password `login --profile pw`"

@@ -117,11 +117,11 @@ class PasswordLogin(NamedTuple):
         if wait:
             self._hash  # noqa: B018 - derived now, or known not to be derivable
         else:
-            prepare_password_hash(self.password, password_salt(self.api_url, self.email))
+            prepare_password_hash(self.password, self._salt)
 
     @property
     def prepared(self) -> bool:
-        return not self.password or derived_hash(self.password, password_salt(self.api_url, self.email)) is not None
+        return not self.password or derived_hash(self.password, self._salt) is not None
 
     def owns(self, token: Token) -> bool:
         # Only the password that opened a session may use it. A session with no hash was opened by
@@ -144,13 +144,17 @@ class PasswordLogin(NamedTuple):
         OpenSSL without scrypt). Then this source adopts no stored session and gives the one it opens
         to no one, rather than fail once its login is done: that lost a session at every call."""
         try:
-            return password_hash(self.password or "", password_salt(self.api_url, self.email))
+            return password_hash(self.password or "", self._salt)
         except Exception as exc:  # whatever scrypt raises, the process goes on unshared
             from ._logs import logger  # noqa: PLC0415 - only on this failure
 
             logger().warning("Could not derive the password's hash (%s): this process shares no session "
                              "with the others", type(exc).__name__)
             return None
+
+    @property
+    def _salt(self) -> str:
+        return password_salt(self.api_url, self.email)
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
         from . import _session_api as api  # noqa: PLC0415 - see the imports
@@ -335,7 +339,7 @@ def _memo(password: str, salt: str) -> bytes:
     # Hashes are remembered by a digest, so the process keeps no copy of the password beyond its
     # KoyebAuth. The digest never leaves the process: a fast hash of the password would make it
     # cheap to guess.
-    return bytes.fromhex(sha256_hex(f"{salt}\n{password}"))
+    return bytes(_sha256(f"{salt}\n{password}".encode()).digest())
 
 
 # Bounds: a process that hashes many passwords (a service building a KoyebAuth per request) keeps
