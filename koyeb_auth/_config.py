@@ -137,7 +137,11 @@ class Config:
             if (value := getattr(given, name)) is not None:
                 _check_text(value, f"{name}=")
         env = _variables(self.environ)
-        asked = _asked(given, env)
+        # The API URL and the organization the arguments or the environment ask for, checked.
+        url = normalize_api_url(given.api_url, "api_url=, --api-url") if given.api_url else api_url_of_environment(env)
+        organization = given.organization_id or env.get("KOYEB_ORGANIZATION")
+        given_in = "organization_id= (--organization)" if given.organization_id else "KOYEB_ORGANIZATION"
+        asked = (url, organization_id(organization, given_in) if organization else None)
         if given.profile:
             return self._named_profile(given, asked)
         password: str | None = Redacted(given.password) if given.password else None
@@ -255,16 +259,6 @@ def _variables(environ: Mapping[str, str]) -> dict[str, str]:
                 _check_text(value, name)
             variables[name] = value
     return variables
-
-
-def _asked(given: Credentials, env: Mapping[str, str]) -> _Asked:
-    """The API URL and the organization the arguments or the environment ask for, checked; None for
-    each they do not ask for."""
-    url = normalize_api_url(given.api_url, "api_url=, --api-url") if given.api_url else api_url_of_environment(env)
-    if given.organization_id:
-        return url, organization_id(given.organization_id, "organization_id= (--organization)")
-    from_env = env.get("KOYEB_ORGANIZATION")
-    return url, organization_id(from_env, "KOYEB_ORGANIZATION") if from_env else None
 
 
 def organization_id(value: str, given_in: str) -> str:

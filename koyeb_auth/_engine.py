@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from ._transport import SessionClient
 
 
+T_co = TypeVar("T_co", covariant=True)
+R = TypeVar("R")
+
+
 # --- the in-process locks of a store --------------------------------------------------------------
 
 def on_asyncio() -> bool:
@@ -68,13 +72,12 @@ async def pause(seconds: float) -> None:
         await anyio.sleep(seconds)
 
 
-async def in_thread(work: Callable[[], object]) -> None:
+async def in_thread(work: Callable[[], R]) -> R:
     if on_asyncio():
-        await asyncio.to_thread(work)
-    else:
-        import anyio  # noqa: PLC0415 - see pause
+        return await asyncio.to_thread(work)
+    import anyio  # noqa: PLC0415 - see pause
 
-        await anyio.to_thread.run_sync(work)
+    return await anyio.to_thread.run_sync(work)
 
 
 class RunQueue:
@@ -261,10 +264,6 @@ if hasattr(os, "register_at_fork"):
 
 # --- the effects ----------------------------------------------------------------------------------
 
-T_co = TypeVar("T_co", covariant=True)
-R = TypeVar("R")
-
-
 class Effect(Generic[T_co]):
     """Something a flow needs done: `outcome = yield from effect` has the driver do it.
 
@@ -335,11 +334,11 @@ class Delete(_Done):
 
 
 @dataclass(eq=False)
-class Derive(_Done):
-    """Run `work`: slow code that releases the GIL (a password's hash). Coroutines run it in a
-    thread, so that the event loop goes on meanwhile."""
+class Derive(Effect[R]):
+    """Run `work`, slow code that releases the GIL (a password's hash); the outcome is what it
+    returns. Coroutines run it in a thread, so that the event loop goes on meanwhile."""
 
-    work: Callable[[], object]
+    work: Callable[[], R]
 
 
 @dataclass(eq=False)
@@ -534,7 +533,7 @@ class Driver:
         elif isinstance(effect, Unlock):
             self.release(held)
         elif isinstance(effect, Derive):
-            effect.work()
+            effect.outcome = effect.work()
 
     def release(self, held: Held) -> None:
         try:
@@ -627,7 +626,7 @@ class Driver:
         elif isinstance(effect, Unlock):
             await self._arelease(held)
         elif isinstance(effect, Derive):
-            await in_thread(effect.work)
+            effect.outcome = await in_thread(effect.work)
 
     async def _atry_lock(self) -> bool:
         # Threads of this process take the thread lock by blocking; tasks try it, so as never to

@@ -422,8 +422,8 @@ class TokenManager:
         return stored if self._source.owns(stored) else None
 
     def _derived(self) -> Flow[None]:
-        """What `owns` and `opened` need, derived: a password's hash (for coroutines, in a thread)."""
-        if not self._source.prepared:
+        """What `owns` needs, derived: a password's hash (for coroutines, in a thread)."""
+        if not self._source.prepare():
             yield from Derive(functools.partial(self._source.prepare, wait=True))
 
     def _remember(self, token: Token | None) -> None:
@@ -504,9 +504,8 @@ class TokenManager:
         token = api.token_from(call, (yield from Send(call)), sent, self._clock())
         if renewing is not None:
             token = token.replace(password_hash=renewing.password_hash)
-        else:
-            yield from self._derived()
-            token = self._source.opened(token)
+        else:  # may derive a password's hash: for coroutines, in a thread
+            token = yield from Derive(functools.partial(self._source.opened, token))
         # The token carries what we know is gone, so the peers that adopt it skip it too.
         return token.replace(withdrawn=frozenset(self._withdrawn)) if self._withdrawn else token
 

@@ -11,7 +11,7 @@ password session is then renewed by logging in again, and an organization token 
 Each source names its tokens in the shared store with a key of the API URL, the identity and the
 organization, and says which stored sessions are its own (`owns`): a password session only if the
 same password opened it, so that a wrong password never gets a cached session. A password session
-carries a salted scrypt hash of its password (about 50 ms of work, done once per process), so a
+carries a salted scrypt hash of its password (deliberately slow, done once per process), so a
 hash read from a cache file or from Redis does not make the password cheap to guess. The hash is
 not in the key: a process looks the session up at once, and derives the hash in the background
 (`prepare`) while it waits for the lock or logs in, rather than before.
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import threading
 
     # Loaded by the calls that build requests: a `koyeb-auth token` that finds its token cached
-    # needs only the store key (the session API module costs 14 ms of imports, email.utils among them).
+    # needs only the store key (the session API module imports email.utils and more).
     from . import _session_api as api
     from ._token import Token
 
@@ -69,14 +69,9 @@ class Source(Protocol):
         """The store key: API URL, identity and organization (and a token's hash), hashed."""
         ...
 
-    def prepare(self, *, wait: bool = False) -> None:
+    def prepare(self, *, wait: bool = False) -> bool:
         """Derive what `owns` and `opened` need (a password's hash): in the background, or with
-        `wait` until it is done."""
-        ...
-
-    @property
-    def prepared(self) -> bool:
-        """Whether `owns` and `opened` answer without waiting for `prepare`."""
+        `wait` until it is done. True once they answer without waiting."""
         ...
 
     def owns(self, token: Token) -> bool:
@@ -111,17 +106,9 @@ class PasswordLogin(NamedTuple):
     def key(self) -> str:
         return cache_key(self.api_url, "email", self.email.lower(), self.organization_id, "")
 
-    def prepare(self, *, wait: bool = False) -> None:
-        if not self.password:
-            return  # an email alone owns no session and opens none: no hash to derive
-        if wait:
-            self._hash  # noqa: B018 - derived now, or known not to be derivable
-        else:
-            prepare_password_hash(self.password, self._salt)
-
-    @property
-    def prepared(self) -> bool:
-        return not self.password or derived_hash(self.password, self._salt) is not None
+    def prepare(self, *, wait: bool = False) -> bool:
+        # An email alone owns no session and opens none: no hash to derive.
+        return not self.password or self._hash(wait=wait) is not None
 
     def owns(self, token: Token) -> bool:
         # Only the password that opened a session may use it. A session with no hash was opened by
@@ -129,32 +116,28 @@ class PasswordLogin(NamedTuple):
         # any session an email without a password's: the hash of "" is anyone's to compute.
         if token.password_hash is None or not self.password:
             return False
-        mine = self._hash
+        mine = self._hash(wait=True)
         import hmac  # noqa: PLC0415 - see the SHA-256 above: only a password needs it
 
         return mine is not None and hmac.compare_digest(token.password_hash, mine)
 
     def opened(self, token: Token) -> Token:
-        mine = self._hash
+        mine = self._hash(wait=True)
         return token if mine is None else token.replace(password_hash=mine)
 
-    @property
-    def _hash(self) -> str | None:
-        """The password's hash; None if it cannot be derived (no memory for scrypt's 16 MiB, an
-        OpenSSL without scrypt). Then this source adopts no stored session and gives the one it opens
-        to no one, rather than fail once its login is done: that lost a session at every call."""
+    def _hash(self, *, wait: bool) -> str | None:
+        """The password's hash (see `password_hash`); None if it cannot be derived (no memory for
+        scrypt's 16 MiB, an OpenSSL without scrypt). Then this source adopts no stored session and
+        gives the one it opens to no one, rather than fail once its login is done: that lost a
+        session at every call."""
         try:
-            return password_hash(self.password or "", self._salt)
+            return password_hash(self.password or "", password_salt(self.api_url, self.email), wait=wait)
         except Exception as exc:  # whatever scrypt raises, the process goes on unshared
             from ._logs import logger  # noqa: PLC0415 - only on this failure
 
             logger().warning("Could not derive the password's hash (%s): this process shares no session "
                              "with the others", type(exc).__name__)
             return None
-
-    @property
-    def _salt(self) -> str:
-        return password_salt(self.api_url, self.email)
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
         from . import _session_api as api  # noqa: PLC0415 - see the imports
@@ -193,15 +176,11 @@ class OrganizationToken(NamedTuple):
     @property
     def key(self) -> str:
         # A personal token is 64 random characters: a fast hash cannot be reversed by guessing.
-        identity = sha256_hex(self.personal_token)
+        identity = _sha256(self.personal_token.encode()).hexdigest()
         return cache_key(self.api_url, "token", identity, self.organization_id, "")
 
-    def prepare(self, *, wait: bool = False) -> None:
-        pass  # the key binds the personal token: every session under it is ours
-
-    @property
-    def prepared(self) -> bool:
-        return True
+    def prepare(self, *, wait: bool = False) -> bool:
+        return True  # the key binds the personal token: every session under it is ours
 
     def owns(self, token: Token) -> bool:
         return True
@@ -256,11 +235,7 @@ def check_organization_token(mode: str, validity: float) -> None:
 
 def cache_key(api_url: str, kind: str, identity: str, organization_id: str | None, credential: str) -> str:
     material = "\n".join((api_url, kind, identity, organization_id or "", credential))
-    return sha256_hex(material)[:32]
-
-
-def sha256_hex(text: str) -> str:
-    return str(_sha256(text.encode()).hexdigest())
+    return str(_sha256(material.encode()).hexdigest()[:32])
 
 
 def password_salt(api_url: str, email: str) -> str:
@@ -268,15 +243,30 @@ def password_salt(api_url: str, email: str) -> str:
     return f"{api_url}\n{email.lower()}"
 
 
-def prepare_password_hash(password: str, salt: str) -> None:
-    """Start deriving the hash of `password` in a thread (scrypt releases the GIL), unless this
-    process has it or is deriving it: a cold process needs it only once it finds or opens a session.
-    At most MAX_BACKGROUND_HASHES at once (16 MiB each): beyond, or with no thread to be had, the
-    caller derives it when it needs it."""
+def password_hash(password: str, salt: str, *, wait: bool = True) -> str | None:
+    """A deliberately slow hash of a password, derived once per process for each account.
+
+    With `wait`, derived now, or waited for if a thread is deriving it. Without, None until it is
+    derived, and its derivation started in a thread (scrypt releases the GIL) unless one is under
+    way: a cold process needs it only once it finds or opens a session. At most
+    MAX_BACKGROUND_HASHES threads at once (16 MiB each): beyond, or with no thread to be had, the
+    caller derives it when it waits for it.
+    """
     memo = _memo(password, salt)
+    if (known := _hashes.get(memo)) is not None:
+        return known
+    if wait:
+        if (thread := _deriving.get(memo)) is not None:
+            # Registered once started (a forked child forgets the parent's): never joined too early.
+            thread.join()
+        if (known := _hashes.get(memo)) is None:
+            known = _scrypt(password, salt)
+            _keep(memo, known)
+        return known
     with _hashing:
-        if memo in _hashes or memo in _deriving or len(_deriving) >= MAX_BACKGROUND_HASHES:
-            return
+        # Under the lock, as `_derive` ends: a thread that just finished is not started again.
+        if (known := _hashes.get(memo)) is not None or memo in _deriving or len(_deriving) >= MAX_BACKGROUND_HASHES:
+            return known
         import threading  # noqa: PLC0415 - see the SHA-256 above: only a password needs it
 
         thread = threading.Thread(target=_derive, args=(memo, password, salt), daemon=True,
@@ -284,21 +274,9 @@ def prepare_password_hash(password: str, salt: str) -> None:
         try:
             thread.start()  # before `password_hash` can see it: a thread not yet started cannot be joined
         except RuntimeError:  # no thread to be had (a limit, interpreter shutdown)
-            return
+            return None
         _deriving[memo] = thread
-
-
-def password_hash(password: str, salt: str) -> str:
-    """A deliberately slow hash of a password, derived once per process for each account (this waits
-    for the derivation `prepare_password_hash` started, if any)."""
-    memo = _memo(password, salt)
-    if (thread := _deriving.get(memo)) is not None:
-        # Registered once started (a forked child forgets the parent's): never joined too early.
-        thread.join()
-    if (known := _hashes.get(memo)) is None:
-        known = _scrypt(password, salt)
-        _keep(memo, known)
-    return known
+    return None
 
 
 def _derive(memo: bytes, password: str, salt: str) -> None:

@@ -482,7 +482,7 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
     def _derived_password_hash(self) -> tuple[str, str] | None:
         """(salt, hash) of the password passed as an argument, if this process has derived it: a
         pickle carries that password anyway, and with the hash a pool's workers find the parent's
-        session without deriving it again (about 50 ms of CPU each). Never for a password read from
+        session without deriving it again (a deliberately slow hash each). Never for a password read from
         the environment, which the pickle does not carry."""
         password, ready = self._credentials.password, self._ready
         if password is None or ready is None or ready[1].email is None:

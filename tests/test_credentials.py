@@ -209,7 +209,7 @@ def test_a_profile_that_was_never_logged_in_is_a_clear_error(api: FakeKoyebAPI) 
 
 
 def test_a_token_login_serves_another_organization_through_the_exchange(api: FakeKoyebAPI) -> None:
-    # Before: one remembered account; `token --organization org-other` said "No Koyeb credentials found".
+    # One remembered login serves every organization of its personal access token.
     assert login_token(api).returncode == 0
     other = cli("token", "--organization", "org-other")
     assert other.returncode == 0, other.stderr
@@ -318,7 +318,7 @@ def test_a_warm_token_after_a_token_login_loads_only_what_reads_the_login(api: F
 
 def test_a_warm_organization_token_loads_no_session_api(fake: FakeKoyebAPI) -> None:
     # A personal access token with an organization goes through the chain and its source, for the
-    # store key only: the session API module (14 ms of imports, email.utils among them) waits for a call.
+    # store key only: the session API module (email.utils among its imports) waits for a call.
     assert login_token(fake, "--profile", "work", "--organization", fake.ORGANIZATION_ID).returncode == 0
     avoidable = {"httpx", "requests", "filelock", "yaml", "koyeb_auth._session_api", "email.utils"}
     code = ("import sys\nbefore = set(sys.modules)\nfrom koyeb_auth.cli import main\n"

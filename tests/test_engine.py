@@ -1091,7 +1091,7 @@ def test_a_child_forked_while_the_parent_hashes_derives_the_hash_itself(monkeypa
 
     monkeypatch.setattr(hashlib, "scrypt", held)
     password, salt = f"password {uuid.uuid4()}", "https://koyeb.test\nops@example.com"
-    _sources.prepare_password_hash(password, salt)
+    _sources.password_hash(password, salt, wait=False)
     assert started.wait(10)  # the parent's thread is inside the hash
     read, write = os.pipe()
     with warnings.catch_warnings():

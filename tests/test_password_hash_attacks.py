@@ -78,7 +78,7 @@ def test_a_hash_thread_that_cannot_start_does_not_break_the_password_for_good(
 
 
 def test_a_hash_is_not_joined_before_its_thread_has_started(monkeypatch: pytest.MonkeyPatch) -> None:
-    """prepare_password_hash registered its thread, released the lock, then started it: a thread
+    """The background derivation registered its thread, released the lock, then started it: a thread
     that needed the hash meanwhile joined a thread not yet started (RuntimeError)."""
     real_start = threading.Thread.start
     starting = threading.Event()
@@ -91,7 +91,7 @@ def test_a_hash_is_not_joined_before_its_thread_has_started(monkeypatch: pytest.
 
     monkeypatch.setattr(threading.Thread, "start", slow_start)
     password, salt = f"password {uuid.uuid4()}", "salt"
-    preparing = threading.Thread(target=_sources.prepare_password_hash, args=(password, salt))
+    preparing = threading.Thread(target=_sources.password_hash, args=(password, salt), kwargs={"wait": False})
     preparing.start()
     assert starting.wait(5)
     try:
@@ -103,13 +103,13 @@ def test_a_hash_is_not_joined_before_its_thread_has_started(monkeypatch: pytest.
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
 def test_a_child_forked_while_the_memo_lock_is_held_can_still_hash() -> None:
     """A fork while a hash thread held _hashing (its `finally`) left the child's copy held: the
-    child hung in its first prepare_password_hash."""
+    child hung in its first background derivation."""
     with _sources._hashing, warnings.catch_warnings():  # what a hash thread holds for a moment
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running: the point
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child
             signal.alarm(5)
-            _sources.prepare_password_hash(f"child {uuid.uuid4()}", "salt")
+            _sources.password_hash(f"child {uuid.uuid4()}", "salt", wait=False)
             os._exit(0)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, "the child hung (SIGALRM) or failed"
@@ -128,7 +128,7 @@ def test_background_hashes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(hashlib, "scrypt", held)
     try:
         for _ in range(50):
-            _sources.prepare_password_hash(f"password {uuid.uuid4()}", "salt")
+            _sources.password_hash(f"password {uuid.uuid4()}", "salt", wait=False)
         running = sum(t.name == "koyeb-auth password hash" for t in threading.enumerate())
         assert running <= _sources.MAX_BACKGROUND_HASHES
     finally:

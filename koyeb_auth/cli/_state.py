@@ -74,12 +74,8 @@ class LastLogin(NamedTuple):
         same_organization = self.token is not None or organization_id in (None, self.organization_id)
         return api_url in (None, self.api_url) and same_organization
 
-    def prepare(self, *, wait: bool = False) -> None:
-        pass  # no password, no hash
-
-    @property
-    def prepared(self) -> bool:
-        return True
+    def prepare(self, *, wait: bool = False) -> bool:
+        return True  # no password, no hash
 
     def owns(self, token: "Token") -> bool:
         # The user's own login: the session found under its key is its session, whichever password
@@ -219,14 +215,11 @@ def _well_formed(api_url: object, email: object, organization_id: object, key: o
 
 def save(path: Path, login: LastLogin) -> None:
     """Record `login` at `path`. Callers hold the token cache's lock, which every writer takes."""
-    try:
-        # The profile is the file's name; a password login has no token (see the module's docstring).
-        fields = {name: value for name, value in login._asdict().items() if name != "profile"}
-        record = {"version": FORMAT_VERSION, **{name: value for name, value in fields.items()
-                                               if name != "token" or value is not None}}
-        private_file.replace(path, record)
-    except OSError as exc:
-        raise CacheFileError(f"{_WHAT} {path} cannot be written: {exc.strerror or exc}.", Hint.CACHE_PATH) from None
+    # The profile is the file's name; a password login has no token (see the module's docstring).
+    fields = {name: value for name, value in login._asdict().items() if name != "profile"}
+    record = {"version": FORMAT_VERSION, **{name: value for name, value in fields.items()
+                                           if name != "token" or value is not None}}
+    private_file.replace(path, record, _WHAT)
 
 
 def forget(path: Path) -> None:

@@ -262,7 +262,7 @@ class FileTokenStore:
             if kept is not None and kept.usable(token.obtained_at):
                 tokens[other] = entry
         tokens[key] = entry_from_token(token)
-        self._write(tokens)
+        private_file.replace(self.path, {"version": FORMAT_VERSION, "tokens": tokens}, "The token cache")
 
     def delete(self, key: str) -> None:
         """Remove the token under `key`, if there is one (nothing while the directory cannot be used)."""
@@ -270,7 +270,7 @@ class FileTokenStore:
             return  # see save()
         tokens = self._read()
         if tokens.pop(key, None) is not None:
-            self._write(tokens)
+            private_file.replace(self.path, {"version": FORMAT_VERSION, "tokens": tokens}, "The token cache")
 
     def _unusable(self, exc: OSError) -> CacheFileError:
         return CacheFileError(
@@ -278,15 +278,6 @@ class FileTokenStore:
             "free space).",
             Hint.CACHE_PATH,
         )
-
-    def _write(self, tokens: _Entries) -> None:
-        try:
-            private_file.replace(self.path, {"version": FORMAT_VERSION, "tokens": tokens})
-        except OSError as exc:  # a directory where the file should be, a read-only directory
-            failure = self._unusable(exc)
-        else:
-            return
-        raise failure
 
 
 class _Entries(dict[str, Any]):

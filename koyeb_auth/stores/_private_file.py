@@ -100,8 +100,9 @@ def ensure_directory(directory: Path) -> None:
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(each)) from None
 
 
-def replace(path: Path, document: object) -> None:
-    """Put `document` as JSON at `path` in a new 0600 file, atomically.
+def replace(path: Path, document: object, what: str) -> None:
+    """Put `document` as JSON at `path` in a new 0600 file, atomically; CacheFileError naming
+    `what` if it cannot (a read-only directory, a directory where the file should be, a full disk).
 
     Encoded as it is written: no frame holds the bytes (a token cache) as a local a traceback would
     show (the callers' documents keep their secrets out of their reprs). Callers hold a lock that
@@ -111,28 +112,36 @@ def replace(path: Path, document: object) -> None:
     import tempfile  # noqa: PLC0415 - only writers need it, not the warm `koyeb-auth token`
 
     directory = path.parent
-    ensure_directory(directory)
     prefix = f".{path.name}."
-    for stale in directory.glob(prefix + "*.tmp"):
-        # mkstemp's random part has no dot: `.tokens.json.login.x.tmp` is the login file's, whose
-        # writer may hold another lock than ours (`login --store redis://...`): not a leftover.
-        if "." not in stale.name[len(prefix):-len(".tmp")]:
-            with contextlib.suppress(OSError):
-                stale.unlink()
-    # mkstemp creates the file 0600 with O_EXCL, so it never opens a file planted by someone else.
-    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(json.dumps(document, indent=1).encode())
-            file.flush()
-            os.fsync(file.fileno())  # the data is on disk before the name points at it
-        # Atomic: a reader sees the old file or the new one. A symlink at the path is replaced,
-        # not written through.
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+        ensure_directory(directory)
+        for stale in directory.glob(prefix + "*.tmp"):
+            # mkstemp's random part has no dot: `.tokens.json.login.x.tmp` is the login file's, whose
+            # writer may hold another lock than ours (`login --store redis://...`): not a leftover.
+            if "." not in stale.name[len(prefix):-len(".tmp")]:
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+        # mkstemp creates the file 0600 with O_EXCL, so it never opens a file planted by someone else.
+        fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(json.dumps(document, indent=1).encode())
+                file.flush()
+                os.fsync(file.fileno())  # the data is on disk before the name points at it
+            # Atomic: a reader sees the old file or the new one. A symlink at the path is replaced,
+            # not written through.
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+    except OSError as exc:
+        failure: str | None = exc.strerror or str(exc)
+    else:
+        failure = None
+    if failure is not None:  # raised outside the handler: the error's context would hold the frame's locals
+        raise CacheFileError(f"{what} {path} cannot be written: {failure}. Fix its directory (permissions, free "
+                             "space).", Hint.CACHE_PATH)
     # The rename made durable across a power loss (a directory cannot be opened on every platform).
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
