@@ -19,6 +19,8 @@ LIBRARY = "koyeb_auth"
 # What the application asked to do to the library's logger once it exists (the command's handler).
 _setups: list[Callable[[logging.Logger], object]] = []
 _made: list[logging.Logger] = []
+# The kinds of warning given once per process (`warn_once`).
+_warned: set[str] = set()
 
 
 def logger(name: str = LIBRARY) -> logging.Logger:
@@ -41,3 +43,11 @@ def when_made(setup: Callable[[logging.Logger], object]) -> None:
         setup(_made[0])
     elif setup not in _setups:  # asked again (the command's main() run again in one process): once
         _setups.append(setup)
+
+
+def warn_once(kind: str, message: str, *args: object) -> None:
+    """Log `message` as a WARNING the first time this process meets `kind`: every renewal meets the
+    same clocks and the same missing scrypt, and once says it."""
+    if kind not in _warned:
+        _warned.add(kind)
+        logger().warning(message, *args)

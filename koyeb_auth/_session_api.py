@@ -26,7 +26,7 @@ from email.utils import parsedate_to_datetime
 from typing import Literal
 from urllib.parse import urlencode
 
-from ._logs import logger
+from ._logs import warn_once
 from ._origin import LOGIN_PATH
 from ._secrets import Redacted
 from ._token import Token, json_value, jwt_expiry, jwt_lifetime, token_from_reply, usable_bearer
@@ -141,8 +141,6 @@ def bearer(token: str) -> dict[str, str]:
 
 # --- the API's clock and ours ---------------------------------------------------------------------
 
-log = logger()
-
 # `Date` names a whole second, stamped between our sending the call and reading its reply: a
 # smaller difference from our clock at the sending is no skew.
 CLOCK_NOISE = 2.0
@@ -169,13 +167,13 @@ def clock_skew(headers: Mapping[str, str], now: float) -> float | None:
         return None
     skew = api_now - now
     if abs(skew) > MAX_CLOCK_SKEW:
-        _warn_once("date", "Ignoring the Koyeb API's Date header, %s away from this machine's clock: using "
+        warn_once("date", "Ignoring the Koyeb API's Date header, %s away from this machine's clock: using "
                    "this machine's clock for token expiries", _span(skew))
         return None
     if abs(skew) <= CLOCK_NOISE:
         return 0.0
     if abs(skew) > REPORTED_SKEW:
-        _warn_once("skew", "This machine's clock is %s %s the Koyeb API's (its Date header): token expiries are "
+        warn_once("skew", "This machine's clock is %s %s the Koyeb API's (its Date header): token expiries are "
                    "converted to this machine's clock. Synchronise it (NTP) if you can.",
                    _span(skew), "behind" if skew > 0 else "ahead of")
     return skew + 1.0
@@ -190,16 +188,6 @@ def http_date(value: str | None) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):  # TypeError before Python 3.11
         return None
     return moment.replace(tzinfo=moment.tzinfo or timezone.utc).timestamp()  # HTTP dates are GMT
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(kind: str, message: str, *args: object) -> None:
-    # Every login and refresh of the process meets the same clocks: once is enough.
-    if kind not in _warned:
-        _warned.add(kind)
-        log.warning(message, *args)
 
 
 def _span(seconds: float) -> str:

@@ -133,10 +133,10 @@ class PasswordLogin(NamedTuple):
         try:
             return password_hash(self.password or "", password_salt(self.api_url, self.email), wait=wait)
         except Exception as exc:  # whatever scrypt raises, the process goes on unshared
-            from ._logs import logger  # noqa: PLC0415 - only on this failure
+            from ._logs import warn_once  # noqa: PLC0415 - only on this failure
 
-            logger().warning("Could not derive the password's hash (%s): this process shares no session "
-                             "with the others", type(exc).__name__)
+            warn_once("password hash", "Could not derive the password's hash (%s): this process shares no "
+                      "session with the others", type(exc).__name__)
             return None
 
     def obtain(self, withdrawn: Set[str]) -> tuple[api.Call, ...]:
@@ -317,7 +317,8 @@ def _memo(password: str, salt: str) -> bytes:
     # Hashes are remembered by a digest, so the process keeps no copy of the password beyond its
     # KoyebAuth. The digest never leaves the process: a fast hash of the password would make it
     # cheap to guess.
-    return bytes(_sha256(f"{salt}\n{password}".encode()).digest())
+    # The salt's length first: no other salt and password make the same text.
+    return bytes(_sha256(f"{len(salt)}:{salt}{password}".encode()).digest())
 
 
 # Bounds: a process that hashes many passwords (a service building a KoyebAuth per request) keeps

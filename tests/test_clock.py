@@ -14,7 +14,7 @@ import httpx
 import pytest
 from freezegun import freeze_time
 
-from koyeb_auth import APIError, KoyebAuth, RateLimitedError
+from koyeb_auth import APIError, KoyebAuth, RateLimitedError, _logs
 from koyeb_auth import _session_api as api
 from koyeb_auth._manager import Backoff
 from koyeb_auth._token import format_timestamp
@@ -29,7 +29,7 @@ MIDNIGHT = 1767225600.0  # 2026-01-01T00:00:00Z, our clock in the unit tests
 @pytest.fixture(autouse=True)
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The clock warnings are once per process: each test starts as a new process would."""
-    monkeypatch.setattr(api, "_warned", set())
+    monkeypatch.setattr(_logs, "_warned", set())
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -4,6 +4,7 @@ derived, the background thread's start, fork, and the bounds on threads and memo
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from koyeb_auth import Token, _sources
+from koyeb_auth import Token, _logs, _sources
 from koyeb_auth._sources import PasswordLogin
 from koyeb_auth._token import entry_from_token, token_from_entry
 
@@ -39,13 +40,14 @@ def test_a_planted_password_hash_that_is_no_hash_is_no_one_s_and_crashes_nothing
     assert rig.api.actions() == ["login"]
 
 
+def _no_memory(*args: Any, **kwargs: Any) -> bytes:
+    raise MemoryError("scrypt")
+
+
 def test_a_hash_that_cannot_be_derived_opens_one_session_not_one_per_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """scrypt failing (MemoryError in a memory-capped container, an OpenSSL without it) used to fail
     after the login: every call opened a session at the API, lost it, and raised (no backoff)."""
-    def no_memory(*args: Any, **kwargs: Any) -> bytes:
-        raise MemoryError("scrypt")
-
-    monkeypatch.setattr(hashlib, "scrypt", no_memory)
+    monkeypatch.setattr(hashlib, "scrypt", _no_memory)
     source = _fresh_login()
     rig = make_rig(source)
     first = rig.manager.get_token()
@@ -53,6 +55,36 @@ def test_a_hash_that_cannot_be_derived_opens_one_session_not_one_per_call(monkey
     assert rig.api.actions() == ["login"]
     # Owned by no one: a hash it cannot derive adopts nothing, and gives its session to no one.
     assert first.password_hash is None and not source.owns(first)
+
+
+def test_a_hash_that_cannot_be_derived_is_warned_about_once_per_process(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """While scrypt kept failing, every adoption check and every session opened logged the same
+    warning again: a worker renewing for days filled its log with it."""
+    monkeypatch.setattr(hashlib, "scrypt", _no_memory)
+    monkeypatch.setattr(_logs, "_warned", set())
+    source = _fresh_login()
+    token = Token("opened", obtained_at=T0, expires_at=T0 + HOUR)
+    with caplog.at_level(logging.WARNING, logger="koyeb_auth"):
+        for _ in range(3):
+            assert source.prepare(wait=True) is False
+            assert source.opened(token).password_hash is None
+            assert not source.owns(token.replace(password_hash="a" * 64))
+    warned = [record.getMessage() for record in caplog.records if "password's hash" in record.getMessage()]
+    assert warned == ["Could not derive the password's hash (MemoryError): this process shares no session with "
+                      "the others"]
+
+
+def test_an_email_with_a_line_feed_shares_no_remembered_hash_with_another_account() -> None:
+    """The memo of a hash joined salt and password with a line feed: the account `ops@example.com`
+    with the password `b\\nx` had the memo of the account `ops@example.com\\nb` with the password `x`,
+    so a process holding both got the first's hash for the second."""
+    suffix = str(uuid.uuid4())
+    first_salt = _sources.password_salt(API_URL, "ops@example.com\nb")
+    second_salt = _sources.password_salt(API_URL, "ops@example.com")
+    first = _sources.password_hash(f"x{suffix}", first_salt)
+    second = _sources.password_hash(f"b\nx{suffix}", second_salt)
+    assert second == _sources._scrypt(f"b\nx{suffix}", second_salt) != first
 
 
 def test_a_hash_thread_that_cannot_start_does_not_break_the_password_for_good(
