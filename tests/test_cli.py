@@ -216,7 +216,8 @@ def test_a_state_file_readable_by_others_is_ignored_with_a_warning(fake: FakeKoy
     state_file(cache_path).chmod(0o644)
     result = cli("token", "--cache-path", str(cache_path))
     assert result.returncode == 3
-    assert "koyeb-auth: warning: Ignoring the login state file" in result.stderr
+    # Once: the chain reads the file at two steps, and `status` and the error's advice read it again.
+    assert result.stderr.count("koyeb-auth: warning: Ignoring the login state file") == 1
     assert "readable by other users" in result.stderr
 
 

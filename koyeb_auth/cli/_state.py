@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .._logs import logger
+from .._logs import logger, warn_once
 from .._secrets import Redacted
 from .._token import json_value, usable_bearer
 from ..errors import CacheFileError, ConfigurationError, Hint
@@ -169,13 +169,15 @@ def load(path: Path, profile: str = DEFAULT_PROFILE) -> "LastLogin | None":
     try:
         raw = private_file.read(path, _WHAT, MAX_STATE_BYTES)
     except OSError as exc:
-        logger().warning("Ignoring the login state file %s: %s", path, exc.strerror or exc)
+        # Once per file: the chain and the command's advice may read it several times.
+        warn_once(f"state {path}", "Ignoring the login state file %s: %s", path, exc.strerror or exc)
         return None
     if raw is None:
         return None
     login = _parse(raw, profile)
     if login is None:
-        logger().warning("Ignoring the login state file %s: unknown format; `koyeb-auth login` replaces it", path)
+        warn_once(f"state {path}", "Ignoring the login state file %s: unknown format; `koyeb-auth login` "
+                  "replaces it", path)
     return login
 
 
