@@ -43,6 +43,7 @@ from .errors import Hint, LockTimeoutError, StoreUnavailableError, TokenStoreErr
 from .stores._protocol import AsyncTokenStore, TokenStore, async_face
 
 if TYPE_CHECKING:
+    from anyio import CancelScope
     from anyio.lowlevel import RunVar
 
     from ._transport import SessionClient
@@ -460,6 +461,7 @@ class Held:
     store: bool = False
     seen: int = 0  # the store failures counted when the caller queued (see Admission.check_store)
     sent: bool = False  # a session call has gone out
+    scope: CancelScope | None = None  # off asyncio: shielded once a session call has gone out
 
 
 @dataclass
@@ -552,10 +554,17 @@ class Driver:
         session call runs on in a task of its own until it has saved the result: a refresh the API
         carried out has revoked the old token, and the new one must not be lost. What it holds is
         released when the caller is cancelled, not when that task ends: a loop that is not run again
-        (a `run_until_complete` given a `wait_for`) would otherwise hold the locks for good."""
+        (a `run_until_complete` given a `wait_for`) would otherwise hold the locks for good. Under
+        trio, the caller's cancellation waits for such a flow to end."""
         held = Held()
         if not on_asyncio():
-            return await self._arun(flow, held)
+            import anyio  # noqa: PLC0415 - see pause
+
+            # No task of its own there: once its call has gone out, the flow is shielded from the
+            # caller's cancellation until it has saved what the API answered (the call's timeout
+            # bounds that), and the caller is cancelled then.
+            with anyio.CancelScope() as held.scope:
+                return await self._arun(flow, held)
         task = asyncio.ensure_future(self._arun(flow, held))
         try:
             return await asyncio.shield(task)
@@ -597,6 +606,8 @@ class Driver:
             effect.outcome = await astore.aload(self.key)
         elif isinstance(effect, Send):
             held.sent = True
+            if held.scope is not None:
+                held.scope.shield = True
             assert self.session is not None, "a flow that sends runs on a driver with a session"
             effect.outcome = await self.session.asend(effect.call)
         elif isinstance(effect, Save):

@@ -176,6 +176,29 @@ def test_a_refresh_whose_caller_is_cancelled_is_finished_and_saved(
     assert stored is not None and stored.value == fake.issued[-1]  # the refresh's token, saved
 
 
+def test_a_refresh_whose_trio_caller_is_cancelled_is_finished_and_saved(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]
+) -> None:
+    # As under asyncio: trio cancelled the refresh's HTTP call, the API refreshed anyway (revoking
+    # the old token), and the next request got a 401, a refused refresh and a login.
+    fake.ttl = 4  # falls due after 2 s: refresh_margin is capped at half the lifetime
+    auth = make_auth(refresh_margin=300)
+    auth.get_token()
+    time.sleep(2.2)
+    fake.refresh_delay = 1.0
+
+    async def run() -> int:
+        with trio.move_on_after(0.5):  # half-way through the refresh
+            await auth.aget_token()
+        async with httpx.AsyncClient(auth=auth) as client:
+            return (await client.get(fake.url + "/v1/apps")).status_code
+
+    assert trio.run(run) == 200
+    stored = make_auth(refresh_margin=300).cached_token()  # a new object: read from the store
+    assert fake.stats["login"] == 1 and fake.stats["refresh"] == 1 and "refresh_refused" not in fake.stats
+    assert stored is not None and stored.value == fake.issued[-1]  # the refresh's token, saved
+
+
 def test_ten_trio_tasks_at_cold_start_cause_one_login(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]) -> None:
     # httpx runs on trio too: the async path must not assume asyncio.
     fake.login_delay = 0.3  # every task arrives while the login is in flight
