@@ -4,10 +4,10 @@
 
 Sync httpx, the file store, the bundled fake API on loopback. A "call" is one Python-level call
 of a function defined in the koyeb_auth package; the table gives calls, distinct functions and
-files for each path (the construction of KoyebAuth and the client is not counted). A cold first
-request also resolves the configuration (the credential chain, the API URL, the store key), which
-KoyebAuth does lazily; the second row is the same login with the configuration already resolved
-(`auth.settings` read first).
+files for each path (the construction of KoyebAuth and the client is not counted). The first
+request of a new KoyebAuth also reads its configuration (the credential chain, the API URL, the
+store key), once per object; the cold login is the same request with the configuration already
+read (`auth.settings` read first).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from koyeb_auth.testing import FakeKoyebAPI
 from .common import table
 
 PACKAGE = str(Path(koyeb_auth.__file__).parent)
+FIRST_REQUEST = "cold first request (reads the configuration, logs in)"
+COLD_LOGIN = "cold login (the configuration read)"
+WARM_REQUEST = "warm request"
 
 
 def trace(run: Callable[[], object]) -> Counter[tuple[str, str]]:
@@ -50,7 +53,7 @@ def trace(run: Callable[[], object]) -> Counter[tuple[str, str]]:
 
 def measure() -> dict[str, Counter[tuple[str, str]]]:
     figures = {}
-    for path, configured in (("cold login", False), ("cold login, configuration resolved", True)):
+    for path, configured in ((FIRST_REQUEST, False), (COLD_LOGIN, True)):
         with FakeKoyebAPI() as api, tempfile.TemporaryDirectory() as cache:
             auth = KoyebAuth(email=api.EMAIL, password=api.PASSWORD, api_url=api.url,
                              cache_path=Path(cache) / "token.json")
@@ -59,7 +62,7 @@ def measure() -> dict[str, Counter[tuple[str, str]]]:
             with httpx.Client(auth=auth, base_url=api.url) as client:
                 figures[path] = trace(functools.partial(client.get, "/v1/apps"))
                 warm = trace(functools.partial(client.get, "/v1/apps"))
-    return {**figures, "warm request": warm}
+    return {**figures, WARM_REQUEST: warm}
 
 
 def main() -> None:
