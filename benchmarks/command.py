@@ -91,7 +91,9 @@ def measure(rounds: int = 41) -> tuple[str, dict[str, float]]:
     """The table as markdown, and the figures (`token_vs_httpx` is the goal's ratio)."""
     with FakeKoyebAPI() as fake, tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as venv:
         python = _lean_python(Path(venv))
-        env = {name: value for name, value in os.environ.items() if not name.startswith("KOYEB_")}
+        # Not PYTHONPATH either: a checkout on it would be imported instead of the venv's install.
+        env = {name: value for name, value in os.environ.items()
+               if not name.startswith("KOYEB_") and name != "PYTHONPATH"}
         env |= {"HOME": home, "XDG_CACHE_HOME": f"{home}/cache", "KOYEB_URL": fake.url}
         command = [str(Path(python).with_name("koyeb-auth"))]
         subprocess.run([*command, "login", "--token-stdin", "--organization", fake.ORGANIZATION_ID],
