@@ -337,9 +337,12 @@ class Delete(_Done):
 @dataclass(eq=False)
 class Derive(Effect[R]):
     """Run `work`, slow code that releases the GIL (a password's hash); the outcome is what it
-    returns. Coroutines run it in a thread, so that the event loop goes on meanwhile."""
+    returns. Coroutines run it in a thread, so that the event loop goes on meanwhile, unless
+    `ready` says it would not wait (the hash is known): a worker of the loop's executor is not
+    to be waited for while the store's lock is held."""
 
     work: Callable[[], R]
+    ready: Callable[[], bool] | None = None
 
 
 @dataclass(eq=False)
@@ -605,9 +608,15 @@ class Driver:
         if isinstance(effect, Load):
             effect.outcome = await astore.aload(self.key)
         elif isinstance(effect, Send):
-            held.sent = True
             if held.scope is not None:
+                from anyio.lowlevel import checkpoint_if_cancelled  # noqa: PLC0415 - see pause
+
+                # A cancellation that came while none could be taken (a hash derived in a thread,
+                # which trio does not abandon) is taken now, before the call goes out: the shield
+                # would hold it back until the flow ends, and send a call its caller gave up on.
+                await checkpoint_if_cancelled()
                 held.scope.shield = True
+            held.sent = True
             assert self.session is not None, "a flow that sends runs on a driver with a session"
             effect.outcome = await self.session.asend(effect.call)
         elif isinstance(effect, Save):
@@ -637,7 +646,8 @@ class Driver:
         elif isinstance(effect, Unlock):
             await self._arelease(held)
         elif isinstance(effect, Derive):
-            effect.outcome = await in_thread(effect.work)
+            ready = effect.ready is not None and effect.ready()
+            effect.outcome = effect.work() if ready else await in_thread(effect.work)
 
     async def _atry_lock(self) -> bool:
         # Threads of this process take the thread lock by blocking; tasks try it, so as never to

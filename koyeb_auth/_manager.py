@@ -504,8 +504,8 @@ class TokenManager:
         token = api.token_from(call, (yield from Send(call)), sent, self._clock())
         if renewing is not None:
             token = token.replace(password_hash=renewing.password_hash)
-        else:  # may derive a password's hash: for coroutines, in a thread
-            token = yield from Derive(functools.partial(self._source.opened, token))
+        else:  # may derive a password's hash: for coroutines, in a thread, unless it is known
+            token = yield from Derive(functools.partial(self._source.opened, token), ready=self._source.prepare)
         # The token carries what we know is gone, so the peers that adopt it skip it too.
         return token.replace(withdrawn=frozenset(self._withdrawn)) if self._withdrawn else token
 

@@ -39,6 +39,7 @@ from requests.cookies import extract_cookies_to_jar
 
 from ._authorization import Authorization
 from ._config import Config, Credentials, Settings, default_store
+from ._engine import in_thread
 from ._manager import PersonalTokenProvider, Timing, TokenManager, TokenProvider, seconds
 from ._origin import Origin
 from ._origin import shown as url_shown
@@ -294,10 +295,8 @@ class KoyebAuth(PicklesAsConfiguration, httpx.Auth, requests.auth.AuthBase):
 
     async def arefresh(self) -> str:
         """`refresh` for coroutines: never blocks the event loop."""
-        import asyncio  # noqa: PLC0415 - loaded already, in a coroutine
-
         provider = self._provider()
-        current = await asyncio.to_thread(provider.cached)  # may read the store (a file, Redis)
+        current = await in_thread(provider.cached)  # may read the store (a file, Redis); trio too
         renewed = await provider.arenew_rejected(current) if current is not None else None
         return (renewed or await provider.aget_token()).value
 

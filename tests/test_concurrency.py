@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +18,7 @@ import requests
 import trio
 from freezegun import freeze_time
 
-from koyeb_auth import FileTokenStore, KoyebAuth, LockTimeoutError, MemoryTokenStore
+from koyeb_auth import FileTokenStore, KoyebAuth, LockTimeoutError, MemoryTokenStore, _sources
 from koyeb_auth.testing import FakeKoyebAPI
 
 from .conftest import release_workers, start_workers
@@ -197,6 +199,41 @@ def test_a_refresh_whose_trio_caller_is_cancelled_is_finished_and_saved(
     stored = make_auth(refresh_margin=300).cached_token()  # a new object: read from the store
     assert fake.stats["login"] == 1 and fake.stats["refresh"] == 1 and "refresh_refused" not in fake.stats
     assert stored is not None and stored.value == fake.issued[-1]  # the refresh's token, saved
+
+
+def test_a_trio_caller_cancelled_before_its_session_call_goes_out_sends_none(
+    fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # trio does not abandon a thread: a cancellation that arrives while the password's hash is
+    # derived in one is delivered at the next checkpoint. The shield raised for the session call
+    # came first: the logout the caller had given up on went out, and the caller waited for it.
+    make_auth().get_token()  # a session in the store
+    monkeypatch.setattr(_sources, "_hashes", {})  # a new process: its hash not derived yet
+    scrypt = hashlib.scrypt
+
+    def slow_scrypt(*args: Any, **kwargs: Any) -> bytes:
+        time.sleep(0.5)
+        return scrypt(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", slow_scrypt)
+    auth = make_auth()
+
+    async def run() -> None:
+        with trio.move_on_after(0.1):  # while the hash is derived
+            await auth.alogout()
+
+    trio.run(run)
+    assert "logout" not in fake.stats
+    assert make_auth().cached_token() is not None  # the session is still there
+
+
+def test_arefresh_runs_under_trio(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]) -> None:
+    # arefresh read the store through asyncio.to_thread: under trio, a RuntimeError (no running
+    # event loop) escaped with its traceback.
+    auth = make_auth()
+    first = auth.get_token()
+    assert trio.run(auth.arefresh) != first
+    assert fake.stats == {"login": 1, "refresh": 1}
 
 
 def test_ten_trio_tasks_at_cold_start_cause_one_login(fake: FakeKoyebAPI, make_auth: Callable[..., KoyebAuth]) -> None:

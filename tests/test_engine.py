@@ -948,6 +948,34 @@ def test_a_withdrawn_organization_switch_costs_one_call() -> None:
     assert rig.api.actions() == ["switch", "access_token", "access_token"]
 
 
+class _CountingExecutor(ThreadPoolExecutor):
+    """A loop's default executor that counts the work given to it."""
+
+    submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.mark.parametrize("source", [OrganizationToken(API_URL, "personal-token", "org-1"), PASSWORD_LOGIN],
+                         ids=["organization-token", "password-hash-known"])
+def test_a_coroutine_that_opens_a_session_needing_no_hash_takes_no_worker_thread(source: Source) -> None:
+    """Every new session's `opened` went to a worker of the loop's default executor, the store's
+    lock held meanwhile: an organization token (no hash at all) or a password whose hash was known
+    waited behind whatever else the application ran there, and every peer waiting for the lock too."""
+    source.prepare(wait=True)
+    rig = make_rig(source)
+    executor = _CountingExecutor(1)
+
+    async def main() -> Token:
+        asyncio.get_running_loop().set_default_executor(executor)
+        return await rig.manager.aget_token()
+
+    assert asyncio.run(main()) == rig.store.token
+    assert rig.api.actions()[-1] in ("login", "switch") and executor.submitted == 0
+
+
 # --- a password's sessions ----------------------------------------------------------------------------
 
 

@@ -132,6 +132,19 @@ def test_a_cache_write_leaves_the_temp_files_of_the_login_files_beside_it(tmp_pa
     store.save("k", GOOD)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tokens.json", *(p.name for p in logins)])
 
+def test_a_cache_whose_name_holds_glob_characters_cleans_its_own_leftovers_and_no_one_else_s(tmp_path: Path) -> None:
+    # The leftovers were found by a glob of the cache's name, the user's: `tokens[1].json` took
+    # `.tokens1.json.*.tmp` (another cache's file being written, under another lock) for its own,
+    # and never matched its own.
+    store = FileTokenStore(tmp_path / "tokens[1].json")
+    mine = tmp_path / ".tokens[1].json.abc123.tmp"
+    other = tmp_path / ".tokens1.json.abc123.tmp"
+    for path in (mine, other):
+        path.write_text("being written")
+    store.save("k", GOOD)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["tokens[1].json", other.name])
+
+
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = FileTokenStore(tmp_path / "tokens.json")
     store.save("k", GOOD)

@@ -115,12 +115,19 @@ def replace(path: Path, document: object, what: str) -> None:
     prefix = f".{path.name}."
     try:
         ensure_directory(directory)
-        for stale in directory.glob(prefix + "*.tmp"):
+        # Not glob(): the file's name is the user's, and may hold a glob's special characters
+        # (`tokens[1].json` would take another cache's temporary files for its own, and miss its own).
+        try:
+            names = os.listdir(directory)
+        except OSError:  # a directory we may write but not list: no leftover to find
+            names = []
+        for name in names:
             # mkstemp's random part has no dot: `.tokens.json.login.x.tmp` is the login file's, whose
             # writer may hold another lock than ours (`login --store redis://...`): not a leftover.
-            if "." not in stale.name[len(prefix):-len(".tmp")]:
+            if (name.startswith(prefix) and name.endswith(".tmp") and len(name) >= len(prefix) + len(".tmp")
+                    and "." not in name[len(prefix):-len(".tmp")]):
                 with contextlib.suppress(OSError):
-                    stale.unlink()
+                    (directory / name).unlink()
         # mkstemp creates the file 0600 with O_EXCL, so it never opens a file planted by someone else.
         fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
         try:
