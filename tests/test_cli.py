@@ -202,6 +202,27 @@ def test_a_symlinked_state_file_is_refused_with_the_flag_to_use(fake: FakeKoyebA
     assert "Traceback" not in result.stderr
 
 
+def test_a_state_file_refused_for_another_reason_is_warned_about_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Once per file and reason: the warning for a file readable by others hid the later one for
+    the same file, rewritten in a format no version reads."""
+    from koyeb_auth import _logs  # noqa: PLC0415
+    from koyeb_auth.cli import _state as state  # noqa: PLC0415
+
+    monkeypatch.setattr(_logs, "_warned", set())
+    path = tmp_path / "tokens.json.login"
+    path.write_text("{}")
+    path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="koyeb_auth"):
+        assert state.load(path) is None
+        assert state.load(path) is None
+        path.chmod(0o600)
+        assert state.load(path) is None
+    warned = [record.getMessage() for record in caplog.records]
+    assert len(warned) == 2, warned
+    assert "readable by other users" in warned[0] and "unknown format" in warned[1]
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create a file owned by another user")
 def test_a_state_file_of_another_user_is_refused(fake: FakeKoyebAPI, cache_path: Path) -> None:
     assert log_in(fake, cache_path).returncode == 0

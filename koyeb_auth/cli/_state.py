@@ -169,14 +169,15 @@ def load(path: Path, profile: str = DEFAULT_PROFILE) -> "LastLogin | None":
     try:
         raw = private_file.read(path, _WHAT, MAX_STATE_BYTES)
     except OSError as exc:
-        # Once per file: the chain and the command's advice may read it several times.
-        warn_once(f"state {path}", "Ignoring the login state file %s: %s", path, exc.strerror or exc)
+        # Once per file and reason: the chain and the command's advice may read it several times.
+        reason = exc.strerror or str(exc)
+        warn_once(f"state {path}: {reason}", "Ignoring the login state file %s: %s", path, reason)
         return None
     if raw is None:
         return None
     login = _parse(raw, profile)
     if login is None:
-        warn_once(f"state {path}", "Ignoring the login state file %s: unknown format; `koyeb-auth login` "
+        warn_once(f"state {path}: format", "Ignoring the login state file %s: unknown format; `koyeb-auth login` "
                   "replaces it", path)
     return login
 
