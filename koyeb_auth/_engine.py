@@ -342,7 +342,7 @@ class Derive(Effect[R]):
     to be waited for while the store's lock is held."""
 
     work: Callable[[], R]
-    ready: Callable[[], bool] | None = None
+    ready: Callable[[], bool]
 
 
 @dataclass(eq=False)
@@ -646,8 +646,7 @@ class Driver:
         elif isinstance(effect, Unlock):
             await self._arelease(held)
         elif isinstance(effect, Derive):
-            ready = effect.ready is not None and effect.ready()
-            effect.outcome = effect.work() if ready else await in_thread(effect.work)
+            effect.outcome = effect.work() if effect.ready() else await in_thread(effect.work)
 
     async def _atry_lock(self) -> bool:
         # Threads of this process take the thread lock by blocking; tasks try it, so as never to

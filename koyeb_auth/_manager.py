@@ -422,9 +422,8 @@ class TokenManager:
         return stored if self._source.owns(stored) else None
 
     def _derived(self) -> Flow[None]:
-        """What `owns` needs, derived: a password's hash (for coroutines, in a thread)."""
-        if not self._source.prepare():
-            yield from Derive(functools.partial(self._source.prepare, wait=True))
+        """What `owns` needs, derived: a password's hash (for coroutines, in a thread unless it is known)."""
+        yield from Derive(functools.partial(self._source.prepare, wait=True), ready=self._source.prepare)
 
     def _remember(self, token: Token | None) -> None:
         self._token = token
